@@ -1,0 +1,146 @@
+"""Reverse-mode differentiation over the index-form graph, with one rule for every node.
+
+For a node  out[o] = Σ_r f(a_1[i_1], …)  and the cotangent g[o] of its output, the
+cotangent flowing to argument k is itself a map-reduce node:
+
+    ḡ_k[i_k] = Σ_{indices of the node not in i_k}  g[o] · ∂f/∂a_k
+
+with ∂f/∂a_k from sympy. Matmul adjoints (transposed products), unbroadcasting (sums over
+broadcast axes), the broadcast adjoint of a reduction, and transposes all follow from this
+index bookkeeping. Nodes are visited from the objective backwards (the seed derivation's
+order); contributions to a value used more than once are summed.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from .check import gradient_name
+from .ir import Arg, Graph, Node, Origin, arg_index, arg_symbol
+
+
+def _on_path(graph: Graph, objective: Node) -> set[int]:
+    """Ids of nodes that depend on a param and that the objective depends on."""
+    from_params: set[int] = {p.id for p in graph.params}
+    for node in graph.nodes:
+        if node.kind == "op" and node.differentiable and any(
+                a.node.id in from_params for a in node.args):
+            from_params.add(node.id)
+    to_objective: set[int] = {objective.id}
+    for node in reversed(graph.nodes):
+        if node.id in to_objective:
+            to_objective.update(a.node.id for a in node.args)
+    return from_params & to_objective
+
+
+def _constant_body(node: Node) -> sp.Expr | None:
+    """The value of a node with no arguments (a folded constant), else None."""
+    if node.kind == "op" and not node.args and not node.reduce:
+        return node.body
+    return None
+
+
+def _grad_label(objective: Node, node: Node) -> str:
+    return f"d{objective.name}/d{node.name}"
+
+
+def differentiate(graph: Graph) -> Graph:
+    """Append the backward pass for `graph.objective` to `graph`; fills `graph.grads`."""
+    objective = graph.objective
+    on_path = _on_path(graph, objective)
+    contributions: dict[int, list[Node]] = {}
+    seed = graph.add(name=f"_g{len(graph.nodes)}", kind="op", shape=(), body=sp.Integer(1),
+                     role="backward", label=_grad_label(objective, objective),
+                     origin=objective.origin)
+    contributions[objective.id] = [seed]
+    forward_nodes = [n for n in graph.nodes if n.role == "forward"]
+    for node in reversed(forward_nodes):
+        if node.id not in on_path or node.kind != "op":
+            continue
+        g = _accumulate(graph, objective, node, contributions.get(node.id, []))
+        if g is None:
+            continue
+        for k, arg in enumerate(node.args):
+            if arg.node.id not in on_path or arg.node.dtype != "float":
+                continue
+            ct = _adjoint(graph, node, k, g)
+            if ct is not None:
+                contributions.setdefault(arg.node.id, []).append(ct)
+    for p in graph.params:
+        g = _accumulate(graph, objective, p, contributions.get(p.id, []))
+        if g is None:
+            graph.disconnected.append(p.name)
+            g = graph.add(name=gradient_name(objective.name, p.name), kind="op", shape=p.shape,
+                          out=tuple(f"z{k}" for k in range(len(p.shape))),
+                          sizes={f"z{k}": s for k, s in enumerate(p.shape)},
+                          body=sp.Integer(0), role="backward", origin=p.origin)
+        g.name = gradient_name(objective.name, p.name)
+        g.named = True
+        g.label = _grad_label(objective, p)
+        graph.grads[p.name] = g
+    return graph
+
+
+def _accumulate(graph: Graph, objective: Node, node: Node, parts: list[Node]) -> Node | None:
+    """The total cotangent of `node`: its single contribution, or their sum."""
+    if not parts:
+        return None
+    if len(parts) == 1:
+        total = parts[0]
+    else:
+        out = tuple(graph.fresh_index() for _ in node.shape)
+        body = sp.Add(*[arg_symbol(k) for k in range(len(parts))])
+        total = graph.add(name=f"_g{len(graph.nodes)}", kind="op", shape=node.shape, out=out,
+                          args=tuple(Arg(p, out) for p in parts), body=body,
+                          sizes=dict(zip(out, node.shape)), role="backward",
+                          origin=node.origin)
+    if node.named and not total.named and node.kind == "op":
+        total.name = gradient_name(objective.name, node.name)
+        total.named = True
+    total.label = _grad_label(objective, node) if node.named else total.label
+    return total
+
+
+def _adjoint(graph: Graph, node: Node, k: int, g: Node) -> Node | None:
+    """The cotangent node for argument k of `node`, given the cotangent `g` of its output."""
+    if not node.differentiable:
+        return None
+    a_k = arg_symbol(k)
+    derivative = sp.diff(node.body, a_k)
+    if derivative == 0:
+        return None
+    args: list[Arg] = []
+    subs: dict[sp.Symbol, sp.Expr] = {}
+    # Rewrite in terms of the stored output where the node is a pure map (σ' = y(1-y)).
+    if not node.reduce and node.body.has(sp.Function) and derivative.has(node.body):
+        derivative = derivative.subs(node.body, sp.Symbol("_y", real=True))
+    used = sorted((s for s in derivative.free_symbols if arg_index(s) is not None),
+                  key=lambda s: arg_index(s))
+    for s in used:
+        old = node.args[arg_index(s)]
+        subs[s] = arg_symbol(len(args))
+        args.append(old)
+    if derivative.has(sp.Symbol("_y", real=True)):
+        subs[sp.Symbol("_y", real=True)] = arg_symbol(len(args))
+        args.append(Arg(node, node.out))
+    derivative = derivative.xreplace(subs)
+    constant = _constant_body(g)
+    if constant is not None:
+        body = constant * derivative
+    else:
+        body = arg_symbol(len(args)) * derivative
+        args.append(Arg(g, node.out))
+    target = node.args[k]
+    out = tuple(target.idx)
+    loop = [a for a in node.out if a is not None] + list(node.reduce)
+    reduce = tuple(i for i in loop if i not in out)
+    shape = target.node.shape
+    sizes = {i: node.sizes[i] for i in loop}
+    if not any(isinstance(i, str) for i in out) and out and all(i is None for i in out):
+        pass  # a fully broadcast scalar-like read: unit axes only
+    return graph.add(name=f"_g{len(graph.nodes)}", kind="op", shape=shape, out=out,
+                     reduce=reduce, args=tuple(args), body=body, sizes=sizes, role="backward",
+                     label="", origin=node.origin)
+
+
+def origin_of(node: Node) -> Origin | None:
+    return node.origin

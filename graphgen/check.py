@@ -1,0 +1,667 @@
+"""Name resolution, typing and shape checking: `syntax.Spec` → forward `ir.Graph`.
+
+Every expression is lowered to indexed map-reduce nodes (see `ir`); literals fold into node
+bodies. Composite built-ins are lowered here to a few stable nodes (max-shifted exponentials),
+so `autodiff` needs no rule of its own for them. All user-facing checks of meaning (unknown
+names, arity, shapes, types, name collisions with generated code) live here and raise
+`SpecError` at the offending span.
+"""
+from __future__ import annotations
+
+import builtins
+import difflib
+import keyword
+import re
+
+import sympy as sp
+
+from . import ops
+from . import syntax as ast
+from .errors import Span, SpecError
+from .ir import Arg, Graph, Node, Origin, arg_symbol, dim_symbol, index_symbol
+
+# Names the generated module defines or uses itself; a spec name may not shadow them.
+RESERVED = frozenset({
+    "np", "numba", "math", "forward", "backward", "predict", "sgd_step", "value_and_grad",
+    "range", "len", "float", "int", "bool", "min", "max", "abs", "sum", "print", "dict",
+    "tuple", "list", "object", "type", "None", "True", "False", "self", "tape", "lr", "grads",
+    "dtype", "shape", "out", "acc", "dt", "SPEC", "SPEC_HASH", "GRAPHGEN_VERSION", "INPUTS",
+    "PARAMS", "HYPERS", "OUTPUTS", "OBJECTIVE", "DIMS", "float", "object",
+}) | frozenset(dir(builtins))
+_LOOP_INDEX = re.compile(r"i\d+\Z")
+_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+def gradient_name(objective: str, name: str) -> str:
+    """The generated name of dObjective/dname (one place decides it: `dJ_dW1`)."""
+    return f"d{objective}_d{name}"
+
+
+class _Checker:
+    def __init__(self, spec: ast.Spec):
+        self.spec = spec
+        self.graph = Graph(spec.file, spec.text)
+        self.env: dict[str, Node] = {}
+        self.fns: dict[str, tuple[tuple[sp.Symbol, ...], sp.Expr]] = {}
+        self.defined_at: dict[str, Span] = {}
+        self.origin: Origin | None = None
+        self.stmt_role = "value"
+
+    # ------------------------------------------------------------------ names
+    def check_new_name(self, name: ast.Name, what: str) -> None:
+        n = name.id
+        if not _IDENT.match(n):
+            raise SpecError(f"{what} name {n!r} may not start with '_'", name.span,
+                            "names starting with '_' are reserved for generated code")
+        if keyword.iskeyword(n) or keyword.issoftkeyword(n):
+            raise SpecError(f"{n!r} is a Python keyword and cannot be a {what} name", name.span,
+                            f"rename it, e.g. {n}_")
+        if n in ops.BUILTIN_NAMES:
+            raise SpecError(f"{n!r} is a built-in function and cannot be a {what} name",
+                            name.span, f"rename it, e.g. {n}_")
+        if n in RESERVED or _LOOP_INDEX.match(n):
+            raise SpecError(f"{what} name {n!r} would collide with a name in the generated code",
+                            name.span, f"rename it, e.g. {n}_")
+        if n in self.defined_at or n in self.fns:
+            prev = self.defined_at.get(n)
+            where = f" (first defined on line {prev.line})" if prev else ""
+            raise SpecError(f"{n!r} is already defined{where}", name.span,
+                            "each name is defined once; pick a new name")
+
+    def define(self, name: ast.Name) -> None:
+        self.defined_at[name.id] = name.span
+
+    # ------------------------------------------------------------------ declarations
+    def declare_dims(self, dims: tuple) -> tuple:
+        shape = []
+        for d in dims:
+            if d.name is None:
+                shape.append(d.size)
+                continue
+            if d.name in self.env or d.name in self.fns:
+                raise SpecError(f"dimension {d.name!r} has the name of a value", d.span,
+                                "dimension names and value names must differ")
+            if d.name not in self.graph.dims:
+                if keyword.iskeyword(d.name) or d.name in RESERVED or d.name.startswith("_") \
+                        or _LOOP_INDEX.match(d.name) or d.name in ops.BUILTIN_NAMES:
+                    raise SpecError(f"dimension name {d.name!r} would collide with a name in the "
+                                    "generated code", d.span, f"rename it, e.g. {d.name}_")
+                self.graph.dims.append(d.name)
+            shape.append(d.name)
+        return tuple(shape)
+
+    def run(self) -> Graph:
+        g = self.graph
+        minimize: ast.Minimize | None = None
+        outputs: list[ast.Name] = []
+        for st in self.spec.statements:
+            self.origin = Origin(st.span, _source(st))
+            if isinstance(st, ast.Declare):
+                self.check_new_name(st.name, st.kind)
+                if st.name.id in g.dims:
+                    raise SpecError(f"{st.name.id!r} is already a dimension name", st.name.span)
+                shape = self.declare_dims(st.dims)
+                node = g.add(name=st.name.id, kind=st.kind, shape=shape, dtype=st.dtype,
+                             named=True, label=st.name.id, origin=self.origin)
+                (g.inputs if st.kind == "input" else g.params).append(node)
+                self.env[st.name.id] = node
+                self.define(st.name)
+            elif isinstance(st, ast.Hyper):
+                self.check_new_name(st.name, "hyperparameter")
+                node = g.add(name=st.name.id, kind="hyper", shape=(), named=True,
+                             label=st.name.id, origin=self.origin, default=st.value)
+                g.hypers.append(node)
+                self.env[st.name.id] = node
+                self.define(st.name)
+            elif isinstance(st, ast.FnDef):
+                self.check_new_name(st.name, "function")
+                self.define_fn(st)
+            elif isinstance(st, ast.Assign):
+                self.check_new_name(st.target, "variable")
+                if st.target.id in g.dims:
+                    raise SpecError(f"{st.target.id!r} is already a dimension name",
+                                    st.target.span)
+                value = self.expr(st.value)
+                node = self.as_node(value, st.value.span)
+                if node.is_leaf or node.named:  # an alias: give the name its own node
+                    node = self.map_node(lambda a: a, [node])
+                node.name = node.label = st.target.id
+                node.named = True
+                self.env[st.target.id] = node
+                g.variables[st.target.id] = node
+                self.define(st.target)
+            elif isinstance(st, ast.Minimize):
+                if minimize is not None:
+                    raise SpecError("a spec has exactly one 'minimize'", st.span,
+                                    f"the objective is already {minimize.name.id!r} "
+                                    f"(line {minimize.span.line})")
+                minimize = st
+            elif isinstance(st, ast.Output):
+                outputs.extend(st.names)
+        self.finish(minimize, outputs)
+        return g
+
+    def finish(self, minimize: ast.Minimize | None, outputs: list[ast.Name]) -> None:
+        g = self.graph
+        if minimize is None:
+            last = self.spec.text.replace("\r\n", "\n").rstrip("\n").count("\n") + 1
+            raise SpecError("the spec has no 'minimize' statement",
+                            Span(self.spec.file, last, 1, 2, ""),
+                            "add a line 'minimize NAME' naming the scalar objective")
+        target = self.lookup(minimize.name)
+        if target.kind != "op":
+            raise SpecError(f"the objective {minimize.name.id!r} must be computed, not declared",
+                            minimize.name.span)
+        if target.shape != ():
+            raise SpecError(f"the objective {minimize.name.id!r} must be a scalar, but its shape "
+                            f"is {_fmt_shape(target.shape)}", minimize.name.span,
+                            f"reduce it, e.g. minimize with sum({minimize.name.id}) or "
+                            f"mean({minimize.name.id})")
+        if not g.params:
+            raise SpecError("the spec declares no 'param' to differentiate",
+                            minimize.span, "declare the trainable arrays with 'param NAME[dims]'")
+        g.objective = target
+        seen = set()
+        for name in outputs:
+            node = self.lookup(name)
+            if node.kind == "hyper":
+                raise SpecError(f"hyperparameter {name.id!r} cannot be an output", name.span)
+            if name.id in seen:
+                raise SpecError(f"{name.id!r} is listed as an output twice", name.span)
+            seen.add(name.id)
+            g.outputs.append(node)
+        # Gradient names must not collide with user names.
+        for p in g.params:
+            gname = gradient_name(target.name, p.name)
+            if gname in self.defined_at:
+                raise SpecError(f"name {gname!r} would collide with the generated gradient of "
+                                f"{p.name!r}", self.defined_at[gname], f"rename it, e.g. {gname}_")
+        for v in g.variables.values():
+            gname = gradient_name(target.name, v.name)
+            if gname in self.defined_at:
+                raise SpecError(f"name {gname!r} would collide with the generated gradient of "
+                                f"{v.name!r}", self.defined_at[gname], f"rename it, e.g. {gname}_")
+
+    def lookup(self, name: ast.Name) -> Node:
+        if name.id in self.env:
+            return self.env[name.id]
+        if name.id in self.fns or name.id in ops.BUILTIN_NAMES:
+            raise SpecError(f"{name.id!r} is a function; call it with arguments", name.span)
+        if name.id in self.graph.dims:
+            raise SpecError(f"{name.id!r} is a dimension, not a value", name.span,
+                            "dimensions are sizes bound from the arrays; they cannot be used in "
+                            "expressions")
+        known = list(self.env) + list(self.fns)
+        close = difflib.get_close_matches(name.id, known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else \
+            "declare it (input/param/hyper) or assign it before this line"
+        raise SpecError(f"unknown name {name.id!r}", name.span, hint)
+
+    # ------------------------------------------------------------------ fn definitions
+    def define_fn(self, st: ast.FnDef) -> None:
+        symbols = []
+        seen = set()
+        for p in st.params:
+            if p.id in seen:
+                raise SpecError(f"parameter {p.id!r} appears twice", p.span)
+            if not _IDENT.match(p.id) or keyword.iskeyword(p.id):
+                raise SpecError(f"invalid parameter name {p.id!r}", p.span)
+            seen.add(p.id)
+            symbols.append(sp.Symbol(f"_p_{p.id}", real=True))
+        local = {p.id: s for p, s in zip(st.params, symbols)}
+        body = self.scalar_expr(st.body, local)
+        if not body.free_symbols <= set(symbols):  # pragma: no cover - guarded in scalar_expr
+            raise SpecError("function body uses names other than its parameters", st.body.span)
+        self.fns[st.name.id] = (tuple(symbols), body)
+        self.define(st.name)
+
+    def scalar_expr(self, e, local: dict[str, sp.Symbol]) -> sp.Expr:
+        """A fn body: elementwise arithmetic of its parameters, numbers and elementwise calls."""
+        if isinstance(e, ast.Number):
+            return _number(e)
+        if isinstance(e, ast.Name):
+            if e.id in local:
+                return local[e.id]
+            if e.id in self.env:
+                raise SpecError(f"a fn body can only use its own parameters, not {e.id!r}",
+                                e.span, "pass it as an argument")
+            raise SpecError(f"unknown name {e.id!r} in fn body", e.span)
+        if isinstance(e, ast.Unary):
+            return -self.scalar_expr(e.operand, local)
+        if isinstance(e, ast.BinOp):
+            if e.op == "@":
+                raise SpecError("'@' is not elementwise and cannot be used in a fn body", e.span)
+            a, b = self.scalar_expr(e.left, local), self.scalar_expr(e.right, local)
+            return _BINARY[e.op](a, b)
+        if isinstance(e, ast.Call):
+            fname = e.func.id
+            args = [self.scalar_expr(a, local) for a in e.args]
+            if e.kwargs:
+                raise SpecError(f"{fname}() takes no keyword arguments here", e.kwargs[0].span)
+            return self.apply_scalar_fn(e, fname, args)
+        if isinstance(e, ast.Transpose):
+            raise SpecError("'.T' is not elementwise and cannot be used in a fn body", e.span)
+        raise SpecError("a string is not a value", e.span)
+
+    def apply_scalar_fn(self, call: ast.Call, fname: str, args: list[sp.Expr]) -> sp.Expr:
+        if fname in ops.ELEMENTWISE:
+            op = ops.ELEMENTWISE[fname]
+            self.check_arity(call, op.arity)
+            return op.build(*args)
+        if fname in self.fns:
+            params, body = self.fns[fname]
+            self.check_arity(call, len(params))
+            return body.xreplace(dict(zip(params, args)))
+        if fname in ops.STRUCTURAL:
+            raise SpecError(f"{fname}() is not elementwise and cannot be used in a fn body",
+                            call.func.span)
+        raise self.unknown_function(call.func)
+
+    def unknown_function(self, func: ast.Name) -> SpecError:
+        known = sorted(ops.BUILTIN_NAMES | set(self.fns))
+        close = difflib.get_close_matches(func.id, known, n=1)
+        hint = f"did you mean {close[0]}()?" if close else \
+            "built-ins are listed in docs/language.md; define your own with 'fn'"
+        return SpecError(f"unknown function {func.id!r}", func.span, hint)
+
+    @staticmethod
+    def check_arity(call: ast.Call, arity: int) -> None:
+        if len(call.args) != arity:
+            s = "" if arity == 1 else "s"
+            raise SpecError(f"{call.func.id}() takes {arity} argument{s}, "
+                            f"got {len(call.args)}", call.span)
+
+    # ------------------------------------------------------------------ expressions
+    def expr(self, e):
+        """Lower an expression: returns a Node or a sympy number (a folded literal)."""
+        if isinstance(e, ast.Number):
+            return _number(e)
+        if isinstance(e, ast.Name):
+            node = self.lookup(e)
+            return node
+        if isinstance(e, ast.String):
+            raise SpecError("a string is only allowed as the first argument of einsum", e.span)
+        if isinstance(e, ast.Unary):
+            v = self.expr(e.operand)
+            return -v if isinstance(v, sp.Expr) else self.elementwise(lambda a: -a, [v], e)
+        if isinstance(e, ast.Transpose):
+            v = self.expr(e.operand)
+            if isinstance(v, sp.Expr):
+                return v
+            self.require_float(v, e.operand.span)
+            return self.transpose(v)
+        if isinstance(e, ast.BinOp):
+            left, right = self.expr(e.left), self.expr(e.right)
+            if e.op == "@":
+                return self.matmul(left, right, e)
+            if isinstance(left, sp.Expr) and isinstance(right, sp.Expr):
+                return _BINARY[e.op](left, right)
+            return self.elementwise(_BINARY[e.op], [left, right], e)
+        if isinstance(e, ast.Call):
+            return self.call(e)
+        raise SpecError("unsupported expression", e.span)  # pragma: no cover
+
+    def require_float(self, v, span: Span) -> None:
+        if isinstance(v, Node) and v.dtype == "int":
+            raise SpecError(f"integer input {v.name!r} cannot be used in arithmetic", span,
+                            "integer data can only be the labels argument of cross_entropy")
+
+    def as_node(self, v, span: Span) -> Node:
+        if isinstance(v, Node):
+            self.require_float(v, span)
+            return v
+        return self.map_node(lambda: v, [])
+
+    def map_node(self, fn, nodes: list[Node], shape=None) -> Node:
+        """A pure elementwise node over `nodes` with NumPy broadcasting (shapes pre-checked)."""
+        g = self.graph
+        shape = shape if shape is not None else _broadcast_shapes([n.shape for n in nodes])
+        out = tuple(g.fresh_index() for _ in shape)
+        sizes = dict(zip(out, shape))
+        args = []
+        for n in nodes:
+            offset = len(shape) - len(n.shape)
+            idx = tuple(None if (s == 1 and shape[offset + k] != 1) else out[offset + k]
+                        for k, s in enumerate(n.shape))
+            args.append(Arg(n, idx))
+        body = fn(*[arg_symbol(k) for k in range(len(nodes))])
+        return g.add(name=f"_t{len(g.nodes)}", kind="op", shape=tuple(shape), out=out,
+                     args=tuple(args), body=sp.sympify(body), sizes=sizes, origin=self.origin)
+
+    def elementwise(self, fn, operands: list, e) -> Node:
+        """fn applied to Nodes and folded literals, with broadcasting checked at `e`."""
+        nodes = [v for v in operands if isinstance(v, Node)]
+        for v, sub in zip(operands, _operand_spans(e)):
+            if isinstance(v, Node):
+                self.require_float(v, sub)
+        try:
+            _broadcast_shapes([n.shape for n in nodes])
+        except ValueError:
+            shapes = " and ".join(_fmt_shape(n.shape) for n in nodes)
+            raise SpecError(f"shapes {shapes} cannot be broadcast together", e.span,
+                            "trailing dimensions must match or be 1") from None
+        it = iter(range(len(nodes)))
+        slots = [None if isinstance(v, Node) else v for v in operands]
+        positions = [i for i, v in enumerate(operands) if isinstance(v, Node)]
+
+        def body(*syms):
+            vals = list(slots)
+            for pos, s in zip(positions, syms):
+                vals[pos] = s
+            return fn(*vals)
+
+        del it
+        return self.map_node(body, nodes)
+
+    def transpose(self, v: Node) -> Node:
+        g = self.graph
+        if len(v.shape) < 2:
+            return v
+        out = tuple(g.fresh_index() for _ in v.shape)
+        shape = tuple(reversed(v.shape))
+        return g.add(name=f"_t{len(g.nodes)}", kind="op", shape=shape, out=out,
+                     args=(Arg(v, tuple(reversed(out))),), body=arg_symbol(0),
+                     sizes=dict(zip(out, shape)), origin=self.origin)
+
+    def matmul(self, a, b, e: ast.BinOp) -> Node:
+        for v, side in ((a, e.left), (b, e.right)):
+            if not isinstance(v, Node):
+                raise SpecError("'@' needs arrays on both sides; use '*' for a number", side.span)
+            self.require_float(v, side.span)
+            if len(v.shape) not in (1, 2):
+                raise SpecError(f"'@' takes 1-D or 2-D operands, got {_fmt_shape(v.shape)}",
+                                side.span, "use einsum for other contractions")
+        ka, kb = a.shape[-1], b.shape[0]
+        if ka != kb:
+            hint = None
+            if len(b.shape) == 2 and b.shape[1] == ka:
+                hint = "did you mean to transpose the right operand ('.T')?"
+            elif len(a.shape) == 2 and a.shape[0] == kb:
+                hint = "did you mean to transpose the left operand ('.T')?"
+            raise SpecError(f"matmul shapes do not match: {_fmt_shape(a.shape)} @ "
+                            f"{_fmt_shape(b.shape)} (inner dimensions {ka} and {kb} differ)",
+                            e.span, hint)
+        g = self.graph
+        k = g.fresh_index()
+        ia = (g.fresh_index(),) if len(a.shape) == 2 else ()
+        jb = (g.fresh_index(),) if len(b.shape) == 2 else ()
+        out = ia + jb
+        shape = a.shape[:-1] + b.shape[1:]
+        sizes = dict(zip(out, shape))
+        sizes[k] = ka
+        return g.add(name=f"_t{len(g.nodes)}", kind="op", shape=shape, out=out, reduce=(k,),
+                     args=(Arg(a, ia + (k,)), Arg(b, (k,) + jb)),
+                     body=arg_symbol(0) * arg_symbol(1), sizes=sizes, origin=self.origin)
+
+    # ------------------------------------------------------------------ calls
+    def call(self, e: ast.Call):
+        fname = e.func.id
+        if fname in ops.ELEMENTWISE or fname in self.fns:
+            if e.kwargs:
+                raise SpecError(f"{fname}() takes no keyword arguments", e.kwargs[0].span)
+            operands = [self.expr(a) for a in e.args]
+            arity = ops.ELEMENTWISE[fname].arity if fname in ops.ELEMENTWISE \
+                else len(self.fns[fname][0])
+            self.check_arity(e, arity)
+            if all(isinstance(v, sp.Expr) for v in operands):
+                return self.apply_scalar_fn(e, fname, operands)
+            return self.elementwise(lambda *s: self.apply_scalar_fn(e, fname, list(s)),
+                                    operands, e)
+        if fname not in ops.STRUCTURAL:
+            raise self.unknown_function(e.func)
+        arity, allowed, _ = ops.STRUCTURAL[fname]
+        kwargs = {}
+        for kw in e.kwargs:
+            if kw.name not in allowed:
+                ok = ", ".join(allowed) or "none"
+                raise SpecError(f"{fname}() got an unexpected keyword {kw.name!r}", kw.span,
+                                f"keywords it takes: {ok}")
+            if kw.name in kwargs:
+                raise SpecError(f"keyword {kw.name!r} given twice", kw.span)
+            kwargs[kw.name] = kw
+        if fname == "einsum":
+            return self.einsum(e)
+        self.check_arity(e, arity)
+        if fname == "cross_entropy":
+            return self.cross_entropy(e)
+        x = self.expr(e.args[0])
+        if not isinstance(x, Node):
+            raise SpecError(f"{fname}() needs an array argument", e.args[0].span)
+        self.require_float(x, e.args[0].span)
+        keepdims = self.bool_kw(kwargs.get("keepdims"), False)
+        default_axis = -1 if fname == "softmax" else None
+        axes = self.axis_kw(kwargs.get("axis"), x, default_axis)
+        if fname in ("sum", "mean"):
+            return self.reduce_sum(x, axes, keepdims, mean=(fname == "mean"))
+        if fname == "logsumexp":
+            return self.logsumexp(x, axes, keepdims)
+        return self.softmax(x, axes)
+
+    def bool_kw(self, kw: ast.Keyword | None, default: bool) -> bool:
+        if kw is None:
+            return default
+        if isinstance(kw.value, ast.Name) and kw.value.id in ("True", "False"):
+            return kw.value.id == "True"
+        raise SpecError(f"{kw.name}= must be True or False", kw.value.span)
+
+    def axis_kw(self, kw: ast.Keyword | None, x: Node, default) -> tuple[int, ...]:
+        rank = len(x.shape)
+        if kw is None:
+            return tuple(range(rank)) if default is None else (default % max(rank, 1),)
+        v = kw.value
+        sign = 1
+        if isinstance(v, ast.Unary):
+            sign, v = -1, v.operand
+        if not (isinstance(v, ast.Number) and v.is_int):
+            raise SpecError("axis= must be an integer", kw.value.span)
+        axis = sign * int(v.value)
+        if not -rank <= axis < rank:
+            raise SpecError(f"axis {axis} is out of range for an array of shape "
+                            f"{_fmt_shape(x.shape)}", kw.value.span,
+                            f"valid axes are {-rank}..{rank - 1}" if rank else
+                            "a scalar has no axes")
+        return (axis % rank,)
+
+    def reduce_sum(self, x: Node, axes, keepdims: bool, mean: bool) -> Node:
+        g = self.graph
+        idx = tuple(g.fresh_index() for _ in x.shape)
+        sizes = dict(zip(idx, x.shape))
+        reduce = tuple(idx[a] for a in axes)
+        out = tuple((None if keepdims else "drop") if k in axes else idx[k]
+                    for k in range(len(idx)))
+        out = tuple(a for a in out if a != "drop")
+        shape = tuple(sizes[a] if a is not None else 1 for a in out)
+        body = arg_symbol(0)
+        if mean:
+            count = sp.Integer(1)
+            for a in axes:
+                s = x.shape[a]
+                count *= dim_symbol(s) if isinstance(s, str) else sp.Integer(s)
+            body = body / count
+        return g.add(name=f"_t{len(g.nodes)}", kind="op", shape=shape, out=out, reduce=reduce,
+                     args=(Arg(x, idx),), body=body, sizes=sizes, origin=self.origin)
+
+    def logsumexp(self, x: Node, axes, keepdims: bool) -> Node:
+        """max-shifted: m = stop_gradient(max(x)); log(sum(exp(x - m))) + m."""
+        g = self.graph
+        idx = tuple(g.fresh_index() for _ in x.shape)
+        sizes = dict(zip(idx, x.shape))
+        reduce = tuple(idx[a] for a in axes)
+        kept = tuple(None if k in axes else idx[k] for k in range(len(idx)))
+        kshape = tuple(1 if a is None else sizes[a] for a in kept)
+        shift = g.add(name=f"_t{len(g.nodes)}", kind="op", shape=kshape, out=kept, reduce=reduce,
+                      reducer="max", args=(Arg(x, idx),), body=arg_symbol(0), sizes=dict(sizes),
+                      differentiable=False, origin=self.origin)
+        total = g.add(name=f"_t{len(g.nodes)}", kind="op", shape=kshape, out=kept, reduce=reduce,
+                      args=(Arg(x, idx), Arg(shift, kept)),
+                      body=sp.exp(arg_symbol(0) - arg_symbol(1)), sizes=dict(sizes),
+                      origin=self.origin)
+        lse = self.map_node(lambda s, m: sp.log(s) + m, [total, shift])
+        if keepdims:
+            return lse
+        out = tuple(a for a in lse.out if a is not None) if False else None
+        # drop the unit axes with an identity re-indexing
+        keep_out = tuple(g.fresh_index() for k in range(len(idx)) if k not in axes)
+        it = iter(keep_out)
+        read = tuple(None if k in axes else next(it) for k in range(len(idx)))
+        del out
+        return g.add(name=f"_t{len(g.nodes)}", kind="op",
+                     shape=tuple(x.shape[k] for k in range(len(idx)) if k not in axes),
+                     out=keep_out, args=(Arg(lse, read),), body=arg_symbol(0),
+                     sizes={a: x.shape[k] for a, k in zip(keep_out, [k for k in range(len(idx))
+                                                                       if k not in axes])},
+                     origin=self.origin)
+
+    def softmax(self, x: Node, axes) -> Node:
+        lse = self.logsumexp(x, axes, keepdims=True)
+        return self.map_node(lambda a, m: sp.exp(a - m), [x, lse])
+
+    def cross_entropy(self, e: ast.Call) -> Node:
+        logits = self.expr(e.args[0])
+        labels_expr = e.args[1]
+        if not isinstance(logits, Node) or len(logits.shape) not in (1, 2):
+            raise SpecError("cross_entropy() needs logits of shape [n, q] (or [q])",
+                            e.args[0].span)
+        self.require_float(logits, e.args[0].span)
+        if not isinstance(labels_expr, ast.Name):
+            raise SpecError("the labels of cross_entropy() must be an integer input",
+                            labels_expr.span, "declare it with 'input y[n]: int'")
+        labels = self.lookup(labels_expr)
+        if labels.dtype != "int":
+            raise SpecError(f"the labels of cross_entropy() must be an integer input; "
+                            f"{labels.name!r} is float", labels_expr.span,
+                            f"declare it with 'input {labels.name}[...]: int'")
+        if labels.shape != logits.shape[:-1]:
+            raise SpecError(f"labels of shape {_fmt_shape(labels.shape)} do not match logits "
+                            f"of shape {_fmt_shape(logits.shape)}", labels_expr.span,
+                            "labels have one entry per row of the logits")
+        q = logits.shape[-1]
+        if labels.label_range is not None and labels.label_range != q:
+            raise SpecError(f"labels {labels.name!r} are used with {labels.label_range} and "
+                            f"{q} classes", labels_expr.span)
+        labels.label_range = q
+        lse = self.logsumexp(logits, (len(logits.shape) - 1,), keepdims=False)
+        g = self.graph
+        idx = tuple(g.fresh_index() for _ in logits.shape)
+        sizes = dict(zip(idx, logits.shape))
+        picked = g.add(name=f"_t{len(g.nodes)}", kind="op", shape=logits.shape[:-1],
+                       out=idx[:-1], reduce=idx[-1:],
+                       args=(Arg(logits, idx), Arg(labels, idx[:-1])),
+                       body=arg_symbol(0) * ops.label_is(arg_symbol(1), index_symbol(idx[-1])),
+                       sizes=sizes, origin=self.origin)
+        return self.map_node(lambda a, b: a - b, [lse, picked])
+
+    def einsum(self, e: ast.Call) -> Node:
+        if not e.args or not isinstance(e.args[0], ast.String):
+            raise SpecError("einsum() takes a subscripts string first, e.g. "
+                            "einsum(\"ij,jk->ik\", a, b)", e.span)
+        sub_span = e.args[0].span
+        subs = e.args[0].value.replace(" ", "")
+        operands = [self.expr(a) for a in e.args[1:]]
+        for v, a in zip(operands, e.args[1:]):
+            if not isinstance(v, Node):
+                raise SpecError("einsum() operands must be arrays", a.span)
+            self.require_float(v, a.span)
+        if "->" in subs:
+            lhs, rhs = subs.split("->", 1)
+        else:
+            lhs = subs
+            letters = lhs.replace(",", "")
+            rhs = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+        terms = lhs.split(",")
+        if not re.fullmatch(r"[A-Za-z]*", rhs) or not all(re.fullmatch(r"[A-Za-z]*", t)
+                                                         for t in terms):
+            raise SpecError(f"invalid einsum subscripts {subs!r}", sub_span,
+                            "use letters, commas and one '->', e.g. \"ij,jk->ik\"")
+        if len(terms) != len(operands):
+            raise SpecError(f"einsum subscripts name {len(terms)} operands but "
+                            f"{len(operands)} were given", sub_span)
+        sizes: dict[str, object] = {}
+        for t, v, a in zip(terms, operands, e.args[1:]):
+            if len(t) != len(v.shape):
+                raise SpecError(f"einsum term {t!r} has {len(t)} indices but the operand has "
+                                f"shape {_fmt_shape(v.shape)}", a.span)
+            if len(set(t)) != len(t):
+                raise SpecError(f"einsum term {t!r} repeats an index (a diagonal), which is not "
+                                "supported", sub_span)
+            for c, s in zip(t, v.shape):
+                if sizes.setdefault(c, s) != s:
+                    raise SpecError(f"einsum index {c!r} has size {sizes[c]} and {s}", a.span)
+        if len(set(rhs)) != len(rhs) or any(c not in sizes for c in rhs):
+            raise SpecError(f"einsum output {rhs!r} must use distinct indices of the inputs",
+                            sub_span)
+        g = self.graph
+        names = {c: g.fresh_index() for c in sizes}
+        out = tuple(names[c] for c in rhs)
+        reduce = tuple(names[c] for c in sizes if c not in rhs)
+        body = sp.Integer(1)
+        for k in range(len(operands)):
+            body = body * arg_symbol(k)
+        return g.add(name=f"_t{len(g.nodes)}", kind="op", shape=tuple(sizes[c] for c in rhs),
+                     out=out, reduce=reduce,
+                     args=tuple(Arg(v, tuple(names[c] for c in t))
+                                for t, v in zip(terms, operands)),
+                     body=body, sizes={names[c]: s for c, s in sizes.items()},
+                     origin=self.origin)
+
+
+# ----------------------------------------------------------------------------- helpers
+_BINARY = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
+    "**": lambda a, b: a ** b,
+}
+
+
+def _number(e: ast.Number) -> sp.Expr:
+    if e.is_int:
+        return sp.Integer(int(float(e.value))) if e.value < 2 ** 53 else sp.Float(e.value)
+    return sp.Float(e.value) if e.value != int(e.value) or e.value >= 2 ** 53 \
+        else sp.Integer(int(e.value))
+
+
+def _operand_spans(e) -> list[Span]:
+    if isinstance(e, ast.BinOp):
+        return [e.left.span, e.right.span]
+    if isinstance(e, ast.Unary):
+        return [e.operand.span]
+    if isinstance(e, ast.Call):
+        return [a.span for a in e.args]
+    return []
+
+
+def _broadcast_shapes(shapes: list[tuple]) -> tuple:
+    rank = max((len(s) for s in shapes), default=0)
+    out = []
+    for k in range(rank):
+        size = 1
+        for s in shapes:
+            j = k - (rank - len(s))
+            if j < 0:
+                continue
+            d = s[j]
+            if d == 1:
+                continue
+            if size == 1:
+                size = d
+            elif size != d:
+                raise ValueError("incompatible")
+        out.append(size)
+    return tuple(out)
+
+
+def _fmt_shape(shape: tuple) -> str:
+    return "[" + ", ".join(str(s) for s in shape) + "]" if shape else "scalar"
+
+
+def _source(st) -> str:
+    text = st.span.text
+    code = text.split("#", 1)[0].strip()
+    return code
+
+
+def check(spec: ast.Spec) -> Graph:
+    """Resolve, type and shape-check a parsed spec; returns the forward graph."""
+    return _Checker(spec).run()

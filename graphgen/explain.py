@@ -1,0 +1,202 @@
+"""Explanations for people: the derivation as equations (`show`) and the graph as DOT.
+
+Equations are printed from scheduled programs, so what `show` prints is what the generated
+code computes: one line per materialized value, named like the hand derivation (`dJ/dW1`).
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.str import StrPrinter
+
+from . import ops
+from .ir import Graph, Node, arg_symbol, index_symbol
+from .schedule import Program, Step
+
+_LETTERS = "ijklmnpqrstuvwabcefgh"
+
+
+def display_name(node: Node) -> str:
+    return node.label or node.name
+
+
+def fmt_shape(shape: tuple) -> str:
+    return "[" + ", ".join(str(s) for s in shape) + "]" if shape else "scalar"
+
+
+class _MathPrinter(StrPrinter):
+    def _print_Heaviside(self, e):
+        x = self._print(e.args[0])
+        h0 = e.args[1] if len(e.args) > 1 else sp.S.Half
+        if h0 == 0:
+            return f"({x} > 0)"
+        return f"step({x}, at0={h0})"
+
+    def _print_label_is(self, e):
+        return f"[{self._print(e.args[0])} == {self._print(e.args[1])}]"
+
+    def _print_Symbol(self, e):
+        return e.name
+
+
+def _index_names(step_node: Node) -> dict[str, str]:
+    loop = [i for i in step_node.out if i is not None] + list(step_node.reduce)
+    return {i: _LETTERS[k % len(_LETTERS)] + ("" if k < len(_LETTERS) else str(k))
+            for k, i in enumerate(loop)}
+
+
+def _arg_display(node: Node, k: int, names: dict[str, str], inline: dict[int, str],
+                 indexed: bool) -> str:
+    a = node.args[k]
+    base = inline.get(a.node.id, display_name(a.node))
+    if not a.idx:
+        return base
+    if not indexed:
+        out = [i for i in node.out]
+        if list(a.idx) == out[len(out) - len(a.idx):]:
+            return base
+        if len(a.idx) == 2 and list(a.idx) == list(reversed(out)):
+            return f"{base}.T"
+    return base + "[" + ", ".join("0" if i is None else names[i] for i in a.idx) + "]"
+
+
+def equation(step: Step, inline: dict[int, str]) -> str:
+    """The right-hand side of a step, as a person would write it."""
+    node = step.node
+    if step.kind == "dot":
+        d = step.dot
+        left = inline.get(d["left"].id, display_name(d["left"])) + (".T" if d["left_t"] else "")
+        right = inline.get(d["right"].id, display_name(d["right"])) + (".T" if d["right_t"] else "")
+        text = f"{left} @ {right}"
+        coef = d["coef"]
+        if coef != 1:
+            text = f"{_MathPrinter().doprint(_named(coef, node, {}, inline, False))} * ({text})"
+        return text
+    names = _index_names(node)
+    indexed = bool(node.reduce) or any(
+        a.idx and _arg_display(node, k, names, inline, False).endswith("]")
+        for k, a in enumerate(node.args))
+    body = _named(node.body, node, names, inline, indexed)
+    text = _MathPrinter().doprint(body)
+    if node.reduce:
+        op = "Σ" if node.reducer == "sum" else "max"
+        text = f"{op}_{''.join(names[r] for r in node.reduce)} {text}"
+    return text
+
+
+def _named(expr, node: Node, names, inline, indexed) -> sp.Expr:
+    subs = {arg_symbol(k): sp.Symbol(_arg_display(node, k, names, inline, indexed))
+            for k in range(len(node.args))}
+    subs.update({index_symbol(i): sp.Symbol(n) for i, n in names.items()})
+    return expr.xreplace(subs)
+
+
+def lhs(step: Step) -> str:
+    node = step.node
+    if step.writes is not None:
+        return node.name
+    name = display_name(node)
+    if step.kind == "loop" and (node.reduce or _has_indexed_reads(step)):
+        names = _index_names(node)
+        if node.out:
+            return name + "[" + ", ".join("0" if i is None else names[i] for i in node.out) + "]"
+    return name
+
+
+def _has_indexed_reads(step: Step) -> bool:
+    node = step.node
+    names = _index_names(node)
+    return any(a.idx and _arg_display(node, k, names, {}, False).endswith("]")
+               for k, a in enumerate(node.args))
+
+
+def program_equations(program: Program, role: str | None = None,
+                      include_inlined: bool = False) -> list[tuple[Step, str]]:
+    """(step, 'lhs = rhs') for each step; single-use unnamed dot results are shown inline in
+    their consumer (and listed themselves only with `include_inlined`)."""
+    uses: dict[int, int] = {}
+    for s in program.steps:
+        for a in s.node.args:
+            uses[a.node.id] = uses.get(a.node.id, 0) + 1
+    root_ids = {r.id for r in program.roots}
+    inline: dict[int, str] = {}
+    out = []
+    for s in program.steps:
+        text = equation(s, inline)
+        hidden = (s.kind == "dot" and not s.node.named and uses.get(s.node.id) == 1
+                  and s.node.id not in root_ids)
+        if hidden:
+            inline[s.node.id] = f"({text})"
+        if (role is None or s.node.role == role) and (include_inlined or not hidden):
+            out.append((s, f"{lhs(s)} = {text}"))
+    return out
+
+
+def derivation_text(graph: Graph, program: Program) -> str:
+    """Forward statements as written, then the derived backward equations, with shapes."""
+    lines = ["Forward:"]
+    for name, node in graph.variables.items():
+        src = node.origin.source if node.origin else name
+        lines.append(f"    {src:<48} {fmt_shape(node.shape)}")
+    lines.append(f"Backward (reverse mode, from the objective {graph.objective.name}):")
+    for step, eq in program_equations(program, role="backward"):
+        lines.append(f"    {eq:<48} {fmt_shape(step.node.shape)}")
+    if graph.disconnected:
+        lines.append("Disconnected (zero gradient): " + ", ".join(graph.disconnected))
+    return "\n".join(lines)
+
+
+def to_dot(graph: Graph) -> str:
+    """Graphviz DOT of the forward graph: variables as boxes, operations as circles."""
+    out = ["digraph graphgen {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
+    shown: dict[int, str] = {}
+
+    def var_id(n: Node) -> str:
+        return f"v{n.id}"
+
+    for n in graph.leaves:
+        color = {"input": "lightblue", "param": "lightyellow", "hyper": "lightgrey"}[n.kind]
+        out.append(f'  {var_id(n)} [shape=box, style=filled, fillcolor={color}, '
+                   f'label="{n.name}\\n{n.kind} {fmt_shape(n.shape)}"];')
+        shown[n.id] = var_id(n)
+    for n in graph.nodes:
+        if n.kind == "op" and n.role == "forward" and n.named:
+            out.append(f'  {var_id(n)} [shape=box, label="{n.name}\\n{fmt_shape(n.shape)}"];')
+            shown[n.id] = var_id(n)
+    # One operation circle per user statement, linking the named values it reads.
+    for name, n in graph.variables.items():
+        op = f"op{n.id}"
+        label = _op_label(n)
+        out.append(f'  {op} [shape=circle, label="{label}"];')
+        for src in sorted(_named_sources(n), key=lambda m: m.id):
+            out.append(f"  {shown[src.id]} -> {op};")
+        out.append(f"  {op} -> {var_id(n)};")
+    out.append(f'  {var_id(graph.objective)} [shape=box, peripheries=2];')
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _named_sources(n: Node) -> set[Node]:
+    found: set[Node] = set()
+    stack = [a.node for a in n.args]
+    seen = set()
+    while stack:
+        m = stack.pop()
+        if m.id in seen:
+            continue
+        seen.add(m.id)
+        if m.named or m.kind != "op":
+            found.add(m)
+        else:
+            stack.extend(a.node for a in m.args)
+    return found
+
+
+def _op_label(n: Node) -> str:
+    src = n.origin.source if n.origin else n.name
+    rhs = src.split("=", 1)[1].strip() if "=" in src else src
+    for ch in ('\\', '"'):
+        rhs = rhs.replace(ch, "\\" + ch)
+    return rhs if len(rhs) <= 24 else rhs[:21] + "..."
+
+
+__all__ = ["derivation_text", "to_dot", "program_equations", "ops"]

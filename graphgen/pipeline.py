@@ -1,0 +1,199 @@
+"""The compiler driver: spec text → `Compiled` (graph, programs, module source).
+
+Runs the stages in order (parse, check, differentiate, schedule, render) and keeps every
+intermediate so that `graphgen show --stage ...` and the tests can look at each one.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .autodiff import differentiate
+from .check import check
+from .ir import Graph, Node
+from .render import Kernel, render_module
+from .schedule import Program, build_program
+from .syntax import Spec, parse
+
+
+@dataclass
+class Compiled:
+    spec: Spec
+    graph: Graph
+    kernels: dict[str, Kernel]
+    api: dict
+    source: str
+    module_name: str
+
+
+def module_name_for(file: str) -> str:
+    """A Python identifier for the module generated from `file` (mlp.gg → mlp)."""
+    stem = re.sub(r"\.gg$", "", file.replace("\\", "/").rsplit("/", 1)[-1])
+    name = re.sub(r"\W", "_", stem, flags=re.ASCII) or "spec"
+    if name[0].isdigit():
+        name = "_" + name
+    return name
+
+
+def _split(program: Program, role: str) -> Program:
+    steps = [s for s in program.steps if s.node.role == role]
+    computed = {s.node.id for s in steps}
+    reads: dict[int, Node] = {}
+    for s in steps:
+        for a in s.node.args:
+            if a.node.id not in computed:
+                reads[a.node.id] = a.node
+    return Program(steps=steps, reads=sorted(reads.values(), key=lambda n: n.id), roots=[])
+
+
+def _kernel_dims(graph: Graph, program: Program) -> list[str]:
+    used: set = set()
+    for n in program.reads:
+        used.update(s for s in n.shape if isinstance(s, str))
+    for s in program.steps:
+        used.update(x for x in s.node.shape if isinstance(x, str))
+        used.update(x for x in s.node.sizes.values() if isinstance(x, str))
+        used.update(str(sym) for sym in s.node.body.free_symbols if str(sym) in graph.dims)
+        for d in (s.dot or {}).get("coef", 1).free_symbols if s.dot else ():
+            if str(d) in graph.dims:
+                used.add(str(d))
+    return [d for d in graph.dims if d in used]
+
+
+def compile_source(text: str, file: str = "<spec>", module_name: str | None = None) -> Compiled:
+    """Run the whole pipeline on spec text; raises `SpecError` for a bad spec."""
+    spec = parse(text, file)
+    graph = differentiate(check(spec))
+    objective = graph.objective
+    grads = [graph.grads[p.name] for p in graph.params]
+    lr = Node(id=-1, name="lr", kind="hyper", shape=())
+
+    combined = build_program(graph, [objective] + graph.outputs + grads)
+    fwd = _split(combined, "forward")
+    bwd = _split(combined, "backward")
+    fwd_ids = {s.node.id for s in fwd.steps}
+    tape = [n for n in bwd.reads if n.id in fwd_ids]
+    fwd_returns = [objective] + [o for o in graph.outputs if o is not objective]
+    fwd_returns += [t for t in tape if all(t.id != r.id for r in fwd_returns)]
+    fwd.roots = fwd_returns
+    bwd.roots = grads
+    predict_roots = graph.outputs or [objective]
+    predict = build_program(graph, predict_roots)
+    step = build_program(graph, [objective], updates={p: graph.grads[p.name]
+                                                      for p in graph.params}, lr=lr)
+    step.reads = [r for r in step.reads if r is not lr]
+
+    kernels = {
+        "forward": Kernel("_forward_kernel", fwd, _kernel_dims(graph, fwd), fwd_returns),
+        "backward": Kernel("_backward_kernel", bwd, _kernel_dims(graph, bwd), grads),
+        "value_and_grad": Kernel("_value_and_grad_kernel", combined,
+                                 _kernel_dims(graph, combined), [objective] + grads),
+        "predict": Kernel("_predict_kernel", predict, _kernel_dims(graph, predict),
+                          predict_roots),
+        "sgd_step": Kernel("_sgd_step_kernel", step, _kernel_dims(graph, step), [objective],
+                           lr=True),
+    }
+    api = _api(graph, kernels, tape)
+    name = module_name or module_name_for(file)
+    source = render_module(graph, kernels, api, name)
+    return Compiled(spec, graph, kernels, api, source, name)
+
+
+def _table(leaves: list[Node]) -> str:
+    entries = [f"{n.name!r}: {'INPUTS' if n.kind == 'input' else 'PARAMS'}[{n.name!r}]"
+               for n in leaves]
+    return "{" + ", ".join(entries) + "}"
+
+
+def _call(kernel: Kernel, lhs: list[str]) -> str:
+    args = [f"*_dims(_bound, {tuple(kernel.dims)!r})"]
+    for r in kernel.program.reads:
+        if r.kind in ("input", "param"):
+            args.append(f"_a[{r.name!r}]")
+        elif r.kind == "hyper":
+            args.append(r.name)
+        else:  # pragma: no cover - tapes are read only by backward()
+            args.append(f"tape[{r.name!r}]")
+    if kernel.lr:
+        args.append("lr")
+    return f"{', '.join(lhs)} = {kernel.name}({', '.join(args)})"
+
+
+def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
+    arrays = graph.inputs + graph.params
+    hypers = graph.hypers
+    signature = ", ".join([n.name for n in arrays] + [f"{h.name}={h.default!r}" for h in hypers])
+    obj = graph.objective.name
+    grads = [p.name for p in graph.params]
+    grad_names = [graph.grads[p].name for p in grads]
+    functions = []
+    fk = kernels["forward"]
+    ret = [n.name for n in fk.returns]
+    bwd_reads = [n.name for n in kernels["backward"].program.reads]
+    tape_items = [f"{r!r}: {r}" for r in ret]
+    for r in kernels["backward"].program.reads:
+        if r.kind in ("input", "param"):
+            tape_items.append(f"{r.name!r}: _a[{r.name!r}]")
+        elif r.kind == "hyper":
+            tape_items.append(f"{r.name!r}: {r.name}")
+    tape_items.append('"_dims": _bound')
+    functions.append({
+        "name": "forward", "signature": signature,
+        "doc": f"Training forward pass: a tape dict with {obj}, the outputs and the values "
+               f"backward() reuses.",
+        "arrays": [n.name for n in arrays], "table": _table(arrays), "writable": (),
+        "hypers": [h.name for h in hypers], "lr": False,
+        "body": [_call(fk, ret), "return {" + ", ".join(tape_items) + "}"],
+    })
+    vk = kernels["value_and_grad"]
+    functions.append({
+        "name": "value_and_grad", "signature": signature,
+        "doc": f"({obj}, {{param: d{obj}/dparam}}) in one native call.",
+        "arrays": [n.name for n in arrays], "table": _table(arrays), "writable": (),
+        "hypers": [h.name for h in hypers], "lr": False,
+        "body": [_call(vk, [obj] + grad_names),
+                 f"return float({obj}), {{" + ", ".join(f"{p!r}: {g}" for p, g in
+                                                      zip(grads, grad_names)) + "}"],
+    })
+    pk = kernels["predict"]
+    p_leaves = [r for r in pk.program.reads if r.kind in ("input", "param")]
+    p_hypers = [r for r in pk.program.reads if r.kind == "hyper"]
+    p_sig = ", ".join([n.name for n in p_leaves] + [f"{h.name}={h.default!r}" for h in p_hypers])
+    outs = [n.name for n in pk.returns]
+    if graph.outputs:
+        result = outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"
+        doc = "Inference: " + ", ".join(outs) + "; keeps nothing for a backward pass."
+    else:
+        result = f"float({outs[0]})"
+        doc = f"Inference: the objective {obj} (the spec declares no outputs)."
+    functions.append({
+        "name": "predict", "signature": p_sig, "doc": doc,
+        "arrays": [n.name for n in p_leaves], "table": _table(p_leaves), "writable": (),
+        "hypers": [h.name for h in p_hypers], "lr": False,
+        "body": [_call(pk, outs), f"return {result}"],
+    })
+    sk = kernels["sgd_step"]
+    functions.append({
+        "name": "sgd_step", "signature": signature + ", *, lr",
+        "doc": f"One SGD step in one native call: updates the params in place "
+               f"(p -= lr * d{obj}/dp) and returns {obj} before the update.",
+        "arrays": [n.name for n in arrays], "table": _table(arrays),
+        "writable": tuple(p.name for p in graph.params),
+        "hypers": [h.name for h in hypers], "lr": True,
+        "body": [_call(sk, [obj]), f"return float({obj})"],
+    })
+    return {
+        "objective": obj,
+        "outputs": [o.name for o in graph.outputs],
+        "dims": list(graph.dims),
+        "inputs": [{"name": n.name, "shape": n.shape, "dtype": n.dtype,
+                    "label_range": n.label_range} for n in graph.inputs],
+        "params": [{"name": n.name, "shape": n.shape} for n in graph.params],
+        "hypers": [{"name": h.name, "default": repr(h.default)} for h in hypers],
+        "functions": functions,
+        "grads": grads,
+        "backward_kernel": kernels["backward"].name,
+        "backward_reads": bwd_reads,
+        "backward_dims": tuple(kernels["backward"].dims),
+        "tape": [t.name for t in tape],
+    }

@@ -1,0 +1,239 @@
+"""Rendering: scheduled `Program`s → the source text of a self-contained Python module.
+
+Jinja (`templates/module.py.j2`) lays the module out; this module turns each `Step` into
+structured lines (depth, text) whose expressions the strict printer spells. Output is
+deterministic: the same spec and graphgen version give the same bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+import sympy as sp
+
+from . import __version__
+from .explain import derivation_text, display_name, fmt_shape, program_equations
+from .ir import Graph, Node, arg_symbol, dim_symbol, index_symbol
+from .printer import HELPERS, CodePrinter
+from .schedule import Program, Step
+
+
+def templates_dir() -> Path:
+    """The templates: the source checkout's top-level `templates/`, else the packaged copy."""
+    here = Path(__file__).resolve().parent.parent / "templates"
+    if (here / "module.py.j2").is_file():
+        return here
+    return Path(str(resources.files("graphgen_templates")))
+
+
+def template_digest() -> str:
+    h = hashlib.sha256()
+    for p in sorted(templates_dir().glob("*.j2")):
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def spec_hash(text: str) -> str:
+    """What decides staleness: the spec text, the templates and the graphgen version."""
+    h = hashlib.sha256()
+    h.update(__version__.encode() + b"\0" + template_digest().encode() + b"\0")
+    h.update(text.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def safe_comment(text: str) -> str:
+    """Spec text made safe inside a comment or docstring: printable, no quotes or escapes."""
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"':
+            out.append("\\\"")
+        elif not ch.isprintable() or ch in "\u2028\u2029":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+@dataclass
+class Kernel:
+    name: str
+    program: Program
+    dims: list[str]
+    returns: list[Node]
+    lr: bool = False
+
+
+class _StepWriter:
+    """Turns one Step into (depth, line) pairs."""
+
+    def __init__(self, graph: Graph, kernel: Kernel):
+        self.graph = graph
+        self.kernel = kernel
+
+    def read(self, node: Node, idx: tuple, loopvars: dict[str, str]) -> str:
+        if not idx:
+            return node.name
+        return f"{node.name}[{', '.join('0' if i is None else loopvars[i] for i in idx)}]"
+
+    def names(self, node: Node, loopvars: dict[str, str], self_read: str | None = None):
+        mapping = {}
+        for k, a in enumerate(node.args):
+            mapping[arg_symbol(k)] = self.read(a.node, a.idx, loopvars)
+        for i, v in loopvars.items():
+            mapping[index_symbol(i)] = v
+        for d in self.graph.dims:
+            mapping[dim_symbol(d)] = d
+        return mapping
+
+    def size(self, s) -> str:
+        return str(s)
+
+    def alloc(self, node: Node, zero: bool = False) -> str:
+        shape = ", ".join(self.size(s) for s in node.shape)
+        shape = f"({shape},)" if len(node.shape) == 1 else f"({shape})"
+        fn = "np.zeros" if zero else "np.empty"
+        return f"{node.name} = {fn}({shape}, dt)"
+
+    def lines(self, step: Step) -> list[tuple[int, str]]:
+        node = step.node
+        if step.kind == "scalar":
+            expr = CodePrinter(self.names(node, {}))(node.body)
+            return [(0, f"{node.name} = {expr}")]
+        if step.kind == "dot":
+            return self.dot_lines(step)
+        loopvars = {i: f"i{k}" for k, i in enumerate(step.order)}
+        sizes = node.sizes
+        out: list[tuple[int, str]] = []
+        target = node.name if step.writes is None else step.writes.name
+        write = self.read(node, node.out, loopvars) if node.out else None
+        if step.writes is not None:
+            write = self.read(step.writes, node.out, loopvars)
+        expr = CodePrinter(self.names(node, loopvars))(node.body)
+        if step.writes is None:
+            if step.inplace_of is not None:
+                out.append((0, f"{node.name} = {step.inplace_of.name}  # reuse the buffer"))
+            elif node.out:
+                out.append((0, self.alloc(node, zero=(step.form == "accumulate"))))
+        del target
+        if step.form == "map":
+            for depth, i in enumerate(step.order):
+                out.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
+            out.append((len(step.order), f"{write} = {expr}"))
+            return out
+        if step.form == "accumulate":
+            for depth, i in enumerate(step.order):
+                out.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
+            out.append((len(step.order), f"{write} += {expr}"))
+            return out
+        # register: out loops, then an accumulator over the reduced loops
+        n_out = len([i for i in node.out if i is not None])
+        for depth, i in enumerate(step.order[:n_out]):
+            out.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
+        init = "0.0" if node.reducer == "sum" else "-np.inf"
+        out.append((n_out, f"acc = {init}"))
+        for depth, i in enumerate(step.order[n_out:], n_out):
+            out.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
+        inner = len(step.order)
+        if node.reducer == "sum":
+            out.append((inner, f"acc += {expr}"))
+        else:
+            out.append((inner, f"acc = max(acc, {expr})"))
+        out.append((n_out, f"{write} = acc" if write else f"{node.name} = acc"))
+        return out
+
+    def dot_lines(self, step: Step) -> list[tuple[int, str]]:
+        node, d = step.node, step.dot
+        left = d["left"].name + (".T" if d["left_t"] else "")
+        right = d["right"].name + (".T" if d["right_t"] else "")
+        out: list[tuple[int, str]] = []
+        if len(node.shape) == 2:
+            out.append((0, self.alloc(node)))
+            out.append((0, f"np.dot({left}, {right}, {node.name})"))
+        else:
+            out.append((0, f"{node.name} = np.dot({left}, {right})"))
+        coef = d["coef"]
+        if coef != 1:
+            c = CodePrinter(self.names(node, {}))(coef)
+            if node.shape:
+                out.append((0, f"{node.name} *= {c}"))
+            else:
+                out.append((0, f"{node.name} = {node.name} * {c}"))
+        return out
+
+
+def _comment(step: Step, equation: str) -> list[str]:
+    node = step.node
+    lines = []
+    origin = node.origin
+    where = ""
+    if origin is not None and origin.span is not None:
+        where = f"  ({origin.span.file}:{origin.span.line})"
+    if step.writes is not None:
+        lines.append(f"SGD update of {step.writes.name}: {step.writes.name} -= lr * "
+                     f"d{'J'}/d{step.writes.name}")
+    elif node.role == "backward" and origin is not None:
+        lines.append(f"{equation}    {fmt_shape(node.shape)}")
+        lines.append(f"  grad of: {origin.source}{where}")
+    else:
+        src = origin.source if origin is not None else display_name(node)
+        if node.named:
+            lines.append(f"{src}    {fmt_shape(node.shape)}{where}")
+        else:
+            lines.append(f"{equation}    {fmt_shape(node.shape)}")
+            lines.append(f"  part of: {src}{where}")
+    return [safe_comment(x) for x in lines]
+
+
+def _kernel_context(graph: Graph, kernel: Kernel) -> dict:
+    writer = _StepWriter(graph, kernel)
+    eqs = {id(s): eq for s, eq in program_equations(kernel.program, include_inlined=True)}
+    steps = []
+    for s in kernel.program.steps:
+        eq = eqs.get(id(s), f"{s.node.name} = ...")
+        steps.append({"comment": _comment(s, eq), "lines": writer.lines(s)})
+    float_reads = [n.name for n in kernel.program.reads if n.shape and n.dtype == "float"]
+    return {
+        "name": kernel.name,
+        "params": kernel.dims + [n.name for n in kernel.program.reads] + (
+            ["lr"] if kernel.lr else []),
+        "dtype_from": float_reads[0] if float_reads else None,
+        "steps": steps,
+        "returns": [n.name for n in kernel.returns],
+        "reads": [n.name for n in kernel.program.reads],
+    }
+
+
+def _helpers_used(source_parts: list[str]) -> list[str]:
+    joined = "\n".join(source_parts)
+    return [HELPERS[name] for name in sorted(HELPERS) if f"{name}(" in joined]
+
+
+def render_module(graph: Graph, kernels: dict[str, Kernel], api: dict, module_name: str) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True, autoescape=False,
+    )
+    contexts = {name: _kernel_context(graph, k) for name, k in kernels.items()}
+    bodies = [line for c in contexts.values() for s in c["steps"] for _, line in s["lines"]]
+    template = env.get_template("module.py.j2")
+    text = template.render(
+        module_name=module_name,
+        version=__version__,
+        spec_hash=spec_hash(graph.text),
+        spec_file=safe_comment(graph.file),
+        spec_lines=[safe_comment(line) for line in graph.text.splitlines()],
+        spec_literal=repr(graph.text),
+        derivation=[safe_comment(line) for line in
+                    derivation_text(graph, kernels["value_and_grad"].program).splitlines()],
+        helpers=_helpers_used(bodies),
+        kernels=contexts,
+        api=api,
+        repr=repr,
+    )
+    return text

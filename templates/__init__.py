@@ -1,0 +1,1 @@
+"""Jinja2 templates of generated modules (installed as the package `graphgen_templates`)."""

@@ -7,6 +7,7 @@ file, and concurrent builders of the same spec write identical bytes.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import sys
@@ -101,7 +102,9 @@ def compile_spec(spec_path, out_dir=None, force: bool = False) -> Path:
 
 def import_file(path: Path):
     """Import a generated module from its file (so inspect, pdb and Numba's cache work)."""
-    name = f"graphgen_generated_{path.stem}_{abs(hash(str(path.resolve()))) % 10**8}"
+    # A stable name: Numba's on-disk cache records it and re-imports it in later processes.
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:10]
+    name = f"graphgen_generated_{path.stem}_{digest}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

@@ -119,6 +119,12 @@ def _call(kernel: Kernel, lhs: list[str]) -> str:
     return f"{', '.join(lhs)} = {kernel.name}({', '.join(args)})"
 
 
+def _as_array(expr: str, graph: Graph, param: str) -> str:
+    """Gradients of scalar params come back from kernels as floats; return 0-d arrays."""
+    node = next(p for p in graph.params if p.name == param)
+    return f"np.asarray({expr}, dtype=_dtype)" if node.shape == () else expr
+
+
 def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
     arrays = graph.inputs + graph.params
     hypers = graph.hypers
@@ -152,8 +158,8 @@ def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
         "arrays": [n.name for n in arrays], "table": _table(arrays), "writable": (),
         "hypers": [h.name for h in hypers], "lr": False,
         "body": [_call(vk, [obj] + grad_names),
-                 f"return float({obj}), {{" + ", ".join(f"{p!r}: {g}" for p, g in
-                                                      zip(grads, grad_names)) + "}"],
+                 f"return float({obj}), {{" + ", ".join(
+                     f"{p!r}: {_as_array(g, graph, p)}" for p, g in zip(grads, grad_names)) + "}"],
     })
     pk = kernels["predict"]
     p_leaves = [r for r in pk.program.reads if r.kind in ("input", "param")]
@@ -195,5 +201,6 @@ def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
         "backward_kernel": kernels["backward"].name,
         "backward_reads": bwd_reads,
         "backward_dims": tuple(kernels["backward"].dims),
+        "scalar_grads": [p.name for p in graph.params if p.shape == ()],
         "tape": [t.name for t in tape],
     }

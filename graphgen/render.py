@@ -77,7 +77,8 @@ class _StepWriter:
 
     def read(self, node: Node, idx: tuple, loopvars: dict[str, str]) -> str:
         if not idx:
-            return node.name
+            # scalar inputs/params arrive as 1-element views (Numba's 0-d indexing is awkward)
+            return f"{node.name}[0]" if node.kind in ("input", "param") else node.name
         return f"{node.name}[{', '.join('0' if i is None else loopvars[i] for i in idx)}]"
 
     def names(self, node: Node, loopvars: dict[str, str], self_read: str | None = None):
@@ -111,7 +112,9 @@ class _StepWriter:
         out: list[tuple[int, str]] = []
         target = node.name if step.writes is None else step.writes.name
         write = self.read(node, node.out, loopvars) if node.out else None
-        if step.writes is not None:
+        if step.writes is not None and not node.out:
+            write = f"{step.writes.name}[0]"
+        elif step.writes is not None:
             write = self.read(step.writes, node.out, loopvars)
         expr = CodePrinter(self.names(node, loopvars))(node.body)
         if step.writes is None:

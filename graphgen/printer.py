@@ -7,11 +7,13 @@ generated module (`_sigmoid`, `_softplus`), which use stable forms.
 from __future__ import annotations
 
 import sympy as sp
-from sympy.printing.precedence import precedence
+from sympy.printing.precedence import PRECEDENCE, precedence
 
 from . import ops
 
 PREC_ATOM = 1000
+PREC_MUL = PRECEDENCE["Mul"]
+PREC_NEG = PRECEDENCE["Add"]  # a leading minus binds like a sum term
 
 
 class UnprintableError(Exception):
@@ -42,10 +44,10 @@ class CodePrinter:
             return self.names[e], PREC_ATOM
         if isinstance(e, sp.Integer):
             v = int(e)
-            return (_float(v), PREC_ATOM) if v >= 0 else (_float(v), precedence(sp.Mul(-1, 1)))
+            return (_float(v), PREC_ATOM) if v >= 0 else (_float(v), PREC_NEG)
         if isinstance(e, (sp.Rational, sp.Float)):
             v = float(e)
-            return _float(v), (PREC_ATOM if v >= 0 else 40)
+            return _float(v), (PREC_ATOM if v >= 0 else PREC_NEG)
         if e is sp.pi:
             return "np.pi", PREC_ATOM
         if e is sp.E:
@@ -84,7 +86,7 @@ class CodePrinter:
         coeff, rest = e.as_coeff_Mul()
         if coeff < 0:
             inner = self.wrap(self.p(-e), prec)
-            return "-" + inner, 40
+            return "-" + inner, PREC_NEG
         numer, denom = [], []
         for f in sp.Mul.make_args(e):
             if isinstance(f, sp.Pow) and f.exp.is_Rational and f.exp < 0 and not f.base.is_Number:
@@ -109,13 +111,13 @@ class CodePrinter:
         if exp == sp.S.Half:
             return f"np.sqrt({self(base)})", PREC_ATOM
         if exp == -sp.S.Half:
-            return f"1.0 / np.sqrt({self(base)})", precedence(sp.Mul(2, 3))
+            return f"1.0 / np.sqrt({self(base)})", PREC_MUL
         if exp.is_Integer and exp < 0:
-            return f"1.0 / {self.wrap(self.p(base ** -exp), precedence(sp.Mul(2, 3)), True)}", \
-                precedence(sp.Mul(2, 3))
+            return f"1.0 / {self.wrap(self.p(base ** -exp), PREC_MUL, True)}", \
+                PREC_MUL
         if exp.is_Integer and 2 <= int(exp) <= 4:
             b = self.wrap(self.p(base), PREC_ATOM)
-            return " * ".join([b] * int(exp)), precedence(sp.Mul(2, 3))
+            return " * ".join([b] * int(exp)), PREC_MUL
         b = self.wrap(self.p(base), prec, strict=True)
         if exp.is_Integer:
             return f"{b} ** {int(exp)}", prec

@@ -144,9 +144,9 @@ class _Checker:
     def finish(self, minimize: ast.Minimize | None, outputs: list[ast.Name]) -> None:
         g = self.graph
         if minimize is None:
-            last = self.spec.text.replace("\r\n", "\n").rstrip("\n").count("\n") + 1
+            lines = self.spec.text.replace("\r\n", "\n").rstrip("\n").split("\n")
             raise SpecError("the spec has no 'minimize' statement",
-                            Span(self.spec.file, last, 1, 2, ""),
+                            Span(self.spec.file, len(lines), 1, 2, lines[-1]),
                             "add a line 'minimize NAME' naming the scalar objective")
         target = self.lookup(minimize.name)
         if target.kind != "op":

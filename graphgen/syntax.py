@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from .errors import Span, SpecError
 
-MAX_NESTING = 200  # deeper expressions are refused rather than risking Python's recursion limit
+MAX_NESTING = 100  # parentheses, calls and unary minus; deeper is refused, well before
+# Python's recursion limit (each level costs about six parser frames)
 MAX_LINE_LENGTH = 10_000
 MAX_LINES = 100_000
 
@@ -262,13 +263,11 @@ class _LineParser:
                             "split it into several statements")
 
     def expr(self) -> Expr:
-        self._enter(self.tok.span)
         left = self.term()
         while self.tok.kind == "OP" and self.tok.text in "+-":
             op = self.next().text
             right = self.term()
             left = BinOp(op, left, right, _span(left).to(_span(right)))
-        self.depth -= 1
         return left
 
     def term(self) -> Expr:

@@ -38,12 +38,12 @@ Derivation:
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
         dJ/dW2 = (dJ/do.T @ hid) + W2*lam                [q, h]
 """
-# graphgen-spec-hash: 79431f849cb46d725ab2ac93e68b2b75023af39077541cffcb25a0764bc1048e
+# graphgen-spec-hash: bcdba8c6be76f4e98deffe339a6926956b08939cffbbb32b572937f8a29bde6e
 import numpy as np
 import numba
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '79431f849cb46d725ab2ac93e68b2b75023af39077541cffcb25a0764bc1048e'
+SPEC_HASH = 'bcdba8c6be76f4e98deffe339a6926956b08939cffbbb32b572937f8a29bde6e'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -408,6 +408,8 @@ def _check_arrays(values, table, writable=(), dims=None):
     dtype, first = None, None
     for name, (shape, kind, _) in table.items():
         v = values[name]
+        if not shape and name not in writable and isinstance(v, (float, np.floating)):
+            v = np.asarray(v)  # a scalar for a 0-d declaration
         if not isinstance(v, np.ndarray):
             raise TypeError(f"argument {name!r} must be a numpy array of shape "
                             f"{_shape_text(shape)}, got {type(v).__name__}")
@@ -447,6 +449,8 @@ def _check_arrays(values, table, writable=(), dims=None):
             arrays[name] = np.ascontiguousarray(v)
         else:
             arrays[name] = np.ascontiguousarray(v, dtype=np.int64)
+        if not shape:  # 0-d: a 1-element view, so in-place updates reach the caller's array
+            arrays[name] = arrays[name].reshape(1)
     for name, (shape, kind, label_range) in table.items():
         if label_range is None:
             continue
@@ -504,4 +508,5 @@ def backward(tape):
     if not isinstance(tape, dict) or "_dims" not in tape:
         raise TypeError("backward() takes the dict returned by forward()")
     grads = _backward_kernel(*_dims(tape["_dims"], ('n', 'd', 'h', 'q')), tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['z'], tape['hid'], tape['o'], tape['_t10'], tape['_t11'])
-    return dict(zip(['W1', 'W2'], grads))
+    grads = dict(zip(['W1', 'W2'], grads))
+    return grads

@@ -117,6 +117,8 @@ class _StepWriter:
         elif step.writes is not None:
             write = self.read(step.writes, node.out, loopvars)
         expr = CodePrinter(self.names(node, loopvars))(node.body)
+        if step.inplace_of is not None and len(node.args) == 1 and node.body == arg_symbol(0):
+            return [(0, f"{node.name} = {step.inplace_of.name}  # same values: no copy")]
         if step.writes is None:
             if step.inplace_of is not None:
                 out.append((0, f"{node.name} = {step.inplace_of.name}  # reuse the buffer"))

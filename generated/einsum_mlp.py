@@ -27,9 +27,9 @@ Derivation:
     Backward (reverse mode, from the objective J):
         dJ/do[i, j] = -[y[i] == j]/n + exp(-_t8[i, 0] + o[i, j])/(_t9[i, 0]*n) [n, q]
         dJ/dhid = dJ/do @ W2                             [n, h]
-        _g43 = dJ/dhid*(1 - hid**2)                      [n, h]
-        dJ/dW1 = (_g43.T @ x) + W1*lam                   [h, d]
         dJ/dW2 = (dJ/do.T @ hid) + W2*lam                [q, h]
+        _g44 = dJ/dhid*(1 - hid**2)                      [n, h]
+        dJ/dW1 = (_g44.T @ x) + W1*lam                   [h, d]
 """
 # graphgen-spec-hash: 654ef0104604284deef3b937f707e63dc76be85d65bbb54c2fef62ce4f315454
 import numpy as np
@@ -140,28 +140,28 @@ def _backward_kernel(n, d, h, q, x, y, W1, W2, lam, hid, o, _t8, _t9):
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     _g42 = np.empty((q, h), dt)
     np.dot(dJ_do.T, hid, _g42)
-    # _g43 = dJ/dhid*(1 - hid**2)    [n, h]
-    #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g43 = dJ_dhid  # reuse the buffer
-    for i0 in range(n):
-        for i1 in range(h):
-            _g43[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
-    # _g44 = _g43.T @ x    [h, d]
-    #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g44 = np.empty((h, d), dt)
-    np.dot(_g43.T, x, _g44)
-    # dJ/dW1 = (_g43.T @ x) + W1*lam    [h, d]
-    #   grad of: param W1[h, d]  (examples/einsum_mlp.gg:4)
-    dJ_dW1 = _g44  # reuse the buffer
-    for i0 in range(h):
-        for i1 in range(d):
-            dJ_dW1[i0, i1] = _g44[i0, i1] + W1[i0, i1] * lam
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/einsum_mlp.gg:5)
     dJ_dW2 = _g42  # reuse the buffer
     for i0 in range(q):
         for i1 in range(h):
             dJ_dW2[i0, i1] = _g42[i0, i1] + W2[i0, i1] * lam
+    # _g44 = dJ/dhid*(1 - hid**2)    [n, h]
+    #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
+    _g44 = dJ_dhid  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(h):
+            _g44[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
+    # _g45 = _g44.T @ x    [h, d]
+    #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
+    _g45 = np.empty((h, d), dt)
+    np.dot(_g44.T, x, _g45)
+    # dJ/dW1 = (_g44.T @ x) + W1*lam    [h, d]
+    #   grad of: param W1[h, d]  (examples/einsum_mlp.gg:4)
+    dJ_dW1 = _g45  # reuse the buffer
+    for i0 in range(h):
+        for i1 in range(d):
+            dJ_dW1[i0, i1] = _g45[i0, i1] + W1[i0, i1] * lam
     return dJ_dW1, dJ_dW2
 
 
@@ -240,28 +240,28 @@ def _value_and_grad_kernel(n, d, h, q, x, y, W1, W2, lam):
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     _g42 = np.empty((q, h), dt)
     np.dot(dJ_do.T, hid, _g42)
-    # _g43 = dJ/dhid*(1 - hid**2)    [n, h]
-    #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g43 = dJ_dhid  # reuse the buffer
-    for i0 in range(n):
-        for i1 in range(h):
-            _g43[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
-    # _g44 = _g43.T @ x    [h, d]
-    #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g44 = np.empty((h, d), dt)
-    np.dot(_g43.T, x, _g44)
-    # dJ/dW1 = (_g43.T @ x) + W1*lam    [h, d]
-    #   grad of: param W1[h, d]  (examples/einsum_mlp.gg:4)
-    dJ_dW1 = _g44  # reuse the buffer
-    for i0 in range(h):
-        for i1 in range(d):
-            dJ_dW1[i0, i1] = _g44[i0, i1] + W1[i0, i1] * lam
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/einsum_mlp.gg:5)
     dJ_dW2 = _g42  # reuse the buffer
     for i0 in range(q):
         for i1 in range(h):
             dJ_dW2[i0, i1] = _g42[i0, i1] + W2[i0, i1] * lam
+    # _g44 = dJ/dhid*(1 - hid**2)    [n, h]
+    #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
+    _g44 = dJ_dhid  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(h):
+            _g44[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
+    # _g45 = _g44.T @ x    [h, d]
+    #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
+    _g45 = np.empty((h, d), dt)
+    np.dot(_g44.T, x, _g45)
+    # dJ/dW1 = (_g44.T @ x) + W1*lam    [h, d]
+    #   grad of: param W1[h, d]  (examples/einsum_mlp.gg:4)
+    dJ_dW1 = _g45  # reuse the buffer
+    for i0 in range(h):
+        for i1 in range(d):
+            dJ_dW1[i0, i1] = _g45[i0, i1] + W1[i0, i1] * lam
     return J, dJ_dW1, dJ_dW2
 
 
@@ -358,20 +358,20 @@ def _sgd_step_kernel(n, d, h, q, x, y, W1, W2, lam, lr):
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     _g42 = np.empty((q, h), dt)
     np.dot(dJ_do.T, hid, _g42)
-    # _g43 = dJ/dhid*(1 - hid**2)    [n, h]
+    # _g44 = dJ/dhid*(1 - hid**2)    [n, h]
     #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g43 = dJ_dhid  # reuse the buffer
+    _g44 = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            _g43[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
-    # _g44 = _g43.T @ x    [h, d]
+            _g44[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
+    # _g45 = _g44.T @ x    [h, d]
     #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g44 = np.empty((h, d), dt)
-    np.dot(_g43.T, x, _g44)
+    _g45 = np.empty((h, d), dt)
+    np.dot(_g44.T, x, _g45)
     # SGD update of W1: W1 -= lr * dJ/dW1
     for i0 in range(h):
         for i1 in range(d):
-            W1[i0, i1] = W1[i0, i1] - lr * (_g44[i0, i1] + W1[i0, i1] * lam)
+            W1[i0, i1] = W1[i0, i1] - lr * (_g45[i0, i1] + W1[i0, i1] * lam)
     # SGD update of W2: W2 -= lr * dJ/dW2
     for i0 in range(q):
         for i1 in range(h):

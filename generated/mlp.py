@@ -34,9 +34,9 @@ Derivation:
     Backward (reverse mode, from the objective J):
         dJ/do[i, j] = -[y[i] == j]/n + exp(-_t10[i, 0] + o[i, j])/(_t11[i, 0]*n) [n, q]
         dJ/dhid = dJ/do @ W2                             [n, h]
+        dJ/dW2 = (dJ/do.T @ hid) + W2*lam                [q, h]
         dJ/dz = dJ/dhid*(z > 0)                          [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
-        dJ/dW2 = (dJ/do.T @ hid) + W2*lam                [q, h]
 """
 # graphgen-spec-hash: bcdba8c6be76f4e98deffe339a6926956b08939cffbbb32b572937f8a29bde6e
 import numpy as np
@@ -150,28 +150,28 @@ def _backward_kernel(n, d, h, q, x, y, W1, W2, lam, z, hid, o, _t10, _t11):
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
     _g44 = np.empty((q, h), dt)
     np.dot(dJ_do.T, hid, _g44)
-    # dJ/dz = dJ/dhid*(z > 0)    [n, h]
-    #   grad of: hid = relu(z)  (examples/mlp.gg:10)
-    dJ_dz = dJ_dhid  # reuse the buffer
-    for i0 in range(n):
-        for i1 in range(h):
-            dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if z[i0, i1] > 0.0 else 0.0)
-    # _g47 = dJ/dz.T @ x    [h, d]
-    #   grad of: z   = x @ W1.T  (examples/mlp.gg:9)
-    _g47 = np.empty((h, d), dt)
-    np.dot(dJ_dz.T, x, _g47)
-    # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
-    #   grad of: param W1[h, d]  (examples/mlp.gg:5)
-    dJ_dW1 = _g47  # reuse the buffer
-    for i0 in range(h):
-        for i1 in range(d):
-            dJ_dW1[i0, i1] = _g47[i0, i1] + W1[i0, i1] * lam
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/mlp.gg:6)
     dJ_dW2 = _g44  # reuse the buffer
     for i0 in range(q):
         for i1 in range(h):
             dJ_dW2[i0, i1] = _g44[i0, i1] + W2[i0, i1] * lam
+    # dJ/dz = dJ/dhid*(z > 0)    [n, h]
+    #   grad of: hid = relu(z)  (examples/mlp.gg:10)
+    dJ_dz = dJ_dhid  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(h):
+            dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if z[i0, i1] > 0.0 else 0.0)
+    # _g48 = dJ/dz.T @ x    [h, d]
+    #   grad of: z   = x @ W1.T  (examples/mlp.gg:9)
+    _g48 = np.empty((h, d), dt)
+    np.dot(dJ_dz.T, x, _g48)
+    # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
+    #   grad of: param W1[h, d]  (examples/mlp.gg:5)
+    dJ_dW1 = _g48  # reuse the buffer
+    for i0 in range(h):
+        for i1 in range(d):
+            dJ_dW1[i0, i1] = _g48[i0, i1] + W1[i0, i1] * lam
     return dJ_dW1, dJ_dW2
 
 
@@ -248,28 +248,28 @@ def _value_and_grad_kernel(n, d, h, q, x, y, W1, W2, lam):
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
     _g44 = np.empty((q, h), dt)
     np.dot(dJ_do.T, hid, _g44)
-    # dJ/dz = dJ/dhid*(z > 0)    [n, h]
-    #   grad of: hid = relu(z)  (examples/mlp.gg:10)
-    dJ_dz = dJ_dhid  # reuse the buffer
-    for i0 in range(n):
-        for i1 in range(h):
-            dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if z[i0, i1] > 0.0 else 0.0)
-    # _g47 = dJ/dz.T @ x    [h, d]
-    #   grad of: z   = x @ W1.T  (examples/mlp.gg:9)
-    _g47 = np.empty((h, d), dt)
-    np.dot(dJ_dz.T, x, _g47)
-    # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
-    #   grad of: param W1[h, d]  (examples/mlp.gg:5)
-    dJ_dW1 = _g47  # reuse the buffer
-    for i0 in range(h):
-        for i1 in range(d):
-            dJ_dW1[i0, i1] = _g47[i0, i1] + W1[i0, i1] * lam
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/mlp.gg:6)
     dJ_dW2 = _g44  # reuse the buffer
     for i0 in range(q):
         for i1 in range(h):
             dJ_dW2[i0, i1] = _g44[i0, i1] + W2[i0, i1] * lam
+    # dJ/dz = dJ/dhid*(z > 0)    [n, h]
+    #   grad of: hid = relu(z)  (examples/mlp.gg:10)
+    dJ_dz = dJ_dhid  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(h):
+            dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if z[i0, i1] > 0.0 else 0.0)
+    # _g48 = dJ/dz.T @ x    [h, d]
+    #   grad of: z   = x @ W1.T  (examples/mlp.gg:9)
+    _g48 = np.empty((h, d), dt)
+    np.dot(dJ_dz.T, x, _g48)
+    # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
+    #   grad of: param W1[h, d]  (examples/mlp.gg:5)
+    dJ_dW1 = _g48  # reuse the buffer
+    for i0 in range(h):
+        for i1 in range(d):
+            dJ_dW1[i0, i1] = _g48[i0, i1] + W1[i0, i1] * lam
     return J, dJ_dW1, dJ_dW2
 
 
@@ -369,14 +369,14 @@ def _sgd_step_kernel(n, d, h, q, x, y, W1, W2, lam, lr):
     for i0 in range(n):
         for i1 in range(h):
             dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if z[i0, i1] > 0.0 else 0.0)
-    # _g47 = dJ/dz.T @ x    [h, d]
+    # _g48 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T  (examples/mlp.gg:9)
-    _g47 = np.empty((h, d), dt)
-    np.dot(dJ_dz.T, x, _g47)
+    _g48 = np.empty((h, d), dt)
+    np.dot(dJ_dz.T, x, _g48)
     # SGD update of W1: W1 -= lr * dJ/dW1
     for i0 in range(h):
         for i1 in range(d):
-            W1[i0, i1] = W1[i0, i1] - lr * (_g47[i0, i1] + W1[i0, i1] * lam)
+            W1[i0, i1] = W1[i0, i1] - lr * (_g48[i0, i1] + W1[i0, i1] * lam)
     # SGD update of W2: W2 -= lr * dJ/dW2
     for i0 in range(q):
         for i1 in range(h):

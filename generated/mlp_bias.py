@@ -36,10 +36,10 @@ Derivation:
         dJ/do[i, j] = -[y[i] == j]/n + exp(-_t14[i, 0] + o[i, j])/(_t15[i, 0]*n) [n, q]
         dJ/db2[i] = Σ_j dJ/do[j, i]                      [q]
         dJ/dhid = dJ/do @ W2                             [n, h]
+        dJ/dW2 = (dJ/do.T @ hid) + W2*lam                [q, h]
         dJ/dz = dJ/dhid*(z > 0)                          [n, h]
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
-        dJ/dW2 = (dJ/do.T @ hid) + W2*lam                [q, h]
 """
 # graphgen-spec-hash: e9f8a5878f2276cbc7f1dd89aad6f5ba4103fd51f5f8d40c561bc7c54f790c02
 import numpy as np
@@ -173,6 +173,12 @@ def _backward_kernel(n, d, h, q, x, y, W1, W2, lam, z, hid, o, _t14, _t15):
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     _g50 = np.empty((q, h), dt)
     np.dot(dJ_do.T, hid, _g50)
+    # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
+    #   grad of: param W2[q, h]  (examples/mlp_bias.gg:6)
+    dJ_dW2 = _g50  # reuse the buffer
+    for i0 in range(q):
+        for i1 in range(h):
+            dJ_dW2[i0, i1] = _g50[i0, i1] + W2[i0, i1] * lam
     # dJ/dz = dJ/dhid*(z > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
     dJ_dz = dJ_dhid  # reuse the buffer
@@ -185,22 +191,16 @@ def _backward_kernel(n, d, h, q, x, y, W1, W2, lam, z, hid, o, _t14, _t15):
     for i0 in range(n):
         for i1 in range(h):
             dJ_db1[i1] += dJ_dz[i0, i1]
-    # _g55 = dJ/dz.T @ x    [h, d]
+    # _g56 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    _g55 = np.empty((h, d), dt)
-    np.dot(dJ_dz.T, x, _g55)
+    _g56 = np.empty((h, d), dt)
+    np.dot(dJ_dz.T, x, _g56)
     # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/mlp_bias.gg:4)
-    dJ_dW1 = _g55  # reuse the buffer
+    dJ_dW1 = _g56  # reuse the buffer
     for i0 in range(h):
         for i1 in range(d):
-            dJ_dW1[i0, i1] = _g55[i0, i1] + W1[i0, i1] * lam
-    # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
-    #   grad of: param W2[q, h]  (examples/mlp_bias.gg:6)
-    dJ_dW2 = _g50  # reuse the buffer
-    for i0 in range(q):
-        for i1 in range(h):
-            dJ_dW2[i0, i1] = _g50[i0, i1] + W2[i0, i1] * lam
+            dJ_dW1[i0, i1] = _g56[i0, i1] + W1[i0, i1] * lam
     return dJ_dW1, dJ_db1, dJ_dW2, dJ_db2
 
 
@@ -295,6 +295,12 @@ def _value_and_grad_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lam):
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     _g50 = np.empty((q, h), dt)
     np.dot(dJ_do.T, hid, _g50)
+    # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
+    #   grad of: param W2[q, h]  (examples/mlp_bias.gg:6)
+    dJ_dW2 = _g50  # reuse the buffer
+    for i0 in range(q):
+        for i1 in range(h):
+            dJ_dW2[i0, i1] = _g50[i0, i1] + W2[i0, i1] * lam
     # dJ/dz = dJ/dhid*(z > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
     dJ_dz = dJ_dhid  # reuse the buffer
@@ -307,22 +313,16 @@ def _value_and_grad_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lam):
     for i0 in range(n):
         for i1 in range(h):
             dJ_db1[i1] += dJ_dz[i0, i1]
-    # _g55 = dJ/dz.T @ x    [h, d]
+    # _g56 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    _g55 = np.empty((h, d), dt)
-    np.dot(dJ_dz.T, x, _g55)
+    _g56 = np.empty((h, d), dt)
+    np.dot(dJ_dz.T, x, _g56)
     # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/mlp_bias.gg:4)
-    dJ_dW1 = _g55  # reuse the buffer
+    dJ_dW1 = _g56  # reuse the buffer
     for i0 in range(h):
         for i1 in range(d):
-            dJ_dW1[i0, i1] = _g55[i0, i1] + W1[i0, i1] * lam
-    # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
-    #   grad of: param W2[q, h]  (examples/mlp_bias.gg:6)
-    dJ_dW2 = _g50  # reuse the buffer
-    for i0 in range(q):
-        for i1 in range(h):
-            dJ_dW2[i0, i1] = _g50[i0, i1] + W2[i0, i1] * lam
+            dJ_dW1[i0, i1] = _g56[i0, i1] + W1[i0, i1] * lam
     return J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2
 
 
@@ -453,14 +453,14 @@ def _sgd_step_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lam, lr):
     for i0 in range(n):
         for i1 in range(h):
             dJ_db1[i1] += dJ_dz[i0, i1]
-    # _g55 = dJ/dz.T @ x    [h, d]
+    # _g56 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    _g55 = np.empty((h, d), dt)
-    np.dot(dJ_dz.T, x, _g55)
+    _g56 = np.empty((h, d), dt)
+    np.dot(dJ_dz.T, x, _g56)
     # SGD update of W1: W1 -= lr * dJ/dW1
     for i0 in range(h):
         for i1 in range(d):
-            W1[i0, i1] = W1[i0, i1] - lr * (_g55[i0, i1] + W1[i0, i1] * lam)
+            W1[i0, i1] = W1[i0, i1] - lr * (_g56[i0, i1] + W1[i0, i1] * lam)
     # SGD update of b1: b1 -= lr * dJ/db1
     for i0 in range(h):
         b1[i0] = b1[i0] - dJ_db1[i0] * lr

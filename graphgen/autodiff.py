@@ -53,6 +53,29 @@ def differentiate(graph: Graph) -> Graph:
                      origin=objective.origin)
     contributions[objective.id] = [seed]
     forward_nodes = [n for n in graph.nodes if n.role == "forward"]
+    # A parameter's gradient is summed as soon as its last contribution arrives, so the
+    # derivation reads in the seed's order (dJ/dW2 before the layers beneath it).
+    pending: dict[int, int] = {p.id: 0 for p in graph.params}
+    for node in forward_nodes:
+        if node.id in on_path and node.kind == "op" and node.differentiable:
+            for a in node.args:
+                if a.node.id in pending and a.node.id in on_path:
+                    pending[a.node.id] += 1
+    params = {p.id: p for p in graph.params}
+
+    def finish_param(p: Node) -> None:
+        g = _accumulate(graph, objective, p, contributions.get(p.id, []))
+        if g is None:
+            graph.disconnected.append(p.name)
+            g = graph.add(name=gradient_name(objective.name, p.name), kind="op", shape=p.shape,
+                          out=tuple(f"z{k}" for k in range(len(p.shape))),
+                          sizes={f"z{k}": s for k, s in enumerate(p.shape)},
+                          body=sp.Integer(0), role="backward", origin=p.origin)
+        g.name = gradient_name(objective.name, p.name)
+        g.named = True
+        g.label = _grad_label(objective, p)
+        graph.grads[p.name] = g
+
     for node in reversed(forward_nodes):
         if node.id not in on_path or node.kind != "op":
             continue
@@ -65,18 +88,14 @@ def differentiate(graph: Graph) -> Graph:
             ct = _adjoint(graph, node, k, g)
             if ct is not None:
                 contributions.setdefault(arg.node.id, []).append(ct)
+            if arg.node.id in pending and node.differentiable:
+                pending[arg.node.id] -= 1
+                if pending[arg.node.id] == 0:
+                    finish_param(params[arg.node.id])
     for p in graph.params:
-        g = _accumulate(graph, objective, p, contributions.get(p.id, []))
-        if g is None:
-            graph.disconnected.append(p.name)
-            g = graph.add(name=gradient_name(objective.name, p.name), kind="op", shape=p.shape,
-                          out=tuple(f"z{k}" for k in range(len(p.shape))),
-                          sizes={f"z{k}": s for k, s in enumerate(p.shape)},
-                          body=sp.Integer(0), role="backward", origin=p.origin)
-        g.name = gradient_name(objective.name, p.name)
-        g.named = True
-        g.label = _grad_label(objective, p)
-        graph.grads[p.name] = g
+        if p.name not in graph.grads:
+            finish_param(p)
+    graph.grads = {p.name: graph.grads[p.name] for p in graph.params}
     return graph
 
 

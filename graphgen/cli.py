@@ -49,10 +49,7 @@ def cmd_show(args) -> int:
     graph = compiled.graph
     if args.stage == "derivation":
         print(derivation_text(graph, compiled.kernels["value_and_grad"].program))
-        fwd = compiled.kernels["forward"].returns
-        stored = [n.name for n in fwd if n.name not in (graph.objective.name,)]
         print(f"Stored for backward (the tape): {', '.join(compiled.api['tape']) or 'nothing'}")
-        del stored
     elif args.stage == "ast":
         for st in compiled.spec.statements:
             print(st)
@@ -67,8 +64,9 @@ def cmd_show(args) -> int:
     elif args.stage == "schedule":
         from .explain import program_equations
 
-        for name, kernel in compiled.kernels.items():
-            print(f"{kernel.name}({', '.join(kernel.dims + [r.name for r in kernel.program.reads])}):")
+        for kernel in compiled.kernels.values():
+            params = kernel.dims + [r.name for r in kernel.program.reads]
+            print(f"{kernel.name}({', '.join(params)}):")
             for step, eq in program_equations(kernel.program, include_inlined=True):
                 print(f"    [{step.kind:6}] {eq}")
     elif args.stage == "source":

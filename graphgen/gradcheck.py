@@ -1,7 +1,8 @@
 """Gradient checking: compare a generated module's gradients with central finite differences.
 
 For each parameter, the analytic gradient is compared with fourth-order central
-differences along random directions (a directional derivative `∇J · v`) and, for small parameters, element by element.
+differences along random directions (a directional derivative `∇J · v`) and, for small
+parameters, element by element.
 Reports carry which parameter, which index, both values and the errors, as PyTensor does.
 """
 from __future__ import annotations

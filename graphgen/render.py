@@ -12,7 +12,6 @@ from importlib import resources
 from pathlib import Path
 
 import jinja2
-import sympy as sp
 
 from . import __version__
 from .explain import derivation_text, display_name, fmt_shape, program_equations

@@ -111,7 +111,8 @@ param s1[k]
 param s2[k]
 param T1[k, m]
 param T2[p, k]
-J = sum(cmm * (A @ B)) + sum(cmv * (M @ v)) + sum(cvm * (u @ N)) + s1 @ s2 + sum(cmm * (T1.T @ T2.T))
+J1 = sum(cmm * (A @ B)) + sum(cmv * (M @ v)) + sum(cvm * (u @ N))
+J = J1 + s1 @ s2 + sum(cmm * (T1.T @ T2.T))
 minimize J
 """
 
@@ -181,8 +182,9 @@ param v[k]
 param E[m, p]
 param F[m, k]
 J1 = sum(c2 * einsum("ij,jk->ik", A, B)) + sum(c1 * einsum("ij->j", C)) + einsum("ij,ij->", D, c3)
-J2 = sum(c3 * einsum("i,j->ij", u, v)) + sum(c1 * einsum("ijk,ik->j", x3, E)) + sum(einsum("ji", F) * einsum("ji", F))
-J = J1 + J2
+J2 = sum(c3 * einsum("i,j->ij", u, v)) + sum(c1 * einsum("ijk,ik->j", x3, E))
+J3 = sum(einsum("ji", F) * einsum("ji", F))
+J = J1 + J2 + J3
 minimize J
 """
 

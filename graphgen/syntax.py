@@ -312,7 +312,7 @@ class _LineParser:
         if tok.kind == "NUMBER":
             self.next()
             is_int = re.fullmatch(r"\d+", tok.text) is not None
-            return Number(float(tok.text), is_int, tok.span)
+            return Number(_finite(tok), is_int, tok.span)
         if tok.kind == "STRING":
             self.next()
             return String(tok.text[1:-1], tok.span)
@@ -377,6 +377,13 @@ class _LineParser:
         return tuple(dims)
 
 
+def _finite(tok: Token) -> float:
+    value = float(tok.text)
+    if value == float("inf"):
+        raise SpecError(f"number {tok.text} is too large for a float64", tok.span)
+    return value
+
+
 def _span(node) -> Span:
     return node.span
 
@@ -427,7 +434,7 @@ def _parse_statement(p: _LineParser, comment: str):
                                 "for example: hyper lam = 1e-4")
             p.next()
             p.expect_end()
-            return Hyper(name, sign * float(tok.text), first.span.to(tok.span), comment)
+            return Hyper(name, sign * _finite(tok), first.span.to(tok.span), comment)
         if kw == "fn":
             name = p.expect_name("the function's name")
             p.expect("(", "'(' and the parameter list")

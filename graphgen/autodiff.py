@@ -130,7 +130,8 @@ def _adjoint(graph: Graph, node: Node, k: int, g: Node) -> Node | None:
     args: list[Arg] = []
     subs: dict[sp.Symbol, sp.Expr] = {}
     # Rewrite in terms of the stored output where the node is a pure map (σ' = y(1-y)).
-    if not node.reduce and node.body.has(sp.Function) and derivative.has(node.body):
+    if not node.reduce and not node.body.is_Symbol:
+        # subs, not has(): sympy finds sqrt(a) inside 1/sqrt(a) = a**(-1/2) only this way
         derivative = derivative.subs(node.body, sp.Symbol("_y", real=True))
     used = sorted((s for s in derivative.free_symbols if arg_index(s) is not None),
                   key=lambda s: arg_index(s))

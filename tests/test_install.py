@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_non_editable_install_ships_templates(tmp_path):
     target = tmp_path / "site"
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
          "--no-cache-dir", "--target", str(target), str(ROOT)],
         capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

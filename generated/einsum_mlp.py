@@ -25,7 +25,7 @@ Derivation:
         o   = einsum(\"nh,qh->nq\", hid, W2)               [n, q]
         J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2)) scalar
     Backward (reverse mode, from the objective J):
-        dJ/do[i, j] = -[y[i] == j]/n + exp(-_t8[i, 0] + o[i, j])/(_t9[i, 0]*n) [n, q]
+        dJ/do[i, j] = exp(o[i, j] - _max8[i, 0])/(_sumexp9[i, 0]*n) - [y[i] == j]/n [n, q]
         dJ/dhid = dJ/do @ W2                             [n, h]
         dJ/dW2 = (dJ/do.T @ hid) + W2*lam                [q, h]
         _g44 = dJ/dhid*(1 - hid**2)                      [n, h]
@@ -74,35 +74,35 @@ def _forward_kernel(n, d, h, q, x, y, W1, W2, lam):
     # o   = einsum(\"nh,qh->nq\", hid, W2)    [n, q]  (examples/einsum_mlp.gg:9)
     o = np.empty((n, q), dt)
     np.dot(hid, W2.T, o)
-    # _t8[i, 0] = max_j o[i, j]    [n, 1]
+    # _max8[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _t8 = np.empty((n, 1), dt)
+    _max8 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
-        _t8[i0, 0] = acc
-    # _t9[i, 0] = Σ_j exp(-_t8[i, 0] + o[i, j])    [n, 1]
+        _max8[i0, 0] = acc
+    # _sumexp9[i, 0] = Σ_j exp(o[i, j] - _max8[i, 0])    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _t9 = np.empty((n, 1), dt)
+    _sumexp9 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(o[i0, i1] - _t8[i0, 0])
-        _t9[i0, 0] = acc
-    # _t12[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += np.exp(o[i0, i1] - _max8[i0, 0])
+        _sumexp9[i0, 0] = acc
+    # _picked12[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _t12 = np.empty((n,), dt)
+    _picked12 = np.empty((n,), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _t12[i0] = acc
-    # _t14 = Σ_i (-_t12[i] + _t8[i, 0] + log(_t9[i, 0]))/n    scalar
+        _picked12[i0] = acc
+    # _t14 = Σ_i (_max8[i, 0] + log(_sumexp9[i, 0]) - _picked12[i])/n    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(n):
-        acc += (_t8[i0, 0] + np.log(_t9[i0, 0]) - _t12[i0]) / n
+        acc += (_max8[i0, 0] + np.log(_sumexp9[i0, 0]) - _picked12[i0]) / n
     _t14 = acc
     # _t17 = Σ_ij W1[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
@@ -120,18 +120,18 @@ def _forward_kernel(n, d, h, q, x, y, W1, W2, lam):
     _t19 = acc
     # J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar  (examples/einsum_mlp.gg:10)
     J = _t14 + lam * (_t17 + _t19) / 2.0
-    return J, o, hid, _t8, _t9
+    return J, o, hid, _max8, _sumexp9
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(n, d, h, q, x, y, W1, W2, lam, hid, o, _t8, _t9):
+def _backward_kernel(n, d, h, q, x, y, W1, W2, lam, hid, o, _max8, _sumexp9):
     dt = x.dtype
-    # dJ/do[i, j] = -[y[i] == j]/n + exp(-_t8[i, 0] + o[i, j])/(_t9[i, 0]*n)    [n, q]
+    # dJ/do[i, j] = exp(o[i, j] - _max8[i, 0])/(_sumexp9[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_do = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = np.exp(o[i0, i1] - _t8[i0, 0]) / (_t9[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = np.exp(o[i0, i1] - _max8[i0, 0]) / (_sumexp9[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_dhid = np.empty((n, h), dt)
@@ -180,35 +180,35 @@ def _value_and_grad_kernel(n, d, h, q, x, y, W1, W2, lam):
     # o   = einsum(\"nh,qh->nq\", hid, W2)    [n, q]  (examples/einsum_mlp.gg:9)
     o = np.empty((n, q), dt)
     np.dot(hid, W2.T, o)
-    # _t8[i, 0] = max_j o[i, j]    [n, 1]
+    # _max8[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _t8 = np.empty((n, 1), dt)
+    _max8 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
-        _t8[i0, 0] = acc
-    # _t9[i, 0] = Σ_j exp(-_t8[i, 0] + o[i, j])    [n, 1]
+        _max8[i0, 0] = acc
+    # _sumexp9[i, 0] = Σ_j exp(o[i, j] - _max8[i, 0])    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _t9 = np.empty((n, 1), dt)
+    _sumexp9 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(o[i0, i1] - _t8[i0, 0])
-        _t9[i0, 0] = acc
-    # _t12[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += np.exp(o[i0, i1] - _max8[i0, 0])
+        _sumexp9[i0, 0] = acc
+    # _picked12[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _t12 = np.empty((n,), dt)
+    _picked12 = np.empty((n,), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _t12[i0] = acc
-    # _t14 = Σ_i (-_t12[i] + _t8[i, 0] + log(_t9[i, 0]))/n    scalar
+        _picked12[i0] = acc
+    # _t14 = Σ_i (_max8[i, 0] + log(_sumexp9[i, 0]) - _picked12[i])/n    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(n):
-        acc += (_t8[i0, 0] + np.log(_t9[i0, 0]) - _t12[i0]) / n
+        acc += (_max8[i0, 0] + np.log(_sumexp9[i0, 0]) - _picked12[i0]) / n
     _t14 = acc
     # _t17 = Σ_ij W1[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
@@ -226,12 +226,12 @@ def _value_and_grad_kernel(n, d, h, q, x, y, W1, W2, lam):
     _t19 = acc
     # J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar  (examples/einsum_mlp.gg:10)
     J = _t14 + lam * (_t17 + _t19) / 2.0
-    # dJ/do[i, j] = -[y[i] == j]/n + exp(-_t8[i, 0] + o[i, j])/(_t9[i, 0]*n)    [n, q]
+    # dJ/do[i, j] = exp(o[i, j] - _max8[i, 0])/(_sumexp9[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_do = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = np.exp(o[i0, i1] - _t8[i0, 0]) / (_t9[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = np.exp(o[i0, i1] - _max8[i0, 0]) / (_sumexp9[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_dhid = np.empty((n, h), dt)
@@ -298,35 +298,35 @@ def _sgd_step_kernel(n, d, h, q, x, y, W1, W2, lam, lr):
     # o   = einsum(\"nh,qh->nq\", hid, W2)    [n, q]  (examples/einsum_mlp.gg:9)
     o = np.empty((n, q), dt)
     np.dot(hid, W2.T, o)
-    # _t8[i, 0] = max_j o[i, j]    [n, 1]
+    # _max8[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _t8 = np.empty((n, 1), dt)
+    _max8 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
-        _t8[i0, 0] = acc
-    # _t9[i, 0] = Σ_j exp(-_t8[i, 0] + o[i, j])    [n, 1]
+        _max8[i0, 0] = acc
+    # _sumexp9[i, 0] = Σ_j exp(o[i, j] - _max8[i, 0])    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _t9 = np.empty((n, 1), dt)
+    _sumexp9 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(o[i0, i1] - _t8[i0, 0])
-        _t9[i0, 0] = acc
-    # _t12[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += np.exp(o[i0, i1] - _max8[i0, 0])
+        _sumexp9[i0, 0] = acc
+    # _picked12[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _t12 = np.empty((n,), dt)
+    _picked12 = np.empty((n,), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _t12[i0] = acc
-    # _t14 = Σ_i (-_t12[i] + _t8[i, 0] + log(_t9[i, 0]))/n    scalar
+        _picked12[i0] = acc
+    # _t14 = Σ_i (_max8[i, 0] + log(_sumexp9[i, 0]) - _picked12[i])/n    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(n):
-        acc += (_t8[i0, 0] + np.log(_t9[i0, 0]) - _t12[i0]) / n
+        acc += (_max8[i0, 0] + np.log(_sumexp9[i0, 0]) - _picked12[i0]) / n
     _t14 = acc
     # _t17 = Σ_ij W1[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
@@ -344,12 +344,12 @@ def _sgd_step_kernel(n, d, h, q, x, y, W1, W2, lam, lr):
     _t19 = acc
     # J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar  (examples/einsum_mlp.gg:10)
     J = _t14 + lam * (_t17 + _t19) / 2.0
-    # dJ/do[i, j] = -[y[i] == j]/n + exp(-_t8[i, 0] + o[i, j])/(_t9[i, 0]*n)    [n, q]
+    # dJ/do[i, j] = exp(o[i, j] - _max8[i, 0])/(_sumexp9[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_do = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = np.exp(o[i0, i1] - _t8[i0, 0]) / (_t9[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = np.exp(o[i0, i1] - _max8[i0, 0]) / (_sumexp9[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_dhid = np.empty((n, h), dt)
@@ -467,8 +467,8 @@ def forward(x, y, W1, W2, lam=0.0001):
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     lam = _check_scalar('lam', lam)
-    J, o, hid, _t8, _t9 = _forward_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['W2'], lam)
-    return {'J': J, 'o': o, 'hid': hid, '_t8': _t8, '_t9': _t9, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
+    J, o, hid, _max8, _sumexp9 = _forward_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['W2'], lam)
+    return {'J': J, 'o': o, 'hid': hid, '_max8': _max8, '_sumexp9': _sumexp9, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
 
 
 def value_and_grad(x, y, W1, W2, lam=0.0001):
@@ -502,6 +502,6 @@ def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
     if not isinstance(tape, dict) or "_dims" not in tape:
         raise TypeError("backward() takes the dict returned by forward()")
-    grads = _backward_kernel(*_dims(tape["_dims"], ('n', 'd', 'h', 'q')), tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['hid'], tape['o'], tape['_t8'], tape['_t9'])
+    grads = _backward_kernel(*_dims(tape["_dims"], ('n', 'd', 'h', 'q')), tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['hid'], tape['o'], tape['_max8'], tape['_sumexp9'])
     grads = dict(zip(['W1', 'W2'], grads))
     return grads

@@ -32,7 +32,7 @@ Derivation:
         s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar
         J   = L + s                                      scalar
     Backward (reverse mode, from the objective J):
-        dJ/do[i, j] = -[y[i] == j]/n + exp(-_t10[i, 0] + o[i, j])/(_t11[i, 0]*n) [n, q]
+        dJ/do[i, j] = exp(o[i, j] - _max10[i, 0])/(_sumexp11[i, 0]*n) - [y[i] == j]/n [n, q]
         dJ/dhid = dJ/do @ W2                             [n, h]
         dJ/dW2 = (dJ/do.T @ hid) + W2*lam                [q, h]
         dJ/dz = dJ/dhid*(z > 0)                          [n, h]
@@ -85,34 +85,34 @@ def _forward_kernel(n, d, h, q, x, y, W1, W2, lam):
     # o   = hid @ W2.T    [n, q]  (examples/mlp.gg:11)
     o = np.empty((n, q), dt)
     np.dot(hid, W2.T, o)
-    # _t10[i, 0] = max_j o[i, j]    [n, 1]
+    # _max10[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _t10 = np.empty((n, 1), dt)
+    _max10 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
-        _t10[i0, 0] = acc
-    # _t11[i, 0] = Σ_j exp(-_t10[i, 0] + o[i, j])    [n, 1]
+        _max10[i0, 0] = acc
+    # _sumexp11[i, 0] = Σ_j exp(o[i, j] - _max10[i, 0])    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _t11 = np.empty((n, 1), dt)
+    _sumexp11 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(o[i0, i1] - _t10[i0, 0])
-        _t11[i0, 0] = acc
-    # _t14[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += np.exp(o[i0, i1] - _max10[i0, 0])
+        _sumexp11[i0, 0] = acc
+    # _picked14[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _t14 = np.empty((n,), dt)
+    _picked14 = np.empty((n,), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _t14[i0] = acc
+        _picked14[i0] = acc
     # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp.gg:12)
     acc = 0.0
     for i0 in range(n):
-        acc += (_t10[i0, 0] + np.log(_t11[i0, 0]) - _t14[i0]) / n
+        acc += (_max10[i0, 0] + np.log(_sumexp11[i0, 0]) - _picked14[i0]) / n
     L = acc
     # _t19 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
@@ -130,18 +130,18 @@ def _forward_kernel(n, d, h, q, x, y, W1, W2, lam):
     _t21 = acc
     # J   = L + s    scalar  (examples/mlp.gg:14)
     J = L + lam * (_t19 + _t21) / 2.0
-    return J, o, z, hid, _t10, _t11
+    return J, o, z, hid, _max10, _sumexp11
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(n, d, h, q, x, y, W1, W2, lam, z, hid, o, _t10, _t11):
+def _backward_kernel(n, d, h, q, x, y, W1, W2, lam, z, hid, o, _max10, _sumexp11):
     dt = x.dtype
-    # dJ/do[i, j] = -[y[i] == j]/n + exp(-_t10[i, 0] + o[i, j])/(_t11[i, 0]*n)    [n, q]
+    # dJ/do[i, j] = exp(o[i, j] - _max10[i, 0])/(_sumexp11[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
     dJ_do = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = np.exp(o[i0, i1] - _t10[i0, 0]) / (_t11[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = np.exp(o[i0, i1] - _max10[i0, 0]) / (_sumexp11[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
     dJ_dhid = np.empty((n, h), dt)
@@ -189,34 +189,34 @@ def _value_and_grad_kernel(n, d, h, q, x, y, W1, W2, lam):
     # o   = hid @ W2.T    [n, q]  (examples/mlp.gg:11)
     o = np.empty((n, q), dt)
     np.dot(hid, W2.T, o)
-    # _t10[i, 0] = max_j o[i, j]    [n, 1]
+    # _max10[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _t10 = np.empty((n, 1), dt)
+    _max10 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
-        _t10[i0, 0] = acc
-    # _t11[i, 0] = Σ_j exp(-_t10[i, 0] + o[i, j])    [n, 1]
+        _max10[i0, 0] = acc
+    # _sumexp11[i, 0] = Σ_j exp(o[i, j] - _max10[i, 0])    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _t11 = np.empty((n, 1), dt)
+    _sumexp11 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(o[i0, i1] - _t10[i0, 0])
-        _t11[i0, 0] = acc
-    # _t14[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += np.exp(o[i0, i1] - _max10[i0, 0])
+        _sumexp11[i0, 0] = acc
+    # _picked14[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _t14 = np.empty((n,), dt)
+    _picked14 = np.empty((n,), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _t14[i0] = acc
+        _picked14[i0] = acc
     # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp.gg:12)
     acc = 0.0
     for i0 in range(n):
-        acc += (_t10[i0, 0] + np.log(_t11[i0, 0]) - _t14[i0]) / n
+        acc += (_max10[i0, 0] + np.log(_sumexp11[i0, 0]) - _picked14[i0]) / n
     L = acc
     # _t19 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
@@ -234,12 +234,12 @@ def _value_and_grad_kernel(n, d, h, q, x, y, W1, W2, lam):
     _t21 = acc
     # J   = L + s    scalar  (examples/mlp.gg:14)
     J = L + lam * (_t19 + _t21) / 2.0
-    # dJ/do[i, j] = -[y[i] == j]/n + exp(-_t10[i, 0] + o[i, j])/(_t11[i, 0]*n)    [n, q]
+    # dJ/do[i, j] = exp(o[i, j] - _max10[i, 0])/(_sumexp11[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
     dJ_do = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = np.exp(o[i0, i1] - _t10[i0, 0]) / (_t11[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = np.exp(o[i0, i1] - _max10[i0, 0]) / (_sumexp11[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
     dJ_dhid = np.empty((n, h), dt)
@@ -304,34 +304,34 @@ def _sgd_step_kernel(n, d, h, q, x, y, W1, W2, lam, lr):
     # o   = hid @ W2.T    [n, q]  (examples/mlp.gg:11)
     o = np.empty((n, q), dt)
     np.dot(hid, W2.T, o)
-    # _t10[i, 0] = max_j o[i, j]    [n, 1]
+    # _max10[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _t10 = np.empty((n, 1), dt)
+    _max10 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
-        _t10[i0, 0] = acc
-    # _t11[i, 0] = Σ_j exp(-_t10[i, 0] + o[i, j])    [n, 1]
+        _max10[i0, 0] = acc
+    # _sumexp11[i, 0] = Σ_j exp(o[i, j] - _max10[i, 0])    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _t11 = np.empty((n, 1), dt)
+    _sumexp11 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(o[i0, i1] - _t10[i0, 0])
-        _t11[i0, 0] = acc
-    # _t14[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += np.exp(o[i0, i1] - _max10[i0, 0])
+        _sumexp11[i0, 0] = acc
+    # _picked14[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _t14 = np.empty((n,), dt)
+    _picked14 = np.empty((n,), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _t14[i0] = acc
+        _picked14[i0] = acc
     # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp.gg:12)
     acc = 0.0
     for i0 in range(n):
-        acc += (_t10[i0, 0] + np.log(_t11[i0, 0]) - _t14[i0]) / n
+        acc += (_max10[i0, 0] + np.log(_sumexp11[i0, 0]) - _picked14[i0]) / n
     L = acc
     # _t19 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
@@ -349,12 +349,12 @@ def _sgd_step_kernel(n, d, h, q, x, y, W1, W2, lam, lr):
     _t21 = acc
     # J   = L + s    scalar  (examples/mlp.gg:14)
     J = L + lam * (_t19 + _t21) / 2.0
-    # dJ/do[i, j] = -[y[i] == j]/n + exp(-_t10[i, 0] + o[i, j])/(_t11[i, 0]*n)    [n, q]
+    # dJ/do[i, j] = exp(o[i, j] - _max10[i, 0])/(_sumexp11[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
     dJ_do = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = np.exp(o[i0, i1] - _t10[i0, 0]) / (_t11[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = np.exp(o[i0, i1] - _max10[i0, 0]) / (_sumexp11[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
     dJ_dhid = np.empty((n, h), dt)
@@ -472,8 +472,8 @@ def forward(x, y, W1, W2, lam=0.0001):
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     lam = _check_scalar('lam', lam)
-    J, o, z, hid, _t10, _t11 = _forward_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['W2'], lam)
-    return {'J': J, 'o': o, 'z': z, 'hid': hid, '_t10': _t10, '_t11': _t11, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
+    J, o, z, hid, _max10, _sumexp11 = _forward_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['W2'], lam)
+    return {'J': J, 'o': o, 'z': z, 'hid': hid, '_max10': _max10, '_sumexp11': _sumexp11, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
 
 
 def value_and_grad(x, y, W1, W2, lam=0.0001):
@@ -507,6 +507,6 @@ def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
     if not isinstance(tape, dict) or "_dims" not in tape:
         raise TypeError("backward() takes the dict returned by forward()")
-    grads = _backward_kernel(*_dims(tape["_dims"], ('n', 'd', 'h', 'q')), tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['z'], tape['hid'], tape['o'], tape['_t10'], tape['_t11'])
+    grads = _backward_kernel(*_dims(tape["_dims"], ('n', 'd', 'h', 'q')), tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['z'], tape['hid'], tape['o'], tape['_max10'], tape['_sumexp11'])
     grads = dict(zip(['W1', 'W2'], grads))
     return grads

@@ -33,7 +33,7 @@ Derivation:
         s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar
         J   = L + s                                      scalar
     Backward (reverse mode, from the objective J):
-        dJ/do[i, j] = -[y[i] == j]/n + exp(-_t14[i, 0] + o[i, j])/(_t15[i, 0]*n) [n, q]
+        dJ/do[i, j] = exp(o[i, j] - _max14[i, 0])/(_sumexp15[i, 0]*n) - [y[i] == j]/n [n, q]
         dJ/db2[i] = Σ_j dJ/do[j, i]                      [q]
         dJ/dhid = dJ/do @ W2                             [n, h]
         dJ/dW2 = (dJ/do.T @ hid) + W2*lam                [q, h]
@@ -102,34 +102,34 @@ def _forward_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lam):
     for i0 in range(n):
         for i1 in range(q):
             o[i0, i1] = _t12[i0, i1] + b2[i1]
-    # _t14[i, 0] = max_j o[i, j]    [n, 1]
+    # _max14[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _t14 = np.empty((n, 1), dt)
+    _max14 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
-        _t14[i0, 0] = acc
-    # _t15[i, 0] = Σ_j exp(-_t14[i, 0] + o[i, j])    [n, 1]
+        _max14[i0, 0] = acc
+    # _sumexp15[i, 0] = Σ_j exp(o[i, j] - _max14[i, 0])    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _t15 = np.empty((n, 1), dt)
+    _sumexp15 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(o[i0, i1] - _t14[i0, 0])
-        _t15[i0, 0] = acc
-    # _t18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += np.exp(o[i0, i1] - _max14[i0, 0])
+        _sumexp15[i0, 0] = acc
+    # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _t18 = np.empty((n,), dt)
+    _picked18 = np.empty((n,), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _t18[i0] = acc
+        _picked18[i0] = acc
     # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp_bias.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_t14[i0, 0] + np.log(_t15[i0, 0]) - _t18[i0]) / n
+        acc += (_max14[i0, 0] + np.log(_sumexp15[i0, 0]) - _picked18[i0]) / n
     L = acc
     # _t23 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
@@ -147,18 +147,18 @@ def _forward_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lam):
     _t25 = acc
     # J   = L + s    scalar  (examples/mlp_bias.gg:15)
     J = L + lam * (_t23 + _t25) / 2.0
-    return J, o, z, hid, _t14, _t15
+    return J, o, z, hid, _max14, _sumexp15
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(n, d, h, q, x, y, W1, W2, lam, z, hid, o, _t14, _t15):
+def _backward_kernel(n, d, h, q, x, y, W1, W2, lam, z, hid, o, _max14, _sumexp15):
     dt = x.dtype
-    # dJ/do[i, j] = -[y[i] == j]/n + exp(-_t14[i, 0] + o[i, j])/(_t15[i, 0]*n)    [n, q]
+    # dJ/do[i, j] = exp(o[i, j] - _max14[i, 0])/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_do = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = np.exp(o[i0, i1] - _t14[i0, 0]) / (_t15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = np.exp(o[i0, i1] - _max14[i0, 0]) / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_db2 = np.zeros((q,), dt)
@@ -230,34 +230,34 @@ def _value_and_grad_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lam):
     for i0 in range(n):
         for i1 in range(q):
             o[i0, i1] = _t12[i0, i1] + b2[i1]
-    # _t14[i, 0] = max_j o[i, j]    [n, 1]
+    # _max14[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _t14 = np.empty((n, 1), dt)
+    _max14 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
-        _t14[i0, 0] = acc
-    # _t15[i, 0] = Σ_j exp(-_t14[i, 0] + o[i, j])    [n, 1]
+        _max14[i0, 0] = acc
+    # _sumexp15[i, 0] = Σ_j exp(o[i, j] - _max14[i, 0])    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _t15 = np.empty((n, 1), dt)
+    _sumexp15 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(o[i0, i1] - _t14[i0, 0])
-        _t15[i0, 0] = acc
-    # _t18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += np.exp(o[i0, i1] - _max14[i0, 0])
+        _sumexp15[i0, 0] = acc
+    # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _t18 = np.empty((n,), dt)
+    _picked18 = np.empty((n,), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _t18[i0] = acc
+        _picked18[i0] = acc
     # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp_bias.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_t14[i0, 0] + np.log(_t15[i0, 0]) - _t18[i0]) / n
+        acc += (_max14[i0, 0] + np.log(_sumexp15[i0, 0]) - _picked18[i0]) / n
     L = acc
     # _t23 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
@@ -275,12 +275,12 @@ def _value_and_grad_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lam):
     _t25 = acc
     # J   = L + s    scalar  (examples/mlp_bias.gg:15)
     J = L + lam * (_t23 + _t25) / 2.0
-    # dJ/do[i, j] = -[y[i] == j]/n + exp(-_t14[i, 0] + o[i, j])/(_t15[i, 0]*n)    [n, q]
+    # dJ/do[i, j] = exp(o[i, j] - _max14[i, 0])/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_do = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = np.exp(o[i0, i1] - _t14[i0, 0]) / (_t15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = np.exp(o[i0, i1] - _max14[i0, 0]) / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_db2 = np.zeros((q,), dt)
@@ -376,34 +376,34 @@ def _sgd_step_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lam, lr):
     for i0 in range(n):
         for i1 in range(q):
             o[i0, i1] = _t12[i0, i1] + b2[i1]
-    # _t14[i, 0] = max_j o[i, j]    [n, 1]
+    # _max14[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _t14 = np.empty((n, 1), dt)
+    _max14 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
-        _t14[i0, 0] = acc
-    # _t15[i, 0] = Σ_j exp(-_t14[i, 0] + o[i, j])    [n, 1]
+        _max14[i0, 0] = acc
+    # _sumexp15[i, 0] = Σ_j exp(o[i, j] - _max14[i, 0])    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _t15 = np.empty((n, 1), dt)
+    _sumexp15 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(o[i0, i1] - _t14[i0, 0])
-        _t15[i0, 0] = acc
-    # _t18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += np.exp(o[i0, i1] - _max14[i0, 0])
+        _sumexp15[i0, 0] = acc
+    # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _t18 = np.empty((n,), dt)
+    _picked18 = np.empty((n,), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _t18[i0] = acc
+        _picked18[i0] = acc
     # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp_bias.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_t14[i0, 0] + np.log(_t15[i0, 0]) - _t18[i0]) / n
+        acc += (_max14[i0, 0] + np.log(_sumexp15[i0, 0]) - _picked18[i0]) / n
     L = acc
     # _t23 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
@@ -421,12 +421,12 @@ def _sgd_step_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lam, lr):
     _t25 = acc
     # J   = L + s    scalar  (examples/mlp_bias.gg:15)
     J = L + lam * (_t23 + _t25) / 2.0
-    # dJ/do[i, j] = -[y[i] == j]/n + exp(-_t14[i, 0] + o[i, j])/(_t15[i, 0]*n)    [n, q]
+    # dJ/do[i, j] = exp(o[i, j] - _max14[i, 0])/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_do = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = np.exp(o[i0, i1] - _t14[i0, 0]) / (_t15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = np.exp(o[i0, i1] - _max14[i0, 0]) / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_db2 = np.zeros((q,), dt)
@@ -562,8 +562,8 @@ def forward(x, y, W1, b1, W2, b2, lam=0.0001):
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
     lam = _check_scalar('lam', lam)
-    J, o, z, hid, _t14, _t15 = _forward_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam)
-    return {'J': J, 'o': o, 'z': z, 'hid': hid, '_t14': _t14, '_t15': _t15, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
+    J, o, z, hid, _max14, _sumexp15 = _forward_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam)
+    return {'J': J, 'o': o, 'z': z, 'hid': hid, '_max14': _max14, '_sumexp15': _sumexp15, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
 
 
 def value_and_grad(x, y, W1, b1, W2, b2, lam=0.0001):
@@ -597,6 +597,6 @@ def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
     if not isinstance(tape, dict) or "_dims" not in tape:
         raise TypeError("backward() takes the dict returned by forward()")
-    grads = _backward_kernel(*_dims(tape["_dims"], ('n', 'd', 'h', 'q')), tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['z'], tape['hid'], tape['o'], tape['_t14'], tape['_t15'])
+    grads = _backward_kernel(*_dims(tape["_dims"], ('n', 'd', 'h', 'q')), tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['z'], tape['hid'], tape['o'], tape['_max14'], tape['_sumexp15'])
     grads = dict(zip(['W1', 'b1', 'W2', 'b2'], grads))
     return grads

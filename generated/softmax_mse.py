@@ -23,7 +23,7 @@ Derivation:
         J = sum((p - t) ** 2) / 2                        scalar
     Backward (reverse mode, from the objective J):
         _g21[i, 0] = Σ_j -_t11[i, j]*p[i, j]             [n, 1]
-        _g24[i, j] = _g21[i, 0]*exp(_t6[i, j] - _t7[i, 0])/_t8[i, 0] + _t11[i, j]*p[i, j] [n, q]
+        _g24[i, j] = _t11[i, j]*p[i, j] + _g21[i, 0]*exp(_t6[i, j] - _max7[i, 0])/_sumexp8[i, 0] [n, q]
         dJ/db[i] = Σ_j _g24[j, i]                        [q]
         dJ/dW = (_g24.T @ x)                             [q, d]
 """
@@ -67,28 +67,28 @@ def _forward_kernel(n, d, q, x, t, W, b):
     for i0 in range(n):
         for i1 in range(q):
             _t6[i0, i1] = _t5[i0, i1] + b[i1]
-    # _t7[i, 0] = max_j _t6[i, j]    [n, 1]
+    # _max7[i, 0] = max_j _t6[i, j]    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t7 = np.empty((n, 1), dt)
+    _max7 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, _t6[i0, i1])
-        _t7[i0, 0] = acc
-    # _t8[i, 0] = Σ_j exp(_t6[i, j] - _t7[i, 0])    [n, 1]
+        _max7[i0, 0] = acc
+    # _sumexp8[i, 0] = Σ_j exp(_t6[i, j] - _max7[i, 0])    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t8 = np.empty((n, 1), dt)
+    _sumexp8 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(_t6[i0, i1] - _t7[i0, 0])
-        _t8[i0, 0] = acc
-    # _t9 = _t7 + log(_t8)    [n, 1]
+            acc += np.exp(_t6[i0, i1] - _max7[i0, 0])
+        _sumexp8[i0, 0] = acc
+    # _t9 = _max7 + log(_sumexp8)    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t9 = np.empty((n, 1), dt)
     for i0 in range(n):
         for i1 in range(1):
-            _t9[i0, i1] = _t7[i0, i1] + np.log(_t8[i0, i1])
+            _t9[i0, i1] = _max7[i0, i1] + np.log(_sumexp8[i0, i1])
     # p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
     p = np.empty((n, q), dt)
     for i0 in range(n):
@@ -109,11 +109,11 @@ def _forward_kernel(n, d, q, x, t, W, b):
     _t13 = acc
     # J = sum((p - t) ** 2) / 2    scalar  (examples/softmax_mse.gg:8)
     J = _t13 / 2.0
-    return J, p, _t6, _t7, _t8, _t11
+    return J, p, _t6, _max7, _sumexp8, _t11
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(n, d, q, x, _t6, _t7, _t8, p, _t11):
+def _backward_kernel(n, d, q, x, _t6, _max7, _sumexp8, p, _t11):
     dt = x.dtype
     # _g21[i, 0] = Σ_j -_t11[i, j]*p[i, j]    [n, 1]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
@@ -123,12 +123,12 @@ def _backward_kernel(n, d, q, x, _t6, _t7, _t8, p, _t11):
         for i1 in range(q):
             acc += -p[i0, i1] * _t11[i0, i1]
         _g21[i0, 0] = acc
-    # _g24[i, j] = _g21[i, 0]*exp(_t6[i, j] - _t7[i, 0])/_t8[i, 0] + _t11[i, j]*p[i, j]    [n, q]
+    # _g24[i, j] = _t11[i, j]*p[i, j] + _g21[i, 0]*exp(_t6[i, j] - _max7[i, 0])/_sumexp8[i, 0]    [n, q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _g24 = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            _g24[i0, i1] = p[i0, i1] * _t11[i0, i1] + _g21[i0, 0] * np.exp(_t6[i0, i1] - _t7[i0, 0]) / _t8[i0, 0]
+            _g24[i0, i1] = p[i0, i1] * _t11[i0, i1] + _g21[i0, 0] * np.exp(_t6[i0, i1] - _max7[i0, 0]) / _sumexp8[i0, 0]
     # dJ/db[i] = Σ_j _g24[j, i]    [q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     dJ_db = np.zeros((q,), dt)
@@ -158,28 +158,28 @@ def _value_and_grad_kernel(n, d, q, x, t, W, b):
     for i0 in range(n):
         for i1 in range(q):
             _t6[i0, i1] = _t5[i0, i1] + b[i1]
-    # _t7[i, 0] = max_j _t6[i, j]    [n, 1]
+    # _max7[i, 0] = max_j _t6[i, j]    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t7 = np.empty((n, 1), dt)
+    _max7 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, _t6[i0, i1])
-        _t7[i0, 0] = acc
-    # _t8[i, 0] = Σ_j exp(_t6[i, j] - _t7[i, 0])    [n, 1]
+        _max7[i0, 0] = acc
+    # _sumexp8[i, 0] = Σ_j exp(_t6[i, j] - _max7[i, 0])    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t8 = np.empty((n, 1), dt)
+    _sumexp8 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(_t6[i0, i1] - _t7[i0, 0])
-        _t8[i0, 0] = acc
-    # _t9 = _t7 + log(_t8)    [n, 1]
+            acc += np.exp(_t6[i0, i1] - _max7[i0, 0])
+        _sumexp8[i0, 0] = acc
+    # _t9 = _max7 + log(_sumexp8)    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t9 = np.empty((n, 1), dt)
     for i0 in range(n):
         for i1 in range(1):
-            _t9[i0, i1] = _t7[i0, i1] + np.log(_t8[i0, i1])
+            _t9[i0, i1] = _max7[i0, i1] + np.log(_sumexp8[i0, i1])
     # p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
     p = np.empty((n, q), dt)
     for i0 in range(n):
@@ -208,12 +208,12 @@ def _value_and_grad_kernel(n, d, q, x, t, W, b):
         for i1 in range(q):
             acc += -p[i0, i1] * _t11[i0, i1]
         _g21[i0, 0] = acc
-    # _g24[i, j] = _g21[i, 0]*exp(_t6[i, j] - _t7[i, 0])/_t8[i, 0] + _t11[i, j]*p[i, j]    [n, q]
+    # _g24[i, j] = _t11[i, j]*p[i, j] + _g21[i, 0]*exp(_t6[i, j] - _max7[i, 0])/_sumexp8[i, 0]    [n, q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _g24 = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            _g24[i0, i1] = p[i0, i1] * _t11[i0, i1] + _g21[i0, 0] * np.exp(_t6[i0, i1] - _t7[i0, 0]) / _t8[i0, 0]
+            _g24[i0, i1] = p[i0, i1] * _t11[i0, i1] + _g21[i0, 0] * np.exp(_t6[i0, i1] - _max7[i0, 0]) / _sumexp8[i0, 0]
     # dJ/db[i] = Σ_j _g24[j, i]    [q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     dJ_db = np.zeros((q,), dt)
@@ -243,28 +243,28 @@ def _predict_kernel(n, d, q, x, W, b):
     for i0 in range(n):
         for i1 in range(q):
             _t6[i0, i1] = _t5[i0, i1] + b[i1]
-    # _t7[i, 0] = max_j _t6[i, j]    [n, 1]
+    # _max7[i, 0] = max_j _t6[i, j]    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t7 = np.empty((n, 1), dt)
+    _max7 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, _t6[i0, i1])
-        _t7[i0, 0] = acc
-    # _t8[i, 0] = Σ_j exp(_t6[i, j] - _t7[i, 0])    [n, 1]
+        _max7[i0, 0] = acc
+    # _sumexp8[i, 0] = Σ_j exp(_t6[i, j] - _max7[i, 0])    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t8 = np.empty((n, 1), dt)
+    _sumexp8 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(_t6[i0, i1] - _t7[i0, 0])
-        _t8[i0, 0] = acc
-    # _t9 = _t7 + log(_t8)    [n, 1]
+            acc += np.exp(_t6[i0, i1] - _max7[i0, 0])
+        _sumexp8[i0, 0] = acc
+    # _t9 = _max7 + log(_sumexp8)    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t9 = _t8  # reuse the buffer
+    _t9 = _sumexp8  # reuse the buffer
     for i0 in range(n):
         for i1 in range(1):
-            _t9[i0, i1] = _t7[i0, i1] + np.log(_t8[i0, i1])
+            _t9[i0, i1] = _max7[i0, i1] + np.log(_sumexp8[i0, i1])
     # p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
     p = np.empty((n, q), dt)
     for i0 in range(n):
@@ -286,28 +286,28 @@ def _sgd_step_kernel(n, d, q, x, t, W, b, lr):
     for i0 in range(n):
         for i1 in range(q):
             _t6[i0, i1] = _t5[i0, i1] + b[i1]
-    # _t7[i, 0] = max_j _t6[i, j]    [n, 1]
+    # _max7[i, 0] = max_j _t6[i, j]    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t7 = np.empty((n, 1), dt)
+    _max7 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, _t6[i0, i1])
-        _t7[i0, 0] = acc
-    # _t8[i, 0] = Σ_j exp(_t6[i, j] - _t7[i, 0])    [n, 1]
+        _max7[i0, 0] = acc
+    # _sumexp8[i, 0] = Σ_j exp(_t6[i, j] - _max7[i, 0])    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t8 = np.empty((n, 1), dt)
+    _sumexp8 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(_t6[i0, i1] - _t7[i0, 0])
-        _t8[i0, 0] = acc
-    # _t9 = _t7 + log(_t8)    [n, 1]
+            acc += np.exp(_t6[i0, i1] - _max7[i0, 0])
+        _sumexp8[i0, 0] = acc
+    # _t9 = _max7 + log(_sumexp8)    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t9 = np.empty((n, 1), dt)
     for i0 in range(n):
         for i1 in range(1):
-            _t9[i0, i1] = _t7[i0, i1] + np.log(_t8[i0, i1])
+            _t9[i0, i1] = _max7[i0, i1] + np.log(_sumexp8[i0, i1])
     # p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
     p = np.empty((n, q), dt)
     for i0 in range(n):
@@ -336,12 +336,12 @@ def _sgd_step_kernel(n, d, q, x, t, W, b, lr):
         for i1 in range(q):
             acc += -p[i0, i1] * _t11[i0, i1]
         _g21[i0, 0] = acc
-    # _g24[i, j] = _g21[i, 0]*exp(_t6[i, j] - _t7[i, 0])/_t8[i, 0] + _t11[i, j]*p[i, j]    [n, q]
+    # _g24[i, j] = _t11[i, j]*p[i, j] + _g21[i, 0]*exp(_t6[i, j] - _max7[i, 0])/_sumexp8[i, 0]    [n, q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _g24 = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            _g24[i0, i1] = p[i0, i1] * _t11[i0, i1] + _g21[i0, 0] * np.exp(_t6[i0, i1] - _t7[i0, 0]) / _t8[i0, 0]
+            _g24[i0, i1] = p[i0, i1] * _t11[i0, i1] + _g21[i0, 0] * np.exp(_t6[i0, i1] - _max7[i0, 0]) / _sumexp8[i0, 0]
     # dJ/db[i] = Σ_j _g24[j, i]    [q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     dJ_db = np.zeros((q,), dt)
@@ -449,8 +449,8 @@ def forward(x, t, W, b):
     """Training forward pass: a tape dict with J, the outputs and the values backward() reuses."""
     _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']})
-    J, p, _t6, _t7, _t8, _t11 = _forward_kernel(*_dims(_bound, ('n', 'd', 'q')), _a['x'], _a['t'], _a['W'], _a['b'])
-    return {'J': J, 'p': p, '_t6': _t6, '_t7': _t7, '_t8': _t8, '_t11': _t11, 'x': _a['x'], "_dims": _bound}
+    J, p, _t6, _max7, _sumexp8, _t11 = _forward_kernel(*_dims(_bound, ('n', 'd', 'q')), _a['x'], _a['t'], _a['W'], _a['b'])
+    return {'J': J, 'p': p, '_t6': _t6, '_max7': _max7, '_sumexp8': _sumexp8, '_t11': _t11, 'x': _a['x'], "_dims": _bound}
 
 
 def value_and_grad(x, t, W, b):
@@ -482,6 +482,6 @@ def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
     if not isinstance(tape, dict) or "_dims" not in tape:
         raise TypeError("backward() takes the dict returned by forward()")
-    grads = _backward_kernel(*_dims(tape["_dims"], ('n', 'd', 'q')), tape['x'], tape['_t6'], tape['_t7'], tape['_t8'], tape['p'], tape['_t11'])
+    grads = _backward_kernel(*_dims(tape["_dims"], ('n', 'd', 'q')), tape['x'], tape['_t6'], tape['_max7'], tape['_sumexp8'], tape['p'], tape['_t11'])
     grads = dict(zip(['W', 'b'], grads))
     return grads

@@ -28,7 +28,7 @@ Derivation:
         o   = hid @ W2.T + b2                            [n, q]
         J   = mean(cross_entropy(o, y))                  scalar
     Backward (reverse mode, from the objective J):
-        dJ/do[i, j] = -[y[i] == j]/n + exp(-_t13[i, 0] + o[i, j])/(_t14[i, 0]*n) [n, q]
+        dJ/do[i, j] = exp(o[i, j] - _max13[i, 0])/(_sumexp14[i, 0]*n) - [y[i] == j]/n [n, q]
         dJ/db2[i] = Σ_j dJ/do[j, i]                      [q]
         dJ/dhid = dJ/do @ W2                             [n, h]
         dJ/dW2 = (dJ/do.T @ hid)                         [q, h]
@@ -101,47 +101,47 @@ def _forward_kernel(n, d, h, q, x, y, W1, b1, W2, b2):
     for i0 in range(n):
         for i1 in range(q):
             o[i0, i1] = _t11[i0, i1] + b2[i1]
-    # _t13[i, 0] = max_j o[i, j]    [n, 1]
+    # _max13[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _t13 = np.empty((n, 1), dt)
+    _max13 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
-        _t13[i0, 0] = acc
-    # _t14[i, 0] = Σ_j exp(-_t13[i, 0] + o[i, j])    [n, 1]
+        _max13[i0, 0] = acc
+    # _sumexp14[i, 0] = Σ_j exp(o[i, j] - _max13[i, 0])    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _t14 = np.empty((n, 1), dt)
+    _sumexp14 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(o[i0, i1] - _t13[i0, 0])
-        _t14[i0, 0] = acc
-    # _t17[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += np.exp(o[i0, i1] - _max13[i0, 0])
+        _sumexp14[i0, 0] = acc
+    # _picked17[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _t17 = np.empty((n,), dt)
+    _picked17 = np.empty((n,), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _t17[i0] = acc
+        _picked17[i0] = acc
     # J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_t13[i0, 0] + np.log(_t14[i0, 0]) - _t17[i0]) / n
+        acc += (_max13[i0, 0] + np.log(_sumexp14[i0, 0]) - _picked17[i0]) / n
     J = acc
-    return J, o, _t8, hid, _t13, _t14
+    return J, o, _t8, hid, _max13, _sumexp14
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(n, d, h, q, x, y, W2, _t8, hid, o, _t13, _t14):
+def _backward_kernel(n, d, h, q, x, y, W2, _t8, hid, o, _max13, _sumexp14):
     dt = x.dtype
-    # dJ/do[i, j] = -[y[i] == j]/n + exp(-_t13[i, 0] + o[i, j])/(_t14[i, 0]*n)    [n, q]
+    # dJ/do[i, j] = exp(o[i, j] - _max13[i, 0])/(_sumexp14[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_do = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = np.exp(o[i0, i1] - _t13[i0, 0]) / (_t14[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = np.exp(o[i0, i1] - _max13[i0, 0]) / (_sumexp14[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_db2 = np.zeros((q,), dt)
@@ -208,41 +208,41 @@ def _value_and_grad_kernel(n, d, h, q, x, y, W1, b1, W2, b2):
     for i0 in range(n):
         for i1 in range(q):
             o[i0, i1] = _t11[i0, i1] + b2[i1]
-    # _t13[i, 0] = max_j o[i, j]    [n, 1]
+    # _max13[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _t13 = np.empty((n, 1), dt)
+    _max13 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
-        _t13[i0, 0] = acc
-    # _t14[i, 0] = Σ_j exp(-_t13[i, 0] + o[i, j])    [n, 1]
+        _max13[i0, 0] = acc
+    # _sumexp14[i, 0] = Σ_j exp(o[i, j] - _max13[i, 0])    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _t14 = np.empty((n, 1), dt)
+    _sumexp14 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(o[i0, i1] - _t13[i0, 0])
-        _t14[i0, 0] = acc
-    # _t17[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += np.exp(o[i0, i1] - _max13[i0, 0])
+        _sumexp14[i0, 0] = acc
+    # _picked17[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _t17 = np.empty((n,), dt)
+    _picked17 = np.empty((n,), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _t17[i0] = acc
+        _picked17[i0] = acc
     # J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_t13[i0, 0] + np.log(_t14[i0, 0]) - _t17[i0]) / n
+        acc += (_max13[i0, 0] + np.log(_sumexp14[i0, 0]) - _picked17[i0]) / n
     J = acc
-    # dJ/do[i, j] = -[y[i] == j]/n + exp(-_t13[i, 0] + o[i, j])/(_t14[i, 0]*n)    [n, q]
+    # dJ/do[i, j] = exp(o[i, j] - _max13[i, 0])/(_sumexp14[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_do = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = np.exp(o[i0, i1] - _t13[i0, 0]) / (_t14[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = np.exp(o[i0, i1] - _max13[i0, 0]) / (_sumexp14[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_db2 = np.zeros((q,), dt)
@@ -333,41 +333,41 @@ def _sgd_step_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lr):
     for i0 in range(n):
         for i1 in range(q):
             o[i0, i1] = _t11[i0, i1] + b2[i1]
-    # _t13[i, 0] = max_j o[i, j]    [n, 1]
+    # _max13[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _t13 = np.empty((n, 1), dt)
+    _max13 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
-        _t13[i0, 0] = acc
-    # _t14[i, 0] = Σ_j exp(-_t13[i, 0] + o[i, j])    [n, 1]
+        _max13[i0, 0] = acc
+    # _sumexp14[i, 0] = Σ_j exp(o[i, j] - _max13[i, 0])    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _t14 = np.empty((n, 1), dt)
+    _sumexp14 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(o[i0, i1] - _t13[i0, 0])
-        _t14[i0, 0] = acc
-    # _t17[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += np.exp(o[i0, i1] - _max13[i0, 0])
+        _sumexp14[i0, 0] = acc
+    # _picked17[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _t17 = np.empty((n,), dt)
+    _picked17 = np.empty((n,), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _t17[i0] = acc
+        _picked17[i0] = acc
     # J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_t13[i0, 0] + np.log(_t14[i0, 0]) - _t17[i0]) / n
+        acc += (_max13[i0, 0] + np.log(_sumexp14[i0, 0]) - _picked17[i0]) / n
     J = acc
-    # dJ/do[i, j] = -[y[i] == j]/n + exp(-_t13[i, 0] + o[i, j])/(_t14[i, 0]*n)    [n, q]
+    # dJ/do[i, j] = exp(o[i, j] - _max13[i, 0])/(_sumexp14[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_do = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = np.exp(o[i0, i1] - _t13[i0, 0]) / (_t14[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = np.exp(o[i0, i1] - _max13[i0, 0]) / (_sumexp14[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_db2 = np.zeros((q,), dt)
@@ -502,8 +502,8 @@ def forward(x, y, W1, b1, W2, b2):
     """Training forward pass: a tape dict with J, the outputs and the values backward() reuses."""
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
-    J, o, _t8, hid, _t13, _t14 = _forward_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
-    return {'J': J, 'o': o, '_t8': _t8, 'hid': hid, '_t13': _t13, '_t14': _t14, 'x': _a['x'], 'y': _a['y'], 'W2': _a['W2'], "_dims": _bound}
+    J, o, _t8, hid, _max13, _sumexp14 = _forward_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
+    return {'J': J, 'o': o, '_t8': _t8, 'hid': hid, '_max13': _max13, '_sumexp14': _sumexp14, 'x': _a['x'], 'y': _a['y'], 'W2': _a['W2'], "_dims": _bound}
 
 
 def value_and_grad(x, y, W1, b1, W2, b2):
@@ -535,6 +535,6 @@ def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
     if not isinstance(tape, dict) or "_dims" not in tape:
         raise TypeError("backward() takes the dict returned by forward()")
-    grads = _backward_kernel(*_dims(tape["_dims"], ('n', 'd', 'h', 'q')), tape['x'], tape['y'], tape['W2'], tape['_t8'], tape['hid'], tape['o'], tape['_t13'], tape['_t14'])
+    grads = _backward_kernel(*_dims(tape["_dims"], ('n', 'd', 'h', 'q')), tape['x'], tape['y'], tape['W2'], tape['_t8'], tape['hid'], tape['o'], tape['_max13'], tape['_sumexp14'])
     grads = dict(zip(['W1', 'b1', 'W2', 'b2'], grads))
     return grads

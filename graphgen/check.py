@@ -489,10 +489,12 @@ class _Checker:
         reduce = tuple(idx[a] for a in axes)
         kept = tuple(None if k in axes else idx[k] for k in range(len(idx)))
         kshape = tuple(1 if a is None else sizes[a] for a in kept)
-        shift = g.add(name=f"_t{len(g.nodes)}", kind="op", shape=kshape, out=kept, reduce=reduce,
+        shift = g.add(name=f"_max{len(g.nodes)}", kind="op", shape=kshape, out=kept,
+                      reduce=reduce,
                       reducer="max", args=(Arg(x, idx),), body=arg_symbol(0), sizes=dict(sizes),
                       differentiable=False, origin=self.origin)
-        total = g.add(name=f"_t{len(g.nodes)}", kind="op", shape=kshape, out=kept, reduce=reduce,
+        total = g.add(name=f"_sumexp{len(g.nodes)}", kind="op", shape=kshape, out=kept,
+                      reduce=reduce,
                       args=(Arg(x, idx), Arg(shift, kept)),
                       body=sp.exp(arg_symbol(0) - arg_symbol(1)), sizes=dict(sizes),
                       origin=self.origin)
@@ -544,7 +546,7 @@ class _Checker:
         g = self.graph
         idx = tuple(g.fresh_index() for _ in logits.shape)
         sizes = dict(zip(idx, logits.shape))
-        picked = g.add(name=f"_t{len(g.nodes)}", kind="op", shape=logits.shape[:-1],
+        picked = g.add(name=f"_picked{len(g.nodes)}", kind="op", shape=logits.shape[:-1],
                        out=idx[:-1], reduce=idx[-1:],
                        args=(Arg(logits, idx), Arg(labels, idx[:-1])),
                        body=arg_symbol(0) * ops.label_is(arg_symbol(1), index_symbol(idx[-1])),

@@ -24,6 +24,16 @@ def fmt_shape(shape: tuple) -> str:
 
 
 class _MathPrinter(StrPrinter):
+    def _print_Add(self, expr, order=None):
+        terms = sorted(expr.args, key=sp.default_sort_key)
+        terms.sort(key=lambda t: t.could_extract_minus_sign())  # a - b, not -b + a
+        out = ""
+        for k, t in enumerate(terms):
+            neg = t.could_extract_minus_sign()
+            text = self.parenthesize(-t if neg else t, 40 if not neg else 41)
+            out += (" - " if neg else " + ") + text if k else ("-" if neg else "") + text
+        return out
+
     def _print_Heaviside(self, e):
         x = self._print(e.args[0])
         h0 = e.args[1] if len(e.args) > 1 else sp.S.Half

@@ -47,3 +47,15 @@ def test_backward_reuses_the_stored_value(fn, forbidden):
     backward = source.split("def _backward_kernel", 1)[1].split("\n\n\n", 1)[0]
     assert forbidden not in backward  # the derivative is written with the stored t
     assert "t[i0]" in backward
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "softplus", "tanh", "exp", "log", "sqrt",
+                                  "sin", "cos"])
+def test_derivative_is_sympys_derivative_of_the_definition(name):
+    """Where the rule is written in terms of the op's own value (σ' = σ(1-σ)), substituting
+    the definition back gives exactly sympy's derivative of the definition."""
+    op = ops.ELEMENTWISE[name]
+    rule = sp.diff(op.build(x), x)
+    expanded = rule.replace(lambda e: isinstance(e, (ops.sigmoid, ops.softplus)),
+                            lambda e: ops.ELEMENTWISE[type(e).__name__].definition(*e.args))
+    assert sp.simplify(expanded - sp.diff(op.definition(x), x)) == 0

@@ -31,12 +31,13 @@ Derivation:
         _g44 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g44.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 654ef0104604284deef3b937f707e63dc76be85d65bbb54c2fef62ce4f315454
+# graphgen-spec-hash: fca018e91b41691c1ae8acd82cecae2dc8b8eef8358cf4565335d61ccb28c606
+# graphgen-content-sha256: 5895bcbf6e258a1965a43e5674aba3c78b43a65a78debd3e6912cc14204dbe1b
 import numpy as np
 import numba
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '654ef0104604284deef3b937f707e63dc76be85d65bbb54c2fef62ce4f315454'
+SPEC_HASH = 'fca018e91b41691c1ae8acd82cecae2dc8b8eef8358cf4565335d61ccb28c606'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -380,6 +381,37 @@ def _sgd_step_kernel(n, d, h, q, x, y, W1, W2, lam, lr):
 
 
 # ---------------------------------------------------------------------------- validation
+class _Required:
+    """Default of a required argument, so a misspelt keyword gets a suggestion."""
+
+    def __repr__(self):
+        return "<required>"
+
+
+_REQUIRED = _Required()
+
+
+def _distance(a, b):
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def _bad_call(function, given, unexpected):
+    missing = [name for name, value in given.items() if value is _REQUIRED]
+    for name in unexpected:
+        candidates = missing or list(given)
+        best = min(candidates, key=lambda c: _distance(name, c))
+        hint = f"; did you mean {best!r}?" if _distance(name, best) <= max(2, len(name) // 3) \
+            else f"; it takes {', '.join(given)}"
+        raise TypeError(f"{function}() got an unexpected argument {name!r}{hint}")
+    raise TypeError(f"{function}() is missing argument{'s' if len(missing) > 1 else ''} "
+                    f"{', '.join(repr(m) for m in missing)}")
+
+
 def _shape_text(shape):
     return "[" + ", ".join(str(s) for s in shape) + "]"
 
@@ -462,8 +494,10 @@ def _dims(bound, names):
     return tuple(bound[d] for d in names)
 
 
-def forward(x, y, W1, W2, lam=0.0001):
+def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **unexpected):
     """Training forward pass: a tape dict with J, the outputs and the values backward() reuses."""
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
+        _bad_call('forward', {'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam}, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     lam = _check_scalar('lam', lam)
@@ -471,8 +505,10 @@ def forward(x, y, W1, W2, lam=0.0001):
     return {'J': J, 'o': o, 'hid': hid, '_max8': _max8, '_sumexp9': _sumexp9, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
 
 
-def value_and_grad(x, y, W1, W2, lam=0.0001):
+def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **unexpected):
     """(J, {param: dJ/dparam}) in one native call."""
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
+        _bad_call('value_and_grad', {'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam}, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     lam = _check_scalar('lam', lam)
@@ -480,16 +516,20 @@ def value_and_grad(x, y, W1, W2, lam=0.0001):
     return float(J), {'W1': dJ_dW1, 'W2': dJ_dW2}
 
 
-def predict(x, W1, W2):
+def predict(x=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, **unexpected):
     """Inference: o; keeps nothing for a backward pass."""
+    if unexpected or x is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
+        _bad_call('predict', {'x': x, 'W1': W1, 'W2': W2, }, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     o = _predict_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['W1'], _a['W2'])
     return o
 
 
-def sgd_step(x, y, W1, W2, lam=0.0001, *, lr):
+def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, *, lr=_REQUIRED, **unexpected):
     """One SGD step in one native call: updates the params in place (p -= lr * dJ/dp) and returns J before the update."""
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED or lr is _REQUIRED:
+        _bad_call('sgd_step', {'x': x, 'y': y, 'W1': W1, 'W2': W2, "lr": lr, 'lam': lam}, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']}, writable=('W1', 'W2'))
     lam = _check_scalar('lam', lam)

@@ -38,12 +38,13 @@ Derivation:
         dJ/dz = dJ/dhid*(z > 0)                          [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: bcdba8c6be76f4e98deffe339a6926956b08939cffbbb32b572937f8a29bde6e
+# graphgen-spec-hash: 703b63095327610ce0f09e83aa454731048ad3d4a74c4a0bc9a605402230d12b
+# graphgen-content-sha256: 8ed596bbea092a2080ede9ad4edc1202854be76f7172055f71e5ca706fe1e37a
 import numpy as np
 import numba
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'bcdba8c6be76f4e98deffe339a6926956b08939cffbbb32b572937f8a29bde6e'
+SPEC_HASH = '703b63095327610ce0f09e83aa454731048ad3d4a74c4a0bc9a605402230d12b'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -385,6 +386,37 @@ def _sgd_step_kernel(n, d, h, q, x, y, W1, W2, lam, lr):
 
 
 # ---------------------------------------------------------------------------- validation
+class _Required:
+    """Default of a required argument, so a misspelt keyword gets a suggestion."""
+
+    def __repr__(self):
+        return "<required>"
+
+
+_REQUIRED = _Required()
+
+
+def _distance(a, b):
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def _bad_call(function, given, unexpected):
+    missing = [name for name, value in given.items() if value is _REQUIRED]
+    for name in unexpected:
+        candidates = missing or list(given)
+        best = min(candidates, key=lambda c: _distance(name, c))
+        hint = f"; did you mean {best!r}?" if _distance(name, best) <= max(2, len(name) // 3) \
+            else f"; it takes {', '.join(given)}"
+        raise TypeError(f"{function}() got an unexpected argument {name!r}{hint}")
+    raise TypeError(f"{function}() is missing argument{'s' if len(missing) > 1 else ''} "
+                    f"{', '.join(repr(m) for m in missing)}")
+
+
 def _shape_text(shape):
     return "[" + ", ".join(str(s) for s in shape) + "]"
 
@@ -467,8 +499,10 @@ def _dims(bound, names):
     return tuple(bound[d] for d in names)
 
 
-def forward(x, y, W1, W2, lam=0.0001):
+def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **unexpected):
     """Training forward pass: a tape dict with J, the outputs and the values backward() reuses."""
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
+        _bad_call('forward', {'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam}, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     lam = _check_scalar('lam', lam)
@@ -476,8 +510,10 @@ def forward(x, y, W1, W2, lam=0.0001):
     return {'J': J, 'o': o, 'z': z, 'hid': hid, '_max10': _max10, '_sumexp11': _sumexp11, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
 
 
-def value_and_grad(x, y, W1, W2, lam=0.0001):
+def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **unexpected):
     """(J, {param: dJ/dparam}) in one native call."""
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
+        _bad_call('value_and_grad', {'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam}, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     lam = _check_scalar('lam', lam)
@@ -485,16 +521,20 @@ def value_and_grad(x, y, W1, W2, lam=0.0001):
     return float(J), {'W1': dJ_dW1, 'W2': dJ_dW2}
 
 
-def predict(x, W1, W2):
+def predict(x=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, **unexpected):
     """Inference: o; keeps nothing for a backward pass."""
+    if unexpected or x is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
+        _bad_call('predict', {'x': x, 'W1': W1, 'W2': W2, }, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     o = _predict_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['W1'], _a['W2'])
     return o
 
 
-def sgd_step(x, y, W1, W2, lam=0.0001, *, lr):
+def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, *, lr=_REQUIRED, **unexpected):
     """One SGD step in one native call: updates the params in place (p -= lr * dJ/dp) and returns J before the update."""
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED or lr is _REQUIRED:
+        _bad_call('sgd_step', {'x': x, 'y': y, 'W1': W1, 'W2': W2, "lr": lr, 'lam': lam}, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']}, writable=('W1', 'W2'))
     lam = _check_scalar('lam', lam)

@@ -41,12 +41,13 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: e9f8a5878f2276cbc7f1dd89aad6f5ba4103fd51f5f8d40c561bc7c54f790c02
+# graphgen-spec-hash: a4894f8396ed90c61abe694922736567b861d7da7478a54e372c0e575bc26198
+# graphgen-content-sha256: 5553ff925ea936de6710b74548334cc05d54a85daf4846971a44b918bb7b0ef5
 import numpy as np
 import numba
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'e9f8a5878f2276cbc7f1dd89aad6f5ba4103fd51f5f8d40c561bc7c54f790c02'
+SPEC_HASH = 'a4894f8396ed90c61abe694922736567b861d7da7478a54e372c0e575bc26198'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -475,6 +476,37 @@ def _sgd_step_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lam, lr):
 
 
 # ---------------------------------------------------------------------------- validation
+class _Required:
+    """Default of a required argument, so a misspelt keyword gets a suggestion."""
+
+    def __repr__(self):
+        return "<required>"
+
+
+_REQUIRED = _Required()
+
+
+def _distance(a, b):
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def _bad_call(function, given, unexpected):
+    missing = [name for name, value in given.items() if value is _REQUIRED]
+    for name in unexpected:
+        candidates = missing or list(given)
+        best = min(candidates, key=lambda c: _distance(name, c))
+        hint = f"; did you mean {best!r}?" if _distance(name, best) <= max(2, len(name) // 3) \
+            else f"; it takes {', '.join(given)}"
+        raise TypeError(f"{function}() got an unexpected argument {name!r}{hint}")
+    raise TypeError(f"{function}() is missing argument{'s' if len(missing) > 1 else ''} "
+                    f"{', '.join(repr(m) for m in missing)}")
+
+
 def _shape_text(shape):
     return "[" + ", ".join(str(s) for s in shape) + "]"
 
@@ -557,8 +589,10 @@ def _dims(bound, names):
     return tuple(bound[d] for d in names)
 
 
-def forward(x, y, W1, b1, W2, b2, lam=0.0001):
+def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, lam=0.0001, **unexpected):
     """Training forward pass: a tape dict with J, the outputs and the values backward() reuses."""
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
+        _bad_call('forward', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, 'lam': lam}, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
     lam = _check_scalar('lam', lam)
@@ -566,8 +600,10 @@ def forward(x, y, W1, b1, W2, b2, lam=0.0001):
     return {'J': J, 'o': o, 'z': z, 'hid': hid, '_max14': _max14, '_sumexp15': _sumexp15, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
 
 
-def value_and_grad(x, y, W1, b1, W2, b2, lam=0.0001):
+def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, lam=0.0001, **unexpected):
     """(J, {param: dJ/dparam}) in one native call."""
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
+        _bad_call('value_and_grad', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, 'lam': lam}, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
     lam = _check_scalar('lam', lam)
@@ -575,16 +611,20 @@ def value_and_grad(x, y, W1, b1, W2, b2, lam=0.0001):
     return float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}
 
 
-def predict(x, W1, b1, W2, b2):
+def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, **unexpected):
     """Inference: o; keeps nothing for a backward pass."""
+    if unexpected or x is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
+        _bad_call('predict', {'x': x, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
     o = _predict_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
     return o
 
 
-def sgd_step(x, y, W1, b1, W2, b2, lam=0.0001, *, lr):
+def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, lam=0.0001, *, lr=_REQUIRED, **unexpected):
     """One SGD step in one native call: updates the params in place (p -= lr * dJ/dp) and returns J before the update."""
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED or lr is _REQUIRED:
+        _bad_call('sgd_step', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, "lr": lr, 'lam': lam}, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']}, writable=('W1', 'b1', 'W2', 'b2'))
     lam = _check_scalar('lam', lam)

@@ -27,12 +27,13 @@ Derivation:
         dJ/db[i] = Σ_j _g24[j, i]                        [q]
         dJ/dW = (_g24.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 3af7aa0f9639894578372b77c963119bea6da445c378e1d5058aec56dfa62768
+# graphgen-spec-hash: d1fe2fec419516188ab535a9fe44fcd89a4bf6f2b080112f8e6e169c65e474a3
+# graphgen-content-sha256: 80a661e0de9b4bf7b8dce4ec5e1e1435fb56ee2c6442a277313ed990587e6495
 import numpy as np
 import numba
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '3af7aa0f9639894578372b77c963119bea6da445c378e1d5058aec56dfa62768'
+SPEC_HASH = 'd1fe2fec419516188ab535a9fe44fcd89a4bf6f2b080112f8e6e169c65e474a3'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -363,6 +364,37 @@ def _sgd_step_kernel(n, d, q, x, t, W, b, lr):
 
 
 # ---------------------------------------------------------------------------- validation
+class _Required:
+    """Default of a required argument, so a misspelt keyword gets a suggestion."""
+
+    def __repr__(self):
+        return "<required>"
+
+
+_REQUIRED = _Required()
+
+
+def _distance(a, b):
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def _bad_call(function, given, unexpected):
+    missing = [name for name, value in given.items() if value is _REQUIRED]
+    for name in unexpected:
+        candidates = missing or list(given)
+        best = min(candidates, key=lambda c: _distance(name, c))
+        hint = f"; did you mean {best!r}?" if _distance(name, best) <= max(2, len(name) // 3) \
+            else f"; it takes {', '.join(given)}"
+        raise TypeError(f"{function}() got an unexpected argument {name!r}{hint}")
+    raise TypeError(f"{function}() is missing argument{'s' if len(missing) > 1 else ''} "
+                    f"{', '.join(repr(m) for m in missing)}")
+
+
 def _shape_text(shape):
     return "[" + ", ".join(str(s) for s in shape) + "]"
 
@@ -445,32 +477,40 @@ def _dims(bound, names):
     return tuple(bound[d] for d in names)
 
 
-def forward(x, t, W, b):
+def forward(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
     """Training forward pass: a tape dict with J, the outputs and the values backward() reuses."""
+    if unexpected or x is _REQUIRED or t is _REQUIRED or W is _REQUIRED or b is _REQUIRED:
+        _bad_call('forward', {'x': x, 't': t, 'W': W, 'b': b, }, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']})
     J, p, _t6, _max7, _sumexp8, _t11 = _forward_kernel(*_dims(_bound, ('n', 'd', 'q')), _a['x'], _a['t'], _a['W'], _a['b'])
     return {'J': J, 'p': p, '_t6': _t6, '_max7': _max7, '_sumexp8': _sumexp8, '_t11': _t11, 'x': _a['x'], "_dims": _bound}
 
 
-def value_and_grad(x, t, W, b):
+def value_and_grad(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
     """(J, {param: dJ/dparam}) in one native call."""
+    if unexpected or x is _REQUIRED or t is _REQUIRED or W is _REQUIRED or b is _REQUIRED:
+        _bad_call('value_and_grad', {'x': x, 't': t, 'W': W, 'b': b, }, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']})
     J, dJ_dW, dJ_db = _value_and_grad_kernel(*_dims(_bound, ('n', 'd', 'q')), _a['x'], _a['t'], _a['W'], _a['b'])
     return float(J), {'W': dJ_dW, 'b': dJ_db}
 
 
-def predict(x, W, b):
+def predict(x=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
     """Inference: p; keeps nothing for a backward pass."""
+    if unexpected or x is _REQUIRED or W is _REQUIRED or b is _REQUIRED:
+        _bad_call('predict', {'x': x, 'W': W, 'b': b, }, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 'W': PARAMS['W'], 'b': PARAMS['b']})
     p = _predict_kernel(*_dims(_bound, ('n', 'd', 'q')), _a['x'], _a['W'], _a['b'])
     return p
 
 
-def sgd_step(x, t, W, b, *, lr):
+def sgd_step(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, lr=_REQUIRED, **unexpected):
     """One SGD step in one native call: updates the params in place (p -= lr * dJ/dp) and returns J before the update."""
+    if unexpected or x is _REQUIRED or t is _REQUIRED or W is _REQUIRED or b is _REQUIRED or lr is _REQUIRED:
+        _bad_call('sgd_step', {'x': x, 't': t, 'W': W, 'b': b, "lr": lr, }, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']}, writable=('W', 'b'))
     lr = _check_scalar("lr", lr)

@@ -36,12 +36,13 @@ Derivation:
         dJ/db1[i] = Σ_j _g34[j, i]                       [h]
         dJ/dW1 = (_g34.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: c5f87967cb404f2e2be7600a7cf79f9bb8881324e2d2cb97af2e69fd8dadf7b2
+# graphgen-spec-hash: d779d8c72ce824bd248756922fc634d48d78d4f72e8d2b0c5f5986e97afee48f
+# graphgen-content-sha256: 32db14065c7f691d815d84c60684578d9bf99027edf5e2aa738fe31f5b335451
 import numpy as np
 import numba
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'c5f87967cb404f2e2be7600a7cf79f9bb8881324e2d2cb97af2e69fd8dadf7b2'
+SPEC_HASH = 'd779d8c72ce824bd248756922fc634d48d78d4f72e8d2b0c5f5986e97afee48f'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -416,6 +417,37 @@ def _sgd_step_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lr):
 
 
 # ---------------------------------------------------------------------------- validation
+class _Required:
+    """Default of a required argument, so a misspelt keyword gets a suggestion."""
+
+    def __repr__(self):
+        return "<required>"
+
+
+_REQUIRED = _Required()
+
+
+def _distance(a, b):
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def _bad_call(function, given, unexpected):
+    missing = [name for name, value in given.items() if value is _REQUIRED]
+    for name in unexpected:
+        candidates = missing or list(given)
+        best = min(candidates, key=lambda c: _distance(name, c))
+        hint = f"; did you mean {best!r}?" if _distance(name, best) <= max(2, len(name) // 3) \
+            else f"; it takes {', '.join(given)}"
+        raise TypeError(f"{function}() got an unexpected argument {name!r}{hint}")
+    raise TypeError(f"{function}() is missing argument{'s' if len(missing) > 1 else ''} "
+                    f"{', '.join(repr(m) for m in missing)}")
+
+
 def _shape_text(shape):
     return "[" + ", ".join(str(s) for s in shape) + "]"
 
@@ -498,32 +530,40 @@ def _dims(bound, names):
     return tuple(bound[d] for d in names)
 
 
-def forward(x, y, W1, b1, W2, b2):
+def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, **unexpected):
     """Training forward pass: a tape dict with J, the outputs and the values backward() reuses."""
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
+        _bad_call('forward', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
     J, o, _t8, hid, _max13, _sumexp14 = _forward_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
     return {'J': J, 'o': o, '_t8': _t8, 'hid': hid, '_max13': _max13, '_sumexp14': _sumexp14, 'x': _a['x'], 'y': _a['y'], 'W2': _a['W2'], "_dims": _bound}
 
 
-def value_and_grad(x, y, W1, b1, W2, b2):
+def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, **unexpected):
     """(J, {param: dJ/dparam}) in one native call."""
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
+        _bad_call('value_and_grad', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
     J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
     return float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}
 
 
-def predict(x, W1, b1, W2, b2):
+def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, **unexpected):
     """Inference: o; keeps nothing for a backward pass."""
+    if unexpected or x is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
+        _bad_call('predict', {'x': x, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
     o = _predict_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
     return o
 
 
-def sgd_step(x, y, W1, b1, W2, b2, *, lr):
+def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, lr=_REQUIRED, **unexpected):
     """One SGD step in one native call: updates the params in place (p -= lr * dJ/dp) and returns J before the update."""
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED or lr is _REQUIRED:
+        _bad_call('sgd_step', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, "lr": lr, }, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']}, writable=('W1', 'b1', 'W2', 'b2'))
     lr = _check_scalar("lr", lr)

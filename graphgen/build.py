@@ -12,11 +12,12 @@ import importlib.util
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 from .errors import SpecError
 from .pipeline import Compiled, compile_source, module_name_for
-from .render import spec_hash
+from .render import is_intact, spec_hash
 
 HASH_PREFIX = "# graphgen-spec-hash: "
 DEFAULT_OUT_DIR = "generated"
@@ -61,7 +62,17 @@ def recorded_hash(path: Path) -> str | None:
 
 
 def is_fresh(path: Path, text: str) -> bool:
-    return recorded_hash(path) == spec_hash(text)
+    """The module exists, was generated from this spec by this graphgen, and is unmodified."""
+    if recorded_hash(path) != spec_hash(text):
+        return False
+    try:
+        intact = is_intact(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        intact = False
+    if not intact:
+        warnings.warn(f"{path} was edited or truncated after graphgen wrote it; regenerating",
+                      stacklevel=3)
+    return intact
 
 
 def write_atomic(path: Path, source: str) -> None:
@@ -100,8 +111,42 @@ def compile_spec(spec_path, out_dir=None, force: bool = False) -> Path:
     return path
 
 
+def _environment_stamp() -> str:
+    import numba
+    import numpy
+
+    return f"python {sys.version.split()[0]}, numpy {numpy.__version__}, numba {numba.__version__}"
+
+
+def purge_stale_jit_cache(path: Path) -> None:
+    """Drop Numba's cached machine code for `path` if it was compiled under other versions.
+
+    Numba invalidates its cache on a source change or a numba upgrade, but not on a numpy
+    upgrade; a stamp file next to the cache covers that (and any other version change).
+    """
+    cache = path.parent / "__pycache__"
+    stamp = cache / f"{path.stem}.graphgen-env"
+    current = _environment_stamp()
+    try:
+        if stamp.read_text() == current:
+            return
+    except OSError:
+        pass
+    for old in list(cache.glob(f"{path.stem}.*.nbi")) + list(cache.glob(f"{path.stem}.*.nbc")):
+        try:
+            old.unlink()
+        except OSError:
+            pass
+    try:
+        cache.mkdir(exist_ok=True)
+        write_atomic(stamp, current)
+    except OSError:
+        pass  # an unwritable cache directory: Numba falls back to its user-wide cache
+
+
 def import_file(path: Path):
     """Import a generated module from its file (so inspect, pdb and Numba's cache work)."""
+    purge_stale_jit_cache(path)
     # A stable name: Numba's on-disk cache records it and re-imports it in later processes.
     digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:10]
     name = f"graphgen_generated_{path.stem}_{digest}"

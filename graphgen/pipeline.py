@@ -128,7 +128,8 @@ def _as_array(expr: str, graph: Graph, param: str) -> str:
 def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
     arrays = graph.inputs + graph.params
     hypers = graph.hypers
-    signature = ", ".join([n.name for n in arrays] + [f"{h.name}={h.default!r}" for h in hypers])
+    signature = ", ".join([f"{n.name}=_REQUIRED" for n in arrays] +
+                          [f"{h.name}={h.default!r}" for h in hypers])
     obj = graph.objective.name
     grads = [p.name for p in graph.params]
     grad_names = [graph.grads[p].name for p in grads]
@@ -164,7 +165,8 @@ def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
     pk = kernels["predict"]
     p_leaves = [r for r in pk.program.reads if r.kind in ("input", "param")]
     p_hypers = [r for r in pk.program.reads if r.kind == "hyper"]
-    p_sig = ", ".join([n.name for n in p_leaves] + [f"{h.name}={h.default!r}" for h in p_hypers])
+    p_sig = ", ".join([f"{n.name}=_REQUIRED" for n in p_leaves] +
+                      [f"{h.name}={h.default!r}" for h in p_hypers])
     outs = [n.name for n in pk.returns]
     if graph.outputs:
         result = outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"
@@ -180,7 +182,7 @@ def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
     })
     sk = kernels["sgd_step"]
     functions.append({
-        "name": "sgd_step", "signature": signature + ", *, lr",
+        "name": "sgd_step", "signature": signature + ", *, lr=_REQUIRED",
         "doc": f"One SGD step in one native call: updates the params in place "
                f"(p -= lr * d{obj}/dp) and returns {obj} before the update.",
         "arrays": [n.name for n in arrays], "table": _table(arrays),

@@ -239,5 +239,30 @@ def render_module(graph: Graph, kernels: dict[str, Kernel], api: dict, module_na
         kernels=contexts,
         api=api,
         repr=repr,
+        content_placeholder=CONTENT_PLACEHOLDER,
     )
-    return text
+    return seal(text)
+
+
+CONTENT_PREFIX = "# graphgen-content-sha256: "
+CONTENT_PLACEHOLDER = "0" * 64
+
+
+def _content_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def seal(text: str) -> str:
+    """Fill in the header's content hash: the sha256 of the text with the hash zeroed."""
+    return text.replace(CONTENT_PREFIX + CONTENT_PLACEHOLDER,
+                        CONTENT_PREFIX + _content_digest(text), 1)
+
+
+def is_intact(text: str) -> bool:
+    """False if a generated module was edited or truncated after graphgen wrote it."""
+    start = text.find(CONTENT_PREFIX)
+    if start < 0:
+        return False
+    begin = start + len(CONTENT_PREFIX)
+    recorded = text[begin:begin + 64]
+    return _content_digest(text[:begin] + CONTENT_PLACEHOLDER + text[begin + 64:]) == recorded

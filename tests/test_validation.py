@@ -35,10 +35,16 @@ def test_bad_arrays_are_named(mlp, args, change, error, message):
 def test_bad_hyper_and_missing_or_extra_arguments(mlp, args):
     with pytest.raises(TypeError, match="'lam' must be a real number"):
         mlp.value_and_grad(**args, lam="0.1")
-    with pytest.raises(TypeError, match="W2"):
+    with pytest.raises(TypeError, match="value_and_grad\\(\\) is missing argument 'W2'"):
         mlp.value_and_grad(x=args["x"], y=args["y"], W1=args["W1"])
-    with pytest.raises(TypeError, match="W3"):
-        mlp.value_and_grad(**args, W3=args["W2"])
+    misspelt = dict(args)
+    misspelt["W3"] = misspelt.pop("W2")
+    with pytest.raises(TypeError, match="unexpected argument 'W3'; did you mean 'W2'\\?"):
+        mlp.value_and_grad(**misspelt)
+    with pytest.raises(TypeError, match="unexpected argument 'lamda'; did you mean 'lam'\\?"):
+        mlp.forward(**args, lamda=0.1)
+    with pytest.raises(TypeError, match="sgd_step\\(\\) is missing argument 'lr'"):
+        mlp.sgd_step(**args)
 
 
 def test_non_contiguous_inputs_are_copied_not_misread(mlp, args):

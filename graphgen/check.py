@@ -25,8 +25,8 @@ RESERVED = frozenset({
     "np", "numba", "math", "forward", "backward", "predict", "sgd_step", "value_and_grad",
     "range", "len", "float", "int", "bool", "min", "max", "abs", "sum", "print", "dict",
     "tuple", "list", "object", "type", "None", "True", "False", "self", "tape", "lr", "grads",
-    "dtype", "shape", "out", "acc", "dt", "unexpected", "SPEC", "SPEC_HASH", "GRAPHGEN_VERSION", "INPUTS",
-    "PARAMS", "HYPERS", "OUTPUTS", "OBJECTIVE", "DIMS", "float", "object",
+    "dtype", "shape", "out", "acc", "dt", "unexpected", "SPEC", "SPEC_HASH", "GRAPHGEN_VERSION",
+    "INPUTS", "PARAMS", "HYPERS", "OUTPUTS", "OBJECTIVE", "DIMS",
 }) | frozenset(dir(builtins))
 _LOOP_INDEX = re.compile(r"i\d+\Z")
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")

@@ -171,3 +171,32 @@ def load(spec_path, out_dir=None, force: bool = False):
     if key not in _loaded:
         _loaded[key] = import_file(path)
     return _loaded[key]
+
+
+def load_python(source: str, name: str = "graphgen_python"):
+    """Execute generated source with Numba's JIT off (`njit` is the identity): plain Python.
+
+    For debugging (pdb steps through the kernels) and for fast tests of many small graphs:
+    errors appear as Python tracebacks, and there is no compile time. The JIT path is what
+    `load` returns; both run the same source.
+    """
+    import builtins
+    import types
+
+    def njit(*args, **kwargs):
+        if args and callable(args[0]):
+            return args[0]
+        return lambda f: f
+
+    stub = types.ModuleType("numba")
+    stub.njit = njit
+    real_import = builtins.__import__
+
+    def _import(module, *args, **kwargs):
+        return stub if module == "numba" else real_import(module, *args, **kwargs)
+
+    namespace = {"__name__": name, "__builtins__": dict(vars(builtins), __import__=_import)}
+    exec(compile(source, f"<{name}>", "exec"), namespace)
+    module = types.ModuleType(name)
+    module.__dict__.update(namespace)
+    return module

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -198,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("graphgen: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a graphgen bug: say so plainly; details on request
+        if os.environ.get("GRAPHGEN_DEBUG"):
+            raise
+        print(f"graphgen: internal error: {type(e).__name__}: {e}\n"
+              "this is a bug in graphgen; rerun with GRAPHGEN_DEBUG=1 for the traceback and "
+              "please report it with the spec", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

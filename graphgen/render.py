@@ -47,7 +47,9 @@ def safe_comment(text: str) -> str:
     """Spec text made safe inside a comment or docstring: printable, no quotes or escapes."""
     out = []
     for ch in text:
-        if ch == "\\":
+        if ch == "\t":
+            out.append(" ")
+        elif ch == "\\":
             out.append("\\\\")
         elif ch == '"':
             out.append("\\\"")

@@ -81,6 +81,19 @@ def _splice(consumer: Node, k: int, producer: Node) -> tuple[list[Arg], sp.Expr]
     return new_args, body
 
 
+MAX_FUSED_SIZE = 60  # sympy nodes in one fused body: keeps sympy and LLVM work bounded
+
+
+def _size(expr: sp.Expr, limit: int = MAX_FUSED_SIZE + 1) -> int:
+    """Number of nodes in `expr`, counting no further than `limit`."""
+    count = 0
+    for _ in sp.preorder_traversal(expr):
+        count += 1
+        if count >= limit:
+            break
+    return count
+
+
 def _is_cheap(body: sp.Expr) -> bool:
     """Cheap enough to recompute under a broadcast: arithmetic without calls or powers."""
     return not body.atoms(sp.Function) and all(
@@ -242,6 +255,8 @@ def _should_inline(p: Node, c: Node, k: int, uses, roots, blas: bool, writes: No
                    by_id) -> bool:
     if p.kind != "op" or p.reduce or p.id in roots:
         return False
+    if not p.is_identity and _size(p.body) + _size(c.body) > MAX_FUSED_SIZE:
+        return False  # a long chain of maps is fused in pieces, not into one expression
     if p.role != c.role and p.role == "forward" and c.role == "backward" and p.args:
         # recomputing a forward map in the backward pass is fine only when cheap
         if not _is_cheap(p.body):

@@ -31,13 +31,23 @@ Derivation:
         _g44 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g44.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: fca018e91b41691c1ae8acd82cecae2dc8b8eef8358cf4565335d61ccb28c606
-# graphgen-content-sha256: 5895bcbf6e258a1965a43e5674aba3c78b43a65a78debd3e6912cc14204dbe1b
+# graphgen-spec-hash: da644ddeaf2e2c9ce764e78741a54b92b83c2010f46194e030d30dc6766d82d4
+# graphgen-content-sha256: b0956b54a427e51485104dcc1acc0158fd4b0da8484eefa2823676c6483ebfed
+import sys as _sys
+
 import numpy as np
 import numba
 
+# One canonical module name, however this file is imported (graphgen.load, `import mlp`,
+# runpy): Numba's on-disk cache records the name and looks the module up by it when it
+# loads compiled code in a later process.
+_IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
+__name__ = 'graphgen_generated_einsum_mlp_da644ddeaf2e'
+if _IMPORTED_AS is not None:
+    _sys.modules[__name__] = _IMPORTED_AS
+
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'fca018e91b41691c1ae8acd82cecae2dc8b8eef8358cf4565335d61ccb28c606'
+SPEC_HASH = 'da644ddeaf2e2c9ce764e78741a54b92b83c2010f46194e030d30dc6766d82d4'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

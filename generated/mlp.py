@@ -38,13 +38,23 @@ Derivation:
         dJ/dz = dJ/dhid*(z > 0)                          [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 703b63095327610ce0f09e83aa454731048ad3d4a74c4a0bc9a605402230d12b
-# graphgen-content-sha256: 8ed596bbea092a2080ede9ad4edc1202854be76f7172055f71e5ca706fe1e37a
+# graphgen-spec-hash: 34f5b025344df9f90f303ae9c78738a87a83ff6cf284cc0693b099a64df999aa
+# graphgen-content-sha256: b056db727e1eaa1112e6887a31e0198bd1544155ce47d043a8fd89bdddb8853c
+import sys as _sys
+
 import numpy as np
 import numba
 
+# One canonical module name, however this file is imported (graphgen.load, `import mlp`,
+# runpy): Numba's on-disk cache records the name and looks the module up by it when it
+# loads compiled code in a later process.
+_IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
+__name__ = 'graphgen_generated_mlp_34f5b025344d'
+if _IMPORTED_AS is not None:
+    _sys.modules[__name__] = _IMPORTED_AS
+
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '703b63095327610ce0f09e83aa454731048ad3d4a74c4a0bc9a605402230d12b'
+SPEC_HASH = '34f5b025344df9f90f303ae9c78738a87a83ff6cf284cc0693b099a64df999aa'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

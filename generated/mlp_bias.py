@@ -41,13 +41,23 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: a4894f8396ed90c61abe694922736567b861d7da7478a54e372c0e575bc26198
-# graphgen-content-sha256: 5553ff925ea936de6710b74548334cc05d54a85daf4846971a44b918bb7b0ef5
+# graphgen-spec-hash: 400ad9100854560f05cd9c47b1432c729e74f840c54ff3c908b881e95bd20438
+# graphgen-content-sha256: 6de920dc38f716f4a33ca53118fb64bfc2e6b48380f51d10a0bedaebb06f8fe8
+import sys as _sys
+
 import numpy as np
 import numba
 
+# One canonical module name, however this file is imported (graphgen.load, `import mlp`,
+# runpy): Numba's on-disk cache records the name and looks the module up by it when it
+# loads compiled code in a later process.
+_IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
+__name__ = 'graphgen_generated_mlp_bias_400ad9100854'
+if _IMPORTED_AS is not None:
+    _sys.modules[__name__] = _IMPORTED_AS
+
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'a4894f8396ed90c61abe694922736567b861d7da7478a54e372c0e575bc26198'
+SPEC_HASH = '400ad9100854560f05cd9c47b1432c729e74f840c54ff3c908b881e95bd20438'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

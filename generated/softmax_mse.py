@@ -27,13 +27,23 @@ Derivation:
         dJ/db[i] = Σ_j _g24[j, i]                        [q]
         dJ/dW = (_g24.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: d1fe2fec419516188ab535a9fe44fcd89a4bf6f2b080112f8e6e169c65e474a3
-# graphgen-content-sha256: 80a661e0de9b4bf7b8dce4ec5e1e1435fb56ee2c6442a277313ed990587e6495
+# graphgen-spec-hash: ecfc05d5a99d78ef7f2de69db270a86aae9b2beae5de6868b9cbe82cef1a7ced
+# graphgen-content-sha256: 4a04a3212c197a28c7ff086984d2f29b2851ec7d4bf479356a739983837d7faf
+import sys as _sys
+
 import numpy as np
 import numba
 
+# One canonical module name, however this file is imported (graphgen.load, `import mlp`,
+# runpy): Numba's on-disk cache records the name and looks the module up by it when it
+# loads compiled code in a later process.
+_IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
+__name__ = 'graphgen_generated_softmax_mse_ecfc05d5a99d'
+if _IMPORTED_AS is not None:
+    _sys.modules[__name__] = _IMPORTED_AS
+
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'd1fe2fec419516188ab535a9fe44fcd89a4bf6f2b080112f8e6e169c65e474a3'
+SPEC_HASH = 'ecfc05d5a99d78ef7f2de69db270a86aae9b2beae5de6868b9cbe82cef1a7ced'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

@@ -36,13 +36,23 @@ Derivation:
         dJ/db1[i] = Σ_j _g34[j, i]                       [h]
         dJ/dW1 = (_g34.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: d779d8c72ce824bd248756922fc634d48d78d4f72e8d2b0c5f5986e97afee48f
-# graphgen-content-sha256: 32db14065c7f691d815d84c60684578d9bf99027edf5e2aa738fe31f5b335451
+# graphgen-spec-hash: 8b1fa3f637710130b0093514e8b8fc3a23102e1ba888fc94e9a53a8930c35989
+# graphgen-content-sha256: c69f47ef64761a5fe497e0579bc66b4ad945f0015d50be86ff44ab9ed18446e1
+import sys as _sys
+
 import numpy as np
 import numba
 
+# One canonical module name, however this file is imported (graphgen.load, `import mlp`,
+# runpy): Numba's on-disk cache records the name and looks the module up by it when it
+# loads compiled code in a later process.
+_IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
+__name__ = 'graphgen_generated_swish_8b1fa3f63771'
+if _IMPORTED_AS is not None:
+    _sys.modules[__name__] = _IMPORTED_AS
+
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'd779d8c72ce824bd248756922fc634d48d78d4f72e8d2b0c5f5986e97afee48f'
+SPEC_HASH = '8b1fa3f637710130b0093514e8b8fc3a23102e1ba888fc94e9a53a8930c35989'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -195,7 +195,8 @@ def load_python(source: str, name: str = "graphgen_python"):
     def _import(module, *args, **kwargs):
         return stub if module == "numba" else real_import(module, *args, **kwargs)
 
-    namespace = {"__name__": name, "__builtins__": dict(vars(builtins), __import__=_import)}
+    namespace = {"__name__": name, "__spec__": None,
+                 "__builtins__": dict(vars(builtins), __import__=_import)}
     exec(compile(source, f"<{name}>", "exec"), namespace)
     module = types.ModuleType(name)
     module.__dict__.update(namespace)

@@ -232,6 +232,7 @@ def render_module(graph: Graph, kernels: dict[str, Kernel], api: dict, module_na
         module_name=module_name,
         version=__version__,
         spec_hash=spec_hash(graph.text),
+        canonical_name=f"graphgen_generated_{module_name}_{spec_hash(graph.text)[:12]}",
         spec_file=safe_comment(graph.file),
         spec_lines=[safe_comment(line) for line in graph.text.splitlines()],
         spec_literal=repr(graph.text),

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+MLP = str(ROOT / "generated" / "mlp.py")
 PRELUDE = f"""
 import json, sys, importlib.util
 import numpy as np
-spec = importlib.util.spec_from_file_location("mlp_isolated", {str(ROOT / 'generated' / 'mlp.py')!r})
+spec = importlib.util.spec_from_file_location("mlp_isolated", {MLP!r})
 m = importlib.util.module_from_spec(spec); sys.modules["mlp_isolated"] = m
 spec.loader.exec_module(m)
 rng = np.random.default_rng(0)

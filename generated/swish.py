@@ -32,12 +32,12 @@ Derivation:
         dJ/db2[i] = Σ_j dJ/do[j, i]                      [q]
         dJ/dhid = dJ/do @ W2                             [n, h]
         dJ/dW2 = (dJ/do.T @ hid)                         [q, h]
-        _g34 = dJ/dhid*(hid*(1 - sigmoid(_t8)) + sigmoid(_t8)) [n, h]
+        _g34 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8)) [n, h]
         dJ/db1[i] = Σ_j _g34[j, i]                       [h]
         dJ/dW1 = (_g34.T @ x)                            [h, d]
 """
 # graphgen-spec-hash: 8b1fa3f637710130b0093514e8b8fc3a23102e1ba888fc94e9a53a8930c35989
-# graphgen-content-sha256: c69f47ef64761a5fe497e0579bc66b4ad945f0015d50be86ff44ab9ed18446e1
+# graphgen-content-sha256: c39b218a5dbd7bc8da6ed0e90fd9efbcb5a310fbad2abe52a79d4f7c17a67a48
 import sys as _sys
 
 import numpy as np
@@ -170,12 +170,12 @@ def _backward_kernel(n, d, h, q, x, y, W2, _t8, hid, o, _max13, _sumexp14):
     # dJ/dW2 = (dJ/do.T @ hid)    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_dW2 = _g32  # same values: no copy
-    # _g34 = dJ/dhid*(hid*(1 - sigmoid(_t8)) + sigmoid(_t8))    [n, h]
+    # _g34 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _g34 = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            _g34[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * (1.0 - _sigmoid(_t8[i0, i1])) + _sigmoid(_t8[i0, i1]))
+            _g34[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
     # dJ/db1[i] = Σ_j _g34[j, i]    [h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     dJ_db1 = np.zeros((h,), dt)
@@ -271,12 +271,12 @@ def _value_and_grad_kernel(n, d, h, q, x, y, W1, b1, W2, b2):
     # dJ/dW2 = (dJ/do.T @ hid)    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_dW2 = _g32  # same values: no copy
-    # _g34 = dJ/dhid*(hid*(1 - sigmoid(_t8)) + sigmoid(_t8))    [n, h]
+    # _g34 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _g34 = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            _g34[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * (1.0 - _sigmoid(_t8[i0, i1])) + _sigmoid(_t8[i0, i1]))
+            _g34[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
     # dJ/db1[i] = Σ_j _g34[j, i]    [h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     dJ_db1 = np.zeros((h,), dt)
@@ -393,12 +393,12 @@ def _sgd_step_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lr):
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     _g32 = np.empty((q, h), dt)
     np.dot(dJ_do.T, hid, _g32)
-    # _g34 = dJ/dhid*(hid*(1 - sigmoid(_t8)) + sigmoid(_t8))    [n, h]
+    # _g34 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _g34 = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            _g34[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * (1.0 - _sigmoid(_t8[i0, i1])) + _sigmoid(_t8[i0, i1]))
+            _g34[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
     # dJ/db1[i] = Σ_j _g34[j, i]    [h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     dJ_db1 = np.zeros((h,), dt)

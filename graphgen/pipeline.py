@@ -119,6 +119,53 @@ def _call(kernel: Kernel, lhs: list[str]) -> str:
     return f"{', '.join(lhs)} = {kernel.name}({', '.join(args)})"
 
 
+def _fast_path(kernel: Kernel, arrays: list[Node], hypers: list[Node], writable: tuple,
+               lhs: list[str], result) -> list[str]:
+    """Straight-line checks that let a well-formed call skip the general validator.
+
+    Cheap Python tests (class, rank, one float dtype, int64 labels, C-contiguity, writeable
+    params, float hypers) guard the kernel; the kernel itself re-checks shapes, empty dims and
+    label ranges before it writes anything and raises ValueError, after which the general
+    validator runs and reports the precise error. Nothing unchecked reaches native code.
+    `result(array, dims)` spells the return value given how arrays and dims are named.
+    """
+    if any(not a.shape for a in arrays):
+        return []  # 0-d arrays take the general path (they are passed as 1-element views)
+    binding = {}
+    for a in arrays:
+        for k, size in enumerate(a.shape):
+            if isinstance(size, str):
+                binding.setdefault(size, f"{a.name}.shape[{k}]")
+    if any(d not in binding for d in kernel.dims):
+        return []
+    conds = [f"{a.name}.__class__ is _ndarray" for a in arrays]
+    conds += [f"{a.name}.ndim == {len(a.shape)}" for a in arrays]
+    floats = [a for a in arrays if a.dtype == "float"]
+    if floats:
+        conds.append(f"((_dt := {floats[0].name}.dtype) is _F64 or _dt is _F32)")
+        conds += [f"{a.name}.dtype is _dt" for a in floats[1:]]
+    conds += [f"{a.name}.dtype is _I64" for a in arrays if a.dtype == "int"]
+    conds += [f"{a.name}.flags.c_contiguous" for a in arrays]
+    conds += [f"{name}.flags.writeable" for name in writable]
+    conds += [f"{h.name}.__class__ is float" for h in hypers]
+    if kernel.lr:
+        conds.append("lr.__class__ is float")
+    args = list(kernel.dims) + [r.name for r in kernel.program.reads] + (
+        ["lr"] if kernel.lr else [])
+    dims_dict = "{" + ", ".join(f"{d!r}: {d}" for d in binding) + "}"
+    lines = ["if (" + conds[0]]
+    lines += [f"        and {c}" for c in conds[1:]]
+    lines[-1] += "):"
+    lines += [f"    {d} = {expr}" for d, expr in binding.items()]
+    lines += ["    try:",
+              f"        {', '.join(lhs)} = {kernel.name}({', '.join(args)})",
+              "    except ValueError:",
+              "        pass  # a shape or label problem: the validator below names it",
+              "    else:",
+              f"        return {result(lambda name: name, dims_dict)}"]
+    return lines
+
+
 def _as_array(expr: str, graph: Graph, param: str) -> str:
     """Gradients of scalar params come back from kernels as floats; return 0-d arrays."""
     node = next(p for p in graph.params if p.name == param)
@@ -133,35 +180,39 @@ def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
     obj = graph.objective.name
     grads = [p.name for p in graph.params]
     grad_names = [graph.grads[p].name for p in grads]
+    params = tuple(p.name for p in graph.params)
+    slow_array = lambda name: f"_a[{name!r}]"  # noqa: E731
     functions = []
+
+    def add(name, kernel, fn_arrays, fn_hypers, sig, lhs, result, doc, writable=()):
+        functions.append({
+            "name": name, "signature": sig, "doc": doc,
+            "arrays": [n.name for n in fn_arrays], "table": _table(fn_arrays),
+            "writable": writable, "hypers": [h.name for h in fn_hypers], "lr": kernel.lr,
+            "fast": _fast_path(kernel, fn_arrays, fn_hypers, writable, lhs, result),
+            "body": [_call(kernel, lhs), f"return {result(slow_array, '_bound')}"],
+        })
+
     fk = kernels["forward"]
     ret = [n.name for n in fk.returns]
-    bwd_reads = [n.name for n in kernels["backward"].program.reads]
-    tape_items = [f"{r!r}: {r}" for r in ret]
-    for r in kernels["backward"].program.reads:
-        if r.kind in ("input", "param"):
-            tape_items.append(f"{r.name!r}: _a[{r.name!r}]")
-        elif r.kind == "hyper":
-            tape_items.append(f"{r.name!r}: {r.name}")
-    tape_items.append('"_dims": _bound')
-    functions.append({
-        "name": "forward", "signature": signature,
-        "doc": f"Training forward pass: a tape dict with {obj}, the outputs and the values "
-               f"backward() reuses.",
-        "arrays": [n.name for n in arrays], "table": _table(arrays), "writable": (),
-        "hypers": [h.name for h in hypers], "lr": False,
-        "body": [_call(fk, ret), "return {" + ", ".join(tape_items) + "}"],
-    })
-    vk = kernels["value_and_grad"]
-    functions.append({
-        "name": "value_and_grad", "signature": signature,
-        "doc": f"({obj}, {{param: d{obj}/dparam}}) in one native call.",
-        "arrays": [n.name for n in arrays], "table": _table(arrays), "writable": (),
-        "hypers": [h.name for h in hypers], "lr": False,
-        "body": [_call(vk, [obj] + grad_names),
-                 f"return float({obj}), {{" + ", ".join(
-                     f"{p!r}: {_as_array(g, graph, p)}" for p, g in zip(grads, grad_names)) + "}"],
-    })
+
+    def tape_dict(array, dims):
+        items = [f"{r!r}: {r}" for r in ret]
+        for r in kernels["backward"].program.reads:
+            if r.kind in ("input", "param"):
+                items.append(f"{r.name!r}: {array(r.name)}")
+            elif r.kind == "hyper":
+                items.append(f"{r.name!r}: {r.name}")
+        return "{" + ", ".join(items + [f'"_dims": {dims}']) + "}"
+
+    add("forward", fk, arrays, hypers, signature, ret, tape_dict,
+        f"Training forward pass: a tape dict with {obj}, the outputs and the values "
+        f"backward() reuses.")
+    grads_dict = "{" + ", ".join(f"{p!r}: {_as_array(g, graph, p)}"
+                                 for p, g in zip(grads, grad_names)) + "}"
+    add("value_and_grad", kernels["value_and_grad"], arrays, hypers, signature,
+        [obj] + grad_names, lambda array, dims: f"float({obj}), {grads_dict}",
+        f"({obj}, {{param: d{obj}/dparam}}) in one native call.")
     pk = kernels["predict"]
     p_leaves = [r for r in pk.program.reads if r.kind in ("input", "param")]
     p_hypers = [r for r in pk.program.reads if r.kind == "hyper"]
@@ -174,22 +225,11 @@ def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
     else:
         result = f"float({outs[0]})"
         doc = f"Inference: the objective {obj} (the spec declares no outputs)."
-    functions.append({
-        "name": "predict", "signature": p_sig, "doc": doc,
-        "arrays": [n.name for n in p_leaves], "table": _table(p_leaves), "writable": (),
-        "hypers": [h.name for h in p_hypers], "lr": False,
-        "body": [_call(pk, outs), f"return {result}"],
-    })
-    sk = kernels["sgd_step"]
-    functions.append({
-        "name": "sgd_step", "signature": signature + ", *, lr=_REQUIRED",
-        "doc": f"One SGD step in one native call: updates the params in place "
-               f"(p -= lr * d{obj}/dp) and returns {obj} before the update.",
-        "arrays": [n.name for n in arrays], "table": _table(arrays),
-        "writable": tuple(p.name for p in graph.params),
-        "hypers": [h.name for h in hypers], "lr": True,
-        "body": [_call(sk, [obj]), f"return float({obj})"],
-    })
+    add("predict", pk, p_leaves, p_hypers, p_sig, outs, lambda array, dims: result, doc)
+    add("sgd_step", kernels["sgd_step"], arrays, hypers, signature + ", *, lr=_REQUIRED",
+        [obj], lambda array, dims: f"float({obj})",
+        f"One SGD step in one native call: updates the params in place "
+        f"(p -= lr * d{obj}/dp) and returns {obj} before the update.", writable=params)
     return {
         "objective": obj,
         "outputs": [o.name for o in graph.outputs],
@@ -201,7 +241,7 @@ def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
         "functions": functions,
         "grads": grads,
         "backward_kernel": kernels["backward"].name,
-        "backward_reads": bwd_reads,
+        "backward_reads": [n.name for n in kernels["backward"].program.reads],
         "backward_dims": tuple(kernels["backward"].dims),
         "scalar_grads": [p.name for p in graph.params if p.shape == ()],
         "tape": [t.name for t in tape],

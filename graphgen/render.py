@@ -195,6 +195,27 @@ def _comment(step: Step, equation: str) -> list[str]:
     return [safe_comment(x) for x in lines]
 
 
+def _argument_checks(kernel: Kernel) -> list[str]:
+    """Compiled re-checks of what the Python fast path does not look at: every array's
+    shape against the dims, dims non-empty, labels in range. They run before any write, so
+    a failing call changes nothing; the wrapper then reports the precise error."""
+    lines = []
+    if kernel.dims:
+        lines.append(f"if {' or '.join(f'{d} < 1' for d in kernel.dims)}:")
+        lines.append("    raise ValueError(\"graphgen: empty dimension\")")
+    for node in kernel.program.reads:
+        if node.kind == "hyper" or not node.shape:
+            continue
+        conds = [f"{node.name}.shape[{k}] != {size}" for k, size in enumerate(node.shape)]
+        lines.append(f"if {' or '.join(conds)}:")
+        lines.append(f"    raise ValueError(\"graphgen: shape of {node.name}\")")
+        if node.label_range is not None:
+            lines.append(f"for _label in {node.name}.ravel():")
+            lines.append(f"    if _label < 0 or _label >= {node.label_range}:")
+            lines.append(f"        raise ValueError(\"graphgen: label in {node.name}\")")
+    return lines
+
+
 def _kernel_context(graph: Graph, kernel: Kernel) -> dict:
     writer = _StepWriter(graph, kernel)
     eqs = {id(s): eq for s, eq in program_equations(kernel.program, include_inlined=True)}
@@ -204,6 +225,7 @@ def _kernel_context(graph: Graph, kernel: Kernel) -> dict:
         steps.append({"comment": _comment(s, eq), "lines": writer.lines(s)})
     float_reads = [n.name for n in kernel.program.reads if n.shape and n.dtype == "float"]
     return {
+        "checks": _argument_checks(kernel),
         "name": kernel.name,
         "params": kernel.dims + [n.name for n in kernel.program.reads] + (
             ["lr"] if kernel.lr else []),

@@ -31,8 +31,8 @@ Derivation:
         _g44 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g44.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 9fd0df65c4a28f740f6aa86ff0649fb5b84eb6ce8bc56e445fd4da3e8bf0c54c
-# graphgen-content-sha256: 90cd41330eca54e8afd07061b3a7033f7df566df886b9b4a8a238eae3bca0d92
+# graphgen-spec-hash: 3ff640042ae579ac0b4ad73ba399ebcb5b9d8c5b0f114f3be40bd72217657c5f
+# graphgen-content-sha256: 7d08d8cb0a8d526e87bbd994d093b3244bfe847346376a3a991ef9a654e89dc2
 import sys as _sys
 
 import numpy as np
@@ -42,12 +42,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_9fd0df65c4a2'
+__name__ = 'graphgen_generated_einsum_mlp_3ff640042ae5'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '9fd0df65c4a28f740f6aa86ff0649fb5b84eb6ce8bc56e445fd4da3e8bf0c54c'
+SPEC_HASH = '3ff640042ae579ac0b4ad73ba399ebcb5b9d8c5b0f114f3be40bd72217657c5f'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -72,7 +72,11 @@ _JIT = dict(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
 
 
 @numba.njit(**_JIT)
-def _forward_kernel(n, d, h, q, x, y, W1, W2, lam):
+def _forward_kernel(x, y, W1, W2, lam):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -149,7 +153,11 @@ def _forward_kernel(n, d, h, q, x, y, W1, W2, lam):
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(n, d, h, q, x, y, W1, W2, lam, hid, o, _max8, _sumexp9):
+def _backward_kernel(x, y, W1, W2, lam, hid, o, _max8, _sumexp9):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -212,7 +220,11 @@ def _backward_kernel(n, d, h, q, x, y, W1, W2, lam, hid, o, _max8, _sumexp9):
 
 
 @numba.njit(**_JIT)
-def _value_and_grad_kernel(n, d, h, q, x, y, W1, W2, lam):
+def _value_and_grad_kernel(x, y, W1, W2, lam):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -325,7 +337,11 @@ def _value_and_grad_kernel(n, d, h, q, x, y, W1, W2, lam):
 
 
 @numba.njit(**_JIT)
-def _predict_kernel(n, d, h, q, x, W1, W2):
+def _predict_kernel(x, W1, W2):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -351,7 +367,11 @@ def _predict_kernel(n, d, h, q, x, W1, W2):
 
 
 @numba.njit(**_JIT)
-def _sgd_step_kernel(n, d, h, q, x, y, W1, W2, lam, lr):
+def _sgd_step_kernel(x, y, W1, W2, lam, lr):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -603,7 +623,7 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **
         h = W1.shape[0]
         q = W2.shape[0]
         try:
-            J, o, hid, _max8, _sumexp9 = _forward_kernel(n, d, h, q, x, y, W1, W2, lam)
+            J, o, hid, _max8, _sumexp9 = _forward_kernel(x, y, W1, W2, lam)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
@@ -611,7 +631,7 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     lam = _check_scalar('lam', lam)
-    J, o, hid, _max8, _sumexp9 = _forward_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['W2'], lam)
+    J, o, hid, _max8, _sumexp9 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['W2'], lam)
     return {'J': J, 'o': o, 'hid': hid, '_max8': _max8, '_sumexp9': _sumexp9, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
 
 
@@ -636,12 +656,8 @@ def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0
             and W1.flags.c_contiguous
             and W2.flags.c_contiguous
             and lam.__class__ is float):
-        n = x.shape[0]
-        d = x.shape[1]
-        h = W1.shape[0]
-        q = W2.shape[0]
         try:
-            J, dJ_dW1, dJ_dW2 = _value_and_grad_kernel(n, d, h, q, x, y, W1, W2, lam)
+            J, dJ_dW1, dJ_dW2 = _value_and_grad_kernel(x, y, W1, W2, lam)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
@@ -649,7 +665,7 @@ def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     lam = _check_scalar('lam', lam)
-    J, dJ_dW1, dJ_dW2 = _value_and_grad_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['W2'], lam)
+    J, dJ_dW1, dJ_dW2 = _value_and_grad_kernel(_a['x'], _a['y'], _a['W1'], _a['W2'], lam)
     return float(J), {'W1': dJ_dW1, 'W2': dJ_dW2}
 
 
@@ -669,19 +685,15 @@ def predict(x=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, **unexpected):
             and x.flags.c_contiguous
             and W1.flags.c_contiguous
             and W2.flags.c_contiguous):
-        n = x.shape[0]
-        d = x.shape[1]
-        h = W1.shape[0]
-        q = W2.shape[0]
         try:
-            o = _predict_kernel(n, d, h, q, x, W1, W2)
+            o = _predict_kernel(x, W1, W2)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
             return o
     _bound, _a, _dtype = _check_arrays({'x': x, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
-    o = _predict_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['W1'], _a['W2'])
+    o = _predict_kernel(_a['x'], _a['W1'], _a['W2'])
     return o
 
 
@@ -703,18 +715,12 @@ def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, *
             and y.dtype is _I64
             and x.flags.c_contiguous
             and y.flags.c_contiguous
-            and W1.flags.c_contiguous
-            and W2.flags.c_contiguous
-            and W1.flags.writeable
-            and W2.flags.writeable
+            and ((_f := W1.flags).c_contiguous and _f.writeable)
+            and ((_f := W2.flags).c_contiguous and _f.writeable)
             and lam.__class__ is float
             and lr.__class__ is float):
-        n = x.shape[0]
-        d = x.shape[1]
-        h = W1.shape[0]
-        q = W2.shape[0]
         try:
-            J = _sgd_step_kernel(n, d, h, q, x, y, W1, W2, lam, lr)
+            J = _sgd_step_kernel(x, y, W1, W2, lam, lr)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
@@ -723,7 +729,7 @@ def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, *
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']}, writable=('W1', 'W2'))
     lam = _check_scalar('lam', lam)
     lr = _check_scalar("lr", lr)
-    J = _sgd_step_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['W2'], lam, lr)
+    J = _sgd_step_kernel(_a['x'], _a['y'], _a['W1'], _a['W2'], lam, lr)
     return float(J)
 
 
@@ -731,6 +737,6 @@ def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
     if not isinstance(tape, dict) or "_dims" not in tape:
         raise TypeError("backward() takes the dict returned by forward()")
-    grads = _backward_kernel(*_dims(tape["_dims"], ('n', 'd', 'h', 'q')), tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['hid'], tape['o'], tape['_max8'], tape['_sumexp9'])
+    grads = _backward_kernel(tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['hid'], tape['o'], tape['_max8'], tape['_sumexp9'])
     grads = dict(zip(['W1', 'W2'], grads))
     return grads

@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 42a159e8ad53a61adef66ef17042b230795ec8d6b00f21091d6fba359f9fd294
-# graphgen-content-sha256: 49aab91dd761971082cdc3f880e34f1d6d860b938c63294d648dccf5ee9ea094
+# graphgen-spec-hash: 4586058a07b88d6e25ab8f0381b47718f7c2a50a141f379bd9ee566db260b20a
+# graphgen-content-sha256: d3fd3c4e96c6c04a926aeba4ca1886788f3b74fb0408658d6aeccb616df7cf35
 import sys as _sys
 
 import numpy as np
@@ -52,12 +52,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_42a159e8ad53'
+__name__ = 'graphgen_generated_mlp_bias_4586058a07b8'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '42a159e8ad53a61adef66ef17042b230795ec8d6b00f21091d6fba359f9fd294'
+SPEC_HASH = '4586058a07b88d6e25ab8f0381b47718f7c2a50a141f379bd9ee566db260b20a'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -89,7 +89,11 @@ def _relu(x):
 
 
 @numba.njit(**_JIT)
-def _forward_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lam):
+def _forward_kernel(x, y, W1, b1, W2, b2, lam):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -180,7 +184,11 @@ def _forward_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lam):
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(n, d, h, q, x, y, W1, W2, lam, z, hid, o, _max14, _sumexp15):
+def _backward_kernel(x, y, W1, W2, lam, z, hid, o, _max14, _sumexp15):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -257,7 +265,11 @@ def _backward_kernel(n, d, h, q, x, y, W1, W2, lam, z, hid, o, _max14, _sumexp15
 
 
 @numba.njit(**_JIT)
-def _value_and_grad_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lam):
+def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -396,7 +408,11 @@ def _value_and_grad_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lam):
 
 
 @numba.njit(**_JIT)
-def _predict_kernel(n, d, h, q, x, W1, b1, W2, b2):
+def _predict_kernel(x, W1, b1, W2, b2):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -432,7 +448,11 @@ def _predict_kernel(n, d, h, q, x, W1, b1, W2, b2):
 
 
 @numba.njit(**_JIT)
-def _sgd_step_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lam, lr):
+def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -724,7 +744,7 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, 
         h = W1.shape[0]
         q = W2.shape[0]
         try:
-            J, o, z, hid, _max14, _sumexp15 = _forward_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lam)
+            J, o, z, hid, _max14, _sumexp15 = _forward_kernel(x, y, W1, b1, W2, b2, lam)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
@@ -732,7 +752,7 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, 
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
     lam = _check_scalar('lam', lam)
-    J, o, z, hid, _max14, _sumexp15 = _forward_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam)
+    J, o, z, hid, _max14, _sumexp15 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam)
     return {'J': J, 'o': o, 'z': z, 'hid': hid, '_max14': _max14, '_sumexp15': _sumexp15, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
 
 
@@ -765,12 +785,8 @@ def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQ
             and W2.flags.c_contiguous
             and b2.flags.c_contiguous
             and lam.__class__ is float):
-        n = x.shape[0]
-        d = x.shape[1]
-        h = W1.shape[0]
-        q = W2.shape[0]
         try:
-            J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lam)
+            J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
@@ -778,7 +794,7 @@ def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQ
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
     lam = _check_scalar('lam', lam)
-    J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam)
+    J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam)
     return float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}
 
 
@@ -806,19 +822,15 @@ def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED,
             and b1.flags.c_contiguous
             and W2.flags.c_contiguous
             and b2.flags.c_contiguous):
-        n = x.shape[0]
-        d = x.shape[1]
-        h = W1.shape[0]
-        q = W2.shape[0]
         try:
-            o = _predict_kernel(n, d, h, q, x, W1, b1, W2, b2)
+            o = _predict_kernel(x, W1, b1, W2, b2)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
             return o
     _bound, _a, _dtype = _check_arrays({'x': x, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
-    o = _predict_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
+    o = _predict_kernel(_a['x'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
     return o
 
 
@@ -846,22 +858,14 @@ def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED,
             and y.dtype is _I64
             and x.flags.c_contiguous
             and y.flags.c_contiguous
-            and W1.flags.c_contiguous
-            and b1.flags.c_contiguous
-            and W2.flags.c_contiguous
-            and b2.flags.c_contiguous
-            and W1.flags.writeable
-            and b1.flags.writeable
-            and W2.flags.writeable
-            and b2.flags.writeable
+            and ((_f := W1.flags).c_contiguous and _f.writeable)
+            and ((_f := b1.flags).c_contiguous and _f.writeable)
+            and ((_f := W2.flags).c_contiguous and _f.writeable)
+            and ((_f := b2.flags).c_contiguous and _f.writeable)
             and lam.__class__ is float
             and lr.__class__ is float):
-        n = x.shape[0]
-        d = x.shape[1]
-        h = W1.shape[0]
-        q = W2.shape[0]
         try:
-            J = _sgd_step_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lam, lr)
+            J = _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
@@ -870,7 +874,7 @@ def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED,
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']}, writable=('W1', 'b1', 'W2', 'b2'))
     lam = _check_scalar('lam', lam)
     lr = _check_scalar("lr", lr)
-    J = _sgd_step_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam, lr)
+    J = _sgd_step_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam, lr)
     return float(J)
 
 
@@ -878,6 +882,6 @@ def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
     if not isinstance(tape, dict) or "_dims" not in tape:
         raise TypeError("backward() takes the dict returned by forward()")
-    grads = _backward_kernel(*_dims(tape["_dims"], ('n', 'd', 'h', 'q')), tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['z'], tape['hid'], tape['o'], tape['_max14'], tape['_sumexp15'])
+    grads = _backward_kernel(tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['z'], tape['hid'], tape['o'], tape['_max14'], tape['_sumexp15'])
     grads = dict(zip(['W1', 'b1', 'W2', 'b2'], grads))
     return grads

@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g24[j, i]                        [q]
         dJ/dW = (_g24.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: ba54c8022ead604c688de040b822f2667ee20eee32c44e73403ef25c73985057
-# graphgen-content-sha256: ac617da64672ff03acd9fd0cec8924fb83c7d385ee1a1dea61f4ff0717437113
+# graphgen-spec-hash: 96cc08cf3b76a4b77f6cb837fc51542c8dd8b82c1b8a592f1282349079557adc
+# graphgen-content-sha256: cb884995c8a3fca921b422f4cc02db9f407c7d4872239c9cfb2403dafa238da2
 import sys as _sys
 
 import numpy as np
@@ -38,12 +38,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_ba54c8022ead'
+__name__ = 'graphgen_generated_softmax_mse_96cc08cf3b76'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'ba54c8022ead604c688de040b822f2667ee20eee32c44e73403ef25c73985057'
+SPEC_HASH = '96cc08cf3b76a4b77f6cb837fc51542c8dd8b82c1b8a592f1282349079557adc'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -67,7 +67,10 @@ _JIT = dict(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
 
 
 @numba.njit(**_JIT)
-def _forward_kernel(n, d, q, x, t, W, b):
+def _forward_kernel(x, t, W, b):
+    n = x.shape[0]
+    d = x.shape[1]
+    q = t.shape[1]
     if n < 1 or d < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -111,31 +114,33 @@ def _forward_kernel(n, d, q, x, t, W, b):
     for i0 in range(n):
         for i1 in range(1):
             _t9[i0, i1] = _max7[i0, i1] + np.log(_sumexp8[i0, i1])
-    # p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
+    # one fused loop for the next steps:
+    #   p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
+    #   _t11 = p - t    [n, q]
+    #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
+    #   _t13 = Σ_ij _t11[i, j]**2    scalar
+    #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
     p = np.empty((n, q), dt)
-    for i0 in range(n):
-        for i1 in range(q):
-            p[i0, i1] = np.exp(_t6[i0, i1] - _t9[i0, 0])
-    # _t11 = p - t    [n, q]
-    #   part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
     _t11 = np.empty((n, q), dt)
+    _acc__t13 = 0.0
     for i0 in range(n):
         for i1 in range(q):
-            _t11[i0, i1] = p[i0, i1] - t[i0, i1]
-    # _t13 = Σ_ij _t11[i, j]**2    scalar
-    #   part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
-    acc = 0.0
-    for i0 in range(n):
-        for i1 in range(q):
-            acc += _t11[i0, i1] * _t11[i0, i1]
-    _t13 = acc
+            _v_p = np.exp(_t6[i0, i1] - _t9[i0, 0])
+            p[i0, i1] = _v_p
+            _v__t11 = _v_p - t[i0, i1]
+            _t11[i0, i1] = _v__t11
+            _acc__t13 += _v__t11 * _v__t11
+    _t13 = _acc__t13
     # J = sum((p - t) ** 2) / 2    scalar  (examples/softmax_mse.gg:8)
     J = _t13 / 2.0
     return J, p, _t6, _max7, _sumexp8, _t11
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(n, d, q, x, _t6, _max7, _sumexp8, p, _t11):
+def _backward_kernel(x, _t6, _max7, _sumexp8, p, _t11):
+    n = x.shape[0]
+    d = x.shape[1]
+    q = _t6.shape[1]
     if n < 1 or d < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -182,7 +187,10 @@ def _backward_kernel(n, d, q, x, _t6, _max7, _sumexp8, p, _t11):
 
 
 @numba.njit(**_JIT)
-def _value_and_grad_kernel(n, d, q, x, t, W, b):
+def _value_and_grad_kernel(x, t, W, b):
+    n = x.shape[0]
+    d = x.shape[1]
+    q = t.shape[1]
     if n < 1 or d < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -226,24 +234,23 @@ def _value_and_grad_kernel(n, d, q, x, t, W, b):
     for i0 in range(n):
         for i1 in range(1):
             _t9[i0, i1] = _max7[i0, i1] + np.log(_sumexp8[i0, i1])
-    # p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
+    # one fused loop for the next steps:
+    #   p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
+    #   _t11 = p - t    [n, q]
+    #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
+    #   _t13 = Σ_ij _t11[i, j]**2    scalar
+    #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
     p = np.empty((n, q), dt)
-    for i0 in range(n):
-        for i1 in range(q):
-            p[i0, i1] = np.exp(_t6[i0, i1] - _t9[i0, 0])
-    # _t11 = p - t    [n, q]
-    #   part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
     _t11 = np.empty((n, q), dt)
+    _acc__t13 = 0.0
     for i0 in range(n):
         for i1 in range(q):
-            _t11[i0, i1] = p[i0, i1] - t[i0, i1]
-    # _t13 = Σ_ij _t11[i, j]**2    scalar
-    #   part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
-    acc = 0.0
-    for i0 in range(n):
-        for i1 in range(q):
-            acc += _t11[i0, i1] * _t11[i0, i1]
-    _t13 = acc
+            _v_p = np.exp(_t6[i0, i1] - _t9[i0, 0])
+            p[i0, i1] = _v_p
+            _v__t11 = _v_p - t[i0, i1]
+            _t11[i0, i1] = _v__t11
+            _acc__t13 += _v__t11 * _v__t11
+    _t13 = _acc__t13
     # J = sum((p - t) ** 2) / 2    scalar  (examples/softmax_mse.gg:8)
     J = _t13 / 2.0
     # _g21[i, 0] = Σ_j -_t11[i, j]*p[i, j]    [n, 1]
@@ -277,7 +284,10 @@ def _value_and_grad_kernel(n, d, q, x, t, W, b):
 
 
 @numba.njit(**_JIT)
-def _predict_kernel(n, d, q, x, W, b):
+def _predict_kernel(x, W, b):
+    n = x.shape[0]
+    d = x.shape[1]
+    q = W.shape[0]
     if n < 1 or d < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -328,7 +338,10 @@ def _predict_kernel(n, d, q, x, W, b):
 
 
 @numba.njit(**_JIT)
-def _sgd_step_kernel(n, d, q, x, t, W, b, lr):
+def _sgd_step_kernel(x, t, W, b, lr):
+    n = x.shape[0]
+    d = x.shape[1]
+    q = t.shape[1]
     if n < 1 or d < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -372,24 +385,23 @@ def _sgd_step_kernel(n, d, q, x, t, W, b, lr):
     for i0 in range(n):
         for i1 in range(1):
             _t9[i0, i1] = _max7[i0, i1] + np.log(_sumexp8[i0, i1])
-    # p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
+    # one fused loop for the next steps:
+    #   p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
+    #   _t11 = p - t    [n, q]
+    #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
+    #   _t13 = Σ_ij _t11[i, j]**2    scalar
+    #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
     p = np.empty((n, q), dt)
-    for i0 in range(n):
-        for i1 in range(q):
-            p[i0, i1] = np.exp(_t6[i0, i1] - _t9[i0, 0])
-    # _t11 = p - t    [n, q]
-    #   part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
     _t11 = np.empty((n, q), dt)
+    _acc__t13 = 0.0
     for i0 in range(n):
         for i1 in range(q):
-            _t11[i0, i1] = p[i0, i1] - t[i0, i1]
-    # _t13 = Σ_ij _t11[i, j]**2    scalar
-    #   part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
-    acc = 0.0
-    for i0 in range(n):
-        for i1 in range(q):
-            acc += _t11[i0, i1] * _t11[i0, i1]
-    _t13 = acc
+            _v_p = np.exp(_t6[i0, i1] - _t9[i0, 0])
+            p[i0, i1] = _v_p
+            _v__t11 = _v_p - t[i0, i1]
+            _t11[i0, i1] = _v__t11
+            _acc__t13 += _v__t11 * _v__t11
+    _t13 = _acc__t13
     # J = sum((p - t) ** 2) / 2    scalar  (examples/softmax_mse.gg:8)
     J = _t13 / 2.0
     # _g21[i, 0] = Σ_j -_t11[i, j]*p[i, j]    [n, 1]
@@ -568,14 +580,14 @@ def forward(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
         d = x.shape[1]
         q = t.shape[1]
         try:
-            J, p, _t6, _max7, _sumexp8, _t11 = _forward_kernel(n, d, q, x, t, W, b)
+            J, p, _t6, _max7, _sumexp8, _t11 = _forward_kernel(x, t, W, b)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
             return {'J': J, 'p': p, '_t6': _t6, '_max7': _max7, '_sumexp8': _sumexp8, '_t11': _t11, 'x': x, "_dims": {'n': n, 'd': d, 'q': q}}
     _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']})
-    J, p, _t6, _max7, _sumexp8, _t11 = _forward_kernel(*_dims(_bound, ('n', 'd', 'q')), _a['x'], _a['t'], _a['W'], _a['b'])
+    J, p, _t6, _max7, _sumexp8, _t11 = _forward_kernel(_a['x'], _a['t'], _a['W'], _a['b'])
     return {'J': J, 'p': p, '_t6': _t6, '_max7': _max7, '_sumexp8': _sumexp8, '_t11': _t11, 'x': _a['x'], "_dims": _bound}
 
 
@@ -599,18 +611,15 @@ def value_and_grad(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpec
             and t.flags.c_contiguous
             and W.flags.c_contiguous
             and b.flags.c_contiguous):
-        n = x.shape[0]
-        d = x.shape[1]
-        q = t.shape[1]
         try:
-            J, dJ_dW, dJ_db = _value_and_grad_kernel(n, d, q, x, t, W, b)
+            J, dJ_dW, dJ_db = _value_and_grad_kernel(x, t, W, b)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
             return float(J), {'W': dJ_dW, 'b': dJ_db}
     _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']})
-    J, dJ_dW, dJ_db = _value_and_grad_kernel(*_dims(_bound, ('n', 'd', 'q')), _a['x'], _a['t'], _a['W'], _a['b'])
+    J, dJ_dW, dJ_db = _value_and_grad_kernel(_a['x'], _a['t'], _a['W'], _a['b'])
     return float(J), {'W': dJ_dW, 'b': dJ_db}
 
 
@@ -630,18 +639,15 @@ def predict(x=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
             and x.flags.c_contiguous
             and W.flags.c_contiguous
             and b.flags.c_contiguous):
-        n = x.shape[0]
-        d = x.shape[1]
-        q = W.shape[0]
         try:
-            p = _predict_kernel(n, d, q, x, W, b)
+            p = _predict_kernel(x, W, b)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
             return p
     _bound, _a, _dtype = _check_arrays({'x': x, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 'W': PARAMS['W'], 'b': PARAMS['b']})
-    p = _predict_kernel(*_dims(_bound, ('n', 'd', 'q')), _a['x'], _a['W'], _a['b'])
+    p = _predict_kernel(_a['x'], _a['W'], _a['b'])
     return p
 
 
@@ -663,16 +669,11 @@ def sgd_step(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, lr=_REQUIRED
             and b.dtype is _dt
             and x.flags.c_contiguous
             and t.flags.c_contiguous
-            and W.flags.c_contiguous
-            and b.flags.c_contiguous
-            and W.flags.writeable
-            and b.flags.writeable
+            and ((_f := W.flags).c_contiguous and _f.writeable)
+            and ((_f := b.flags).c_contiguous and _f.writeable)
             and lr.__class__ is float):
-        n = x.shape[0]
-        d = x.shape[1]
-        q = t.shape[1]
         try:
-            J = _sgd_step_kernel(n, d, q, x, t, W, b, lr)
+            J = _sgd_step_kernel(x, t, W, b, lr)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
@@ -680,7 +681,7 @@ def sgd_step(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, lr=_REQUIRED
     _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']}, writable=('W', 'b'))
     lr = _check_scalar("lr", lr)
-    J = _sgd_step_kernel(*_dims(_bound, ('n', 'd', 'q')), _a['x'], _a['t'], _a['W'], _a['b'], lr)
+    J = _sgd_step_kernel(_a['x'], _a['t'], _a['W'], _a['b'], lr)
     return float(J)
 
 
@@ -688,6 +689,6 @@ def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
     if not isinstance(tape, dict) or "_dims" not in tape:
         raise TypeError("backward() takes the dict returned by forward()")
-    grads = _backward_kernel(*_dims(tape["_dims"], ('n', 'd', 'q')), tape['x'], tape['_t6'], tape['_max7'], tape['_sumexp8'], tape['p'], tape['_t11'])
+    grads = _backward_kernel(tape['x'], tape['_t6'], tape['_max7'], tape['_sumexp8'], tape['p'], tape['_t11'])
     grads = dict(zip(['W', 'b'], grads))
     return grads

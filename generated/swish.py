@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g34[j, i]                       [h]
         dJ/dW1 = (_g34.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 20ff76084bc4b253c9fca4f2ad5d9246080b9767998345dc291fc1634ae8b202
-# graphgen-content-sha256: f61cf1881cfd58669c5adaf6bbb53ad6e66dacdd718c4ec11fde182f5c117841
+# graphgen-spec-hash: d661684f917093defd2829ad95e5b4cf9770bbafab0934368dfe64ac7a40f82b
+# graphgen-content-sha256: ed47bafedf3e609043073d0c532747761a7c0bb7a6aa507b2ba031141f439f28
 import sys as _sys
 
 import numpy as np
@@ -47,12 +47,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_20ff76084bc4'
+__name__ = 'graphgen_generated_swish_d661684f9170'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '20ff76084bc4b253c9fca4f2ad5d9246080b9767998345dc291fc1634ae8b202'
+SPEC_HASH = 'd661684f917093defd2829ad95e5b4cf9770bbafab0934368dfe64ac7a40f82b'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -79,15 +79,18 @@ _JIT = dict(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
 
 @numba.njit(**_JIT)
 def _sigmoid(x):
-    # 1/(1+exp(-x)), evaluated without overflow for large |x|
-    if x >= 0.0:
-        return 1.0 / (1.0 + np.exp(-x))
-    e = np.exp(x)
-    return e / (1.0 + e)
+    # 1/(1+exp(-x)) without overflow; exp(-|x|) is shared with _softplus when both
+    # are inlined into one loop
+    e = np.exp(-abs(x))
+    return 1.0 / (1.0 + e) if x >= 0.0 else e / (1.0 + e)
 
 
 @numba.njit(**_JIT)
-def _forward_kernel(n, d, h, q, x, y, W1, b1, W2, b2):
+def _forward_kernel(x, y, W1, b1, W2, b2):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -163,7 +166,11 @@ def _forward_kernel(n, d, h, q, x, y, W1, b1, W2, b2):
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(n, d, h, q, x, y, W2, _t8, hid, o, _max13, _sumexp14):
+def _backward_kernel(x, y, W2, _t8, hid, o, _max13, _sumexp14):
+    n = x.shape[0]
+    d = x.shape[1]
+    q = W2.shape[0]
+    h = W2.shape[1]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -232,7 +239,11 @@ def _backward_kernel(n, d, h, q, x, y, W2, _t8, hid, o, _max13, _sumexp14):
 
 
 @numba.njit(**_JIT)
-def _value_and_grad_kernel(n, d, h, q, x, y, W1, b1, W2, b2):
+def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -350,7 +361,11 @@ def _value_and_grad_kernel(n, d, h, q, x, y, W1, b1, W2, b2):
 
 
 @numba.njit(**_JIT)
-def _predict_kernel(n, d, h, q, x, W1, b1, W2, b2):
+def _predict_kernel(x, W1, b1, W2, b2):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -386,7 +401,11 @@ def _predict_kernel(n, d, h, q, x, W1, b1, W2, b2):
 
 
 @numba.njit(**_JIT)
-def _sgd_step_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lr):
+def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -662,14 +681,14 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, 
         h = W1.shape[0]
         q = W2.shape[0]
         try:
-            J, o, _t8, hid, _max13, _sumexp14 = _forward_kernel(n, d, h, q, x, y, W1, b1, W2, b2)
+            J, o, _t8, hid, _max13, _sumexp14 = _forward_kernel(x, y, W1, b1, W2, b2)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
             return {'J': J, 'o': o, '_t8': _t8, 'hid': hid, '_max13': _max13, '_sumexp14': _sumexp14, 'x': x, 'y': y, 'W2': W2, "_dims": {'n': n, 'd': d, 'h': h, 'q': q}}
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
-    J, o, _t8, hid, _max13, _sumexp14 = _forward_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
+    J, o, _t8, hid, _max13, _sumexp14 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
     return {'J': J, 'o': o, '_t8': _t8, 'hid': hid, '_max13': _max13, '_sumexp14': _sumexp14, 'x': _a['x'], 'y': _a['y'], 'W2': _a['W2'], "_dims": _bound}
 
 
@@ -701,19 +720,15 @@ def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQ
             and b1.flags.c_contiguous
             and W2.flags.c_contiguous
             and b2.flags.c_contiguous):
-        n = x.shape[0]
-        d = x.shape[1]
-        h = W1.shape[0]
-        q = W2.shape[0]
         try:
-            J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(n, d, h, q, x, y, W1, b1, W2, b2)
+            J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(x, y, W1, b1, W2, b2)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
             return float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
-    J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
+    J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
     return float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}
 
 
@@ -741,19 +756,15 @@ def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED,
             and b1.flags.c_contiguous
             and W2.flags.c_contiguous
             and b2.flags.c_contiguous):
-        n = x.shape[0]
-        d = x.shape[1]
-        h = W1.shape[0]
-        q = W2.shape[0]
         try:
-            o = _predict_kernel(n, d, h, q, x, W1, b1, W2, b2)
+            o = _predict_kernel(x, W1, b1, W2, b2)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
             return o
     _bound, _a, _dtype = _check_arrays({'x': x, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
-    o = _predict_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
+    o = _predict_kernel(_a['x'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
     return o
 
 
@@ -781,21 +792,13 @@ def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED,
             and y.dtype is _I64
             and x.flags.c_contiguous
             and y.flags.c_contiguous
-            and W1.flags.c_contiguous
-            and b1.flags.c_contiguous
-            and W2.flags.c_contiguous
-            and b2.flags.c_contiguous
-            and W1.flags.writeable
-            and b1.flags.writeable
-            and W2.flags.writeable
-            and b2.flags.writeable
+            and ((_f := W1.flags).c_contiguous and _f.writeable)
+            and ((_f := b1.flags).c_contiguous and _f.writeable)
+            and ((_f := W2.flags).c_contiguous and _f.writeable)
+            and ((_f := b2.flags).c_contiguous and _f.writeable)
             and lr.__class__ is float):
-        n = x.shape[0]
-        d = x.shape[1]
-        h = W1.shape[0]
-        q = W2.shape[0]
         try:
-            J = _sgd_step_kernel(n, d, h, q, x, y, W1, b1, W2, b2, lr)
+            J = _sgd_step_kernel(x, y, W1, b1, W2, b2, lr)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
@@ -803,7 +806,7 @@ def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED,
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']}, writable=('W1', 'b1', 'W2', 'b2'))
     lr = _check_scalar("lr", lr)
-    J = _sgd_step_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lr)
+    J = _sgd_step_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lr)
     return float(J)
 
 
@@ -811,6 +814,6 @@ def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
     if not isinstance(tape, dict) or "_dims" not in tape:
         raise TypeError("backward() takes the dict returned by forward()")
-    grads = _backward_kernel(*_dims(tape["_dims"], ('n', 'd', 'h', 'q')), tape['x'], tape['y'], tape['W2'], tape['_t8'], tape['hid'], tape['o'], tape['_max13'], tape['_sumexp14'])
+    grads = _backward_kernel(tape['x'], tape['y'], tape['W2'], tape['_t8'], tape['hid'], tape['o'], tape['_max13'], tape['_sumexp14'])
     grads = dict(zip(['W1', 'b1', 'W2', 'b2'], grads))
     return grads

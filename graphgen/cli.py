@@ -66,7 +66,7 @@ def cmd_show(args) -> int:
         from .explain import program_equations
 
         for kernel in compiled.kernels.values():
-            params = kernel.dims + [r.name for r in kernel.program.reads]
+            params = kernel.passed_dims + [r.name for r in kernel.program.reads]
             print(f"{kernel.name}({', '.join(params)}):")
             for step, eq in program_equations(kernel.program, include_inlined=True):
                 print(f"    [{step.kind:6}] {eq}")

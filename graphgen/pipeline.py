@@ -106,7 +106,7 @@ def _table(leaves: list[Node]) -> str:
 
 
 def _call(kernel: Kernel, lhs: list[str]) -> str:
-    args = [f"*_dims(_bound, {tuple(kernel.dims)!r})"]
+    args = [f"*_dims(_bound, {tuple(kernel.passed_dims)!r})"] if kernel.passed_dims else []
     for r in kernel.program.reads:
         if r.kind in ("input", "param"):
             args.append(f"_a[{r.name!r}]")
@@ -136,7 +136,7 @@ def _fast_path(kernel: Kernel, arrays: list[Node], hypers: list[Node], writable:
         for k, size in enumerate(a.shape):
             if isinstance(size, str):
                 binding.setdefault(size, f"{a.name}.shape[{k}]")
-    if any(d not in binding for d in kernel.dims):
+    if any(d not in binding for d in kernel.passed_dims):
         return []
     conds = [f"{a.name}.__class__ is _ndarray" for a in arrays]
     conds += [f"{a.name}.ndim == {len(a.shape)}" for a in arrays]
@@ -145,18 +145,20 @@ def _fast_path(kernel: Kernel, arrays: list[Node], hypers: list[Node], writable:
         conds.append(f"((_dt := {floats[0].name}.dtype) is _F64 or _dt is _F32)")
         conds += [f"{a.name}.dtype is _dt" for a in floats[1:]]
     conds += [f"{a.name}.dtype is _I64" for a in arrays if a.dtype == "int"]
-    conds += [f"{a.name}.flags.c_contiguous" for a in arrays]
-    conds += [f"{name}.flags.writeable" for name in writable]
+    conds += [f"((_f := {a.name}.flags).c_contiguous and _f.writeable)" if a.name in writable
+              else f"{a.name}.flags.c_contiguous" for a in arrays]
     conds += [f"{h.name}.__class__ is float" for h in hypers]
     if kernel.lr:
         conds.append("lr.__class__ is float")
-    args = list(kernel.dims) + [r.name for r in kernel.program.reads] + (
+    args = list(kernel.passed_dims) + [r.name for r in kernel.program.reads] + (
         ["lr"] if kernel.lr else [])
-    dims_dict = "{" + ", ".join(f"{d!r}: {d}" for d in binding) + "}"
+    needs_dims = "_dims" in result(lambda name: name, "_dims")  # a tape records its dims
+    bound = binding if needs_dims else {d: binding[d] for d in kernel.passed_dims}
+    dims_dict = "{" + ", ".join(f"{d!r}: {d}" for d in bound) + "}"
     lines = ["if (" + conds[0]]
     lines += [f"        and {c}" for c in conds[1:]]
     lines[-1] += "):"
-    lines += [f"    {d} = {expr}" for d, expr in binding.items()]
+    lines += [f"    {d} = {expr}" for d, expr in bound.items()]
     lines += ["    try:",
               f"        {', '.join(lhs)} = {kernel.name}({', '.join(args)})",
               "    except ValueError:",
@@ -242,7 +244,7 @@ def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
         "grads": grads,
         "backward_kernel": kernels["backward"].name,
         "backward_reads": [n.name for n in kernels["backward"].program.reads],
-        "backward_dims": tuple(kernels["backward"].dims),
+        "backward_dims": tuple(kernels["backward"].passed_dims),
         "scalar_grads": [p.name for p in graph.params if p.shape == ()],
         "tape": [t.name for t in tape],
     }

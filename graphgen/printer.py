@@ -154,11 +154,10 @@ class CodePrinter:
 HELPERS = {
     "_sigmoid": (
         "def _sigmoid(x):\n"
-        "    # 1/(1+exp(-x)), evaluated without overflow for large |x|\n"
-        "    if x >= 0.0:\n"
-        "        return 1.0 / (1.0 + np.exp(-x))\n"
-        "    e = np.exp(x)\n"
-        "    return e / (1.0 + e)\n"
+        "    # 1/(1+exp(-x)) without overflow; exp(-|x|) is shared with _softplus when both\n"
+        "    # are inlined into one loop\n"
+        "    e = np.exp(-abs(x))\n"
+        "    return 1.0 / (1.0 + e) if x >= 0.0 else e / (1.0 + e)\n"
     ),
     "_softplus": (
         "def _softplus(x):\n"

@@ -35,10 +35,21 @@ def template_digest() -> str:
     return h.hexdigest()
 
 
+def compiler_digest() -> str:
+    """A digest of graphgen's own source: a development checkout that changes the compiler
+    without bumping the version still invalidates what it generated before."""
+    h = hashlib.sha256()
+    for p in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
 def spec_hash(text: str) -> str:
-    """What decides staleness: the spec text, the templates and the graphgen version."""
+    """What decides staleness: the spec text, the templates and the compiler (version and
+    source)."""
     h = hashlib.sha256()
     h.update(__version__.encode() + b"\0" + template_digest().encode() + b"\0")
+    h.update(compiler_digest().encode() + b"\0")
     h.update(text.encode("utf-8", "surrogatepass"))
     return h.hexdigest()
 
@@ -64,9 +75,28 @@ def safe_comment(text: str) -> str:
 class Kernel:
     name: str
     program: Program
-    dims: list[str]
+    dims: list[str]  # every dim the kernel uses
     returns: list[Node]
     lr: bool = False
+
+    @property
+    def derived_dims(self) -> dict[str, str]:
+        """Dims the kernel reads off its own array arguments (`n = x.shape[0]`): fewer
+        arguments to dispatch, and the compiled checks compare every other shape to them."""
+        found: dict[str, str] = {}
+        for node in self.program.reads:
+            if node.kind == "hyper":
+                continue
+            for k, size in enumerate(node.shape):
+                if isinstance(size, str) and size in self.dims:
+                    found.setdefault(size, f"{node.name}.shape[{k}]")
+        return found
+
+    @property
+    def passed_dims(self) -> list[str]:
+        """Dims no array argument carries: passed as integers."""
+        derived = self.derived_dims
+        return [d for d in self.dims if d not in derived]
 
 
 class _StepWriter:
@@ -75,6 +105,69 @@ class _StepWriter:
     def __init__(self, graph: Graph, kernel: Kernel):
         self.graph = graph
         self.kernel = kernel
+        self.locals: dict[int, str] = {}  # fused-loop members read as scalar locals
+        self.parallel: list = []  # (name, params, body lines, return) of threaded loops
+
+    def fused_lines(self, group: list[Step], keep: set[int]) -> list[tuple[int, str]]:
+        """One loop nest for consecutive steps over the same domain (see `fusable_groups`):
+        intermediates become scalar locals; only values needed later are stored. A loop heavy
+        in transcendental functions also gets a multi-threaded twin, used on large domains."""
+        first = group[0]
+        sizes = [first.node.sizes[i] for i in _loop_indices(first)]
+        out: list[tuple[int, str]] = []
+        for s in group:
+            if s.node.out and s.node.id in keep:
+                out.append((0, self.alloc(s.node)))
+        serial = self.loop_body(group, keep, sizes, "range")
+        if _transcendentals(group) < PARALLEL_MIN_CALLS:
+            return out + serial
+        name = f"_parallel_{self.kernel.name.strip('_')}_{len(self.parallel)}"
+        reductions = [f"_acc_{s.node.name}" for s in group if not s.node.out]
+        inputs = sorted({a.node.name for s in group for a in s.node.args
+                         if a.node.id not in {m.node.id for m in group}})
+        params = list(self.kernel.dims) + inputs + [s.node.name for s in group
+                                                    if s.node.id in keep and s.node.out]
+        body = [(1 + depth, line) for depth, line in
+                self.loop_body(group, keep, sizes, "numba.prange")
+                if not line.startswith(tuple(f"{s.node.name} = _acc_" for s in group))]
+        ret = ", ".join(reductions) if reductions else "None"
+        self.parallel.append((name, params, body, ret))
+        total = " * ".join(str(x) for x in sizes)
+        lhs = (", ".join(reductions) + " = ") if reductions else ""
+        out.append((0, f"if {total} >= {PARALLEL_MIN_SIZE}:  # large: use every core"))
+        out.append((1, f"{lhs}{name}({', '.join(params)})"))
+        out.append((0, "else:"))
+        out += [(1 + d, line) for d, line in serial if not line.startswith(
+            tuple(f"{s.node.name} = _acc_" for s in group))]
+        out += [(0, f"{s.node.name} = _acc_{s.node.name}") for s in group if not s.node.out]
+        return out
+
+    def loop_body(self, group, keep, sizes, loop_fn) -> list[tuple[int, str]]:
+        out: list[tuple[int, str]] = []
+        for s in group:
+            if not s.node.out:
+                out.append((0, f"_acc_{s.node.name} = 0.0"))
+        for depth, size in enumerate(sizes):
+            fn = loop_fn if depth == 0 else "range"
+            out.append((depth, f"for i{depth} in {fn}({size}):"))
+        inner = len(sizes)
+        self.locals = {}
+        for s in group:
+            loopvars = {i: f"i{k}" for k, i in enumerate(_loop_indices(s))}
+            expr = CodePrinter(self.names(s.node, loopvars))(s.node.body)
+            if s.node.out:
+                local = f"_v_{s.node.name}"
+                out.append((inner, f"{local} = {expr}"))
+                if s.node.id in keep:
+                    out.append((inner, f"{self.read(s.node, s.node.out, loopvars)} = {local}"))
+                self.locals[s.node.id] = local
+            else:
+                out.append((inner, f"_acc_{s.node.name} += {expr}"))
+        self.locals = {}
+        for s in group:
+            if not s.node.out:
+                out.append((0, f"{s.node.name} = _acc_{s.node.name}"))
+        return out
 
     def read(self, node: Node, idx: tuple, loopvars: dict[str, str]) -> str:
         if not idx:
@@ -85,7 +178,9 @@ class _StepWriter:
     def names(self, node: Node, loopvars: dict[str, str], self_read: str | None = None):
         mapping = {}
         for k, a in enumerate(node.args):
-            mapping[arg_symbol(k)] = self.read(a.node, a.idx, loopvars)
+            local = self.locals.get(a.node.id)
+            mapping[arg_symbol(k)] = local if local is not None else \
+                self.read(a.node, a.idx, loopvars)
         for i, v in loopvars.items():
             mapping[index_symbol(i)] = v
         for d in self.graph.dims:
@@ -199,7 +294,7 @@ def _argument_checks(kernel: Kernel) -> list[str]:
     """Compiled re-checks of what the Python fast path does not look at: every array's
     shape against the dims, dims non-empty, labels in range. They run before any write, so
     a failing call changes nothing; the wrapper then reports the precise error."""
-    lines = []
+    lines = [f"{d} = {expr}" for d, expr in kernel.derived_dims.items()]
     if kernel.dims:
         lines.append(f"if {' or '.join(f'{d} < 1' for d in kernel.dims)}:")
         lines.append("    raise ValueError(\"graphgen: empty dimension\")")
@@ -216,18 +311,87 @@ def _argument_checks(kernel: Kernel) -> list[str]:
     return lines
 
 
+PARALLEL_MIN_CALLS = 3  # transcendental calls per element that make threads worth it
+PARALLEL_MIN_SIZE = 65536  # elements; below this, thread start-up costs more than it saves
+_TRANSCENDENTAL = ("np.exp(", "np.log(", "np.log1p(", "np.sin(", "np.cos(", "np.tanh(",
+                   "_sigmoid(", "_softplus(", "np.sqrt(", "np.sinh(", "np.cosh(", "np.tan(")
+
+
+def _transcendentals(group: list[Step]) -> int:
+    text = " ".join(CodePrinter(_any_names(s.node))(s.node.body) for s in group)
+    return sum(text.count(f) for f in _TRANSCENDENTAL)
+
+
+def _any_names(node: Node) -> dict:
+    names = {arg_symbol(k): f"a{k}" for k in range(len(node.args))}
+    names.update({s: s.name for s in node.body.free_symbols if s not in names})
+    return names
+
+
+def _loop_indices(step: Step) -> tuple:
+    return tuple(step.node.out) if step.node.out else tuple(step.order)
+
+
+def _domain(step: Step) -> tuple | None:
+    """The iteration domain of a step that can share a loop nest, or None."""
+    node = step.node
+    if step.kind != "loop" or step.writes is not None or step.inplace_of is not None:
+        return None
+    if step.form == "map" and node.out and None not in node.out:
+        return tuple(node.sizes[i] for i in node.out)
+    if step.form == "register" and not node.out and node.reducer == "sum":
+        return tuple(node.sizes[i] for i in step.order)
+    return None
+
+
+def fusable_groups(steps: list[Step]) -> list[list[Step]]:
+    """Consecutive steps over the same domain, each reading earlier members only at its own
+    loop index (and never a reduction still being summed), share one loop nest. This is what
+    makes an elementwise forward+backward one pass over memory."""
+    groups: list[list[Step]] = []
+    members: dict[int, bool] = {}  # node id -> is a reduction
+    domain = None
+    for s in steps:
+        d = _domain(s)
+        fits = d is not None and groups and d == domain and all(
+            a.node.id not in members or (not members[a.node.id]
+                                         and tuple(a.idx) == _loop_indices(s))
+            for a in s.node.args)
+        if fits:
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+            members = {}
+            domain = d
+        if d is not None:
+            members[s.node.id] = not s.node.out
+    return groups
+
+
 def _kernel_context(graph: Graph, kernel: Kernel) -> dict:
     writer = _StepWriter(graph, kernel)
     eqs = {id(s): eq for s, eq in program_equations(kernel.program, include_inlined=True)}
     steps = []
-    for s in kernel.program.steps:
-        eq = eqs.get(id(s), f"{s.node.name} = ...")
-        steps.append({"comment": _comment(s, eq), "lines": writer.lines(s)})
+    groups = fusable_groups(kernel.program.steps)
+    returned = {n.id for n in kernel.returns}
+    for gi, group in enumerate(groups):
+        if len(group) == 1:
+            s = group[0]
+            eq = eqs.get(id(s), f"{s.node.name} = ...")
+            steps.append({"comment": _comment(s, eq), "lines": writer.lines(s)})
+            continue
+        later = {a.node.id for g in groups[gi + 1:] for s in g for a in s.node.args}
+        keep = {s.node.id for s in group if s.node.id in returned or s.node.id in later}
+        comment = ["one fused loop for the next steps:"]
+        for s in group:
+            comment += ["  " + line for line in _comment(s, eqs.get(id(s), s.node.name))]
+        steps.append({"comment": comment, "lines": writer.fused_lines(group, keep)})
     float_reads = [n.name for n in kernel.program.reads if n.shape and n.dtype == "float"]
     return {
+        "parallel": writer.parallel,
         "checks": _argument_checks(kernel),
         "name": kernel.name,
-        "params": kernel.dims + [n.name for n in kernel.program.reads] + (
+        "params": kernel.passed_dims + [n.name for n in kernel.program.reads] + (
             ["lr"] if kernel.lr else []),
         "dtype_from": float_reads[0] if float_reads else None,
         "steps": steps,

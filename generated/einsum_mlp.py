@@ -31,8 +31,8 @@ Derivation:
         _g44 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g44.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 3ff640042ae579ac0b4ad73ba399ebcb5b9d8c5b0f114f3be40bd72217657c5f
-# graphgen-content-sha256: 7d08d8cb0a8d526e87bbd994d093b3244bfe847346376a3a991ef9a654e89dc2
+# graphgen-spec-hash: cf1e5c82f01f075909a438368566ea9847788942bdbcd43cfde75af528caaffe
+# graphgen-content-sha256: ef3aa61640ba396d98dcb9f1d3a5dbe01c36e88329cdfd3ee59901f91beaced1
 import sys as _sys
 
 import numpy as np
@@ -42,12 +42,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_3ff640042ae5'
+__name__ = 'graphgen_generated_einsum_mlp_cf1e5c82f01f'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '3ff640042ae579ac0b4ad73ba399ebcb5b9d8c5b0f114f3be40bd72217657c5f'
+SPEC_HASH = 'cf1e5c82f01f075909a438368566ea9847788942bdbcd43cfde75af528caaffe'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -91,9 +91,10 @@ def _forward_kernel(x, y, W1, W2, lam):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
+    _ws = np.empty(h*n + n, dt)  # every temporary of this call, as views
     # _t5 = x @ W1.T    [n, h]
     #   part of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _t5 = np.empty((n, h), dt)
+    _t5 = _ws[0:h*n].reshape((n, h))
     np.dot(x, W1.T, _t5)
     # hid = tanh(einsum(\"nd,hd->nh\", x, W1))    [n, h]  (examples/einsum_mlp.gg:8)
     hid = _t5  # reuse the buffer
@@ -121,7 +122,7 @@ def _forward_kernel(x, y, W1, W2, lam):
         _sumexp9[i0, 0] = acc
     # _picked12[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _picked12 = np.empty((n,), dt)
+    _picked12 = _ws[h*n:h*n + n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -180,19 +181,20 @@ def _backward_kernel(x, y, W1, W2, lam, hid, o, _max8, _sumexp9):
     if _sumexp9.shape[0] != n or _sumexp9.shape[1] != 1:
         raise ValueError("graphgen: shape of _sumexp9")
     dt = x.dtype
+    _ws = np.empty(d*h + h*n + h*q + n*q, dt)  # every temporary of this call, as views
     # dJ/do[i, j] = exp(o[i, j] - _max8[i, 0])/(_sumexp9[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
-    dJ_do = np.empty((n, q), dt)
+    dJ_do = _ws[0:n*q].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             dJ_do[i0, i1] = np.exp(o[i0, i1] - _max8[i0, 0]) / (_sumexp9[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
-    dJ_dhid = np.empty((n, h), dt)
+    dJ_dhid = _ws[n*q:h*n + n*q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
     # _g42 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
-    _g42 = np.empty((q, h), dt)
+    _g42 = _ws[h*n + n*q:h*n + h*q + n*q].reshape((q, h))
     np.dot(dJ_do.T, hid, _g42)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/einsum_mlp.gg:5)
@@ -208,7 +210,7 @@ def _backward_kernel(x, y, W1, W2, lam, hid, o, _max8, _sumexp9):
             _g44[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
     # _g45 = _g44.T @ x    [h, d]
     #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g45 = np.empty((h, d), dt)
+    _g45 = _ws[h*n + h*q + n*q:d*h + h*n + h*q + n*q].reshape((h, d))
     np.dot(_g44.T, x, _g45)
     # dJ/dW1 = (_g44.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/einsum_mlp.gg:4)
@@ -239,9 +241,10 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
+    _ws = np.empty(d*h + 2*h*n + h*q + 2*n*q + 3*n, dt)  # every temporary of this call, as views
     # _t5 = x @ W1.T    [n, h]
     #   part of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _t5 = np.empty((n, h), dt)
+    _t5 = _ws[0:h*n].reshape((n, h))
     np.dot(x, W1.T, _t5)
     # hid = tanh(einsum(\"nd,hd->nh\", x, W1))    [n, h]  (examples/einsum_mlp.gg:8)
     hid = _t5  # reuse the buffer
@@ -249,11 +252,11 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
         for i1 in range(h):
             hid[i0, i1] = np.tanh(_t5[i0, i1])
     # o   = einsum(\"nh,qh->nq\", hid, W2)    [n, q]  (examples/einsum_mlp.gg:9)
-    o = np.empty((n, q), dt)
+    o = _ws[h*n:h*n + n*q].reshape((n, q))
     np.dot(hid, W2.T, o)
     # _max8[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _max8 = np.empty((n, 1), dt)
+    _max8 = _ws[h*n + n*q:h*n + n*q + n].reshape((n, 1))
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
@@ -261,7 +264,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
         _max8[i0, 0] = acc
     # _sumexp9[i, 0] = Σ_j exp(o[i, j] - _max8[i, 0])    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _sumexp9 = np.empty((n, 1), dt)
+    _sumexp9 = _ws[h*n + n*q + n:h*n + n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -269,7 +272,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
         _sumexp9[i0, 0] = acc
     # _picked12[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _picked12 = np.empty((n,), dt)
+    _picked12 = _ws[h*n + n*q + 2*n:h*n + n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -299,17 +302,17 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     J = _t14 + lam * (_t17 + _t19) / 2.0
     # dJ/do[i, j] = exp(o[i, j] - _max8[i, 0])/(_sumexp9[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
-    dJ_do = np.empty((n, q), dt)
+    dJ_do = _ws[h*n + n*q + 3*n:h*n + 2*n*q + 3*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             dJ_do[i0, i1] = np.exp(o[i0, i1] - _max8[i0, 0]) / (_sumexp9[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
-    dJ_dhid = np.empty((n, h), dt)
+    dJ_dhid = _ws[h*n + 2*n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
     # _g42 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
-    _g42 = np.empty((q, h), dt)
+    _g42 = _ws[2*h*n + 2*n*q + 3*n:2*h*n + h*q + 2*n*q + 3*n].reshape((q, h))
     np.dot(dJ_do.T, hid, _g42)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/einsum_mlp.gg:5)
@@ -325,7 +328,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
             _g44[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
     # _g45 = _g44.T @ x    [h, d]
     #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g45 = np.empty((h, d), dt)
+    _g45 = _ws[2*h*n + h*q + 2*n*q + 3*n:d*h + 2*h*n + h*q + 2*n*q + 3*n].reshape((h, d))
     np.dot(_g44.T, x, _g45)
     # dJ/dW1 = (_g44.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/einsum_mlp.gg:4)
@@ -351,9 +354,10 @@ def _predict_kernel(x, W1, W2):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
+    _ws = np.empty(h*n, dt)  # every temporary of this call, as views
     # _t5 = x @ W1.T    [n, h]
     #   part of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _t5 = np.empty((n, h), dt)
+    _t5 = _ws[0:h*n].reshape((n, h))
     np.dot(x, W1.T, _t5)
     # hid = tanh(einsum(\"nd,hd->nh\", x, W1))    [n, h]  (examples/einsum_mlp.gg:8)
     hid = _t5  # reuse the buffer
@@ -386,9 +390,10 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
+    _ws = np.empty(d*h + 2*h*n + h*q + 2*n*q + 3*n, dt)  # every temporary of this call, as views
     # _t5 = x @ W1.T    [n, h]
     #   part of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _t5 = np.empty((n, h), dt)
+    _t5 = _ws[0:h*n].reshape((n, h))
     np.dot(x, W1.T, _t5)
     # hid = tanh(einsum(\"nd,hd->nh\", x, W1))    [n, h]  (examples/einsum_mlp.gg:8)
     hid = _t5  # reuse the buffer
@@ -396,11 +401,11 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
         for i1 in range(h):
             hid[i0, i1] = np.tanh(_t5[i0, i1])
     # o   = einsum(\"nh,qh->nq\", hid, W2)    [n, q]  (examples/einsum_mlp.gg:9)
-    o = np.empty((n, q), dt)
+    o = _ws[h*n:h*n + n*q].reshape((n, q))
     np.dot(hid, W2.T, o)
     # _max8[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _max8 = np.empty((n, 1), dt)
+    _max8 = _ws[h*n + n*q:h*n + n*q + n].reshape((n, 1))
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
@@ -408,7 +413,7 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
         _max8[i0, 0] = acc
     # _sumexp9[i, 0] = Σ_j exp(o[i, j] - _max8[i, 0])    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _sumexp9 = np.empty((n, 1), dt)
+    _sumexp9 = _ws[h*n + n*q + n:h*n + n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -416,7 +421,7 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
         _sumexp9[i0, 0] = acc
     # _picked12[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _picked12 = np.empty((n,), dt)
+    _picked12 = _ws[h*n + n*q + 2*n:h*n + n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -446,17 +451,17 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
     J = _t14 + lam * (_t17 + _t19) / 2.0
     # dJ/do[i, j] = exp(o[i, j] - _max8[i, 0])/(_sumexp9[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
-    dJ_do = np.empty((n, q), dt)
+    dJ_do = _ws[h*n + n*q + 3*n:h*n + 2*n*q + 3*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             dJ_do[i0, i1] = np.exp(o[i0, i1] - _max8[i0, 0]) / (_sumexp9[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
-    dJ_dhid = np.empty((n, h), dt)
+    dJ_dhid = _ws[h*n + 2*n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
     # _g42 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
-    _g42 = np.empty((q, h), dt)
+    _g42 = _ws[2*h*n + 2*n*q + 3*n:2*h*n + h*q + 2*n*q + 3*n].reshape((q, h))
     np.dot(dJ_do.T, hid, _g42)
     # _g44 = dJ/dhid*(1 - hid**2)    [n, h]
     #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
@@ -466,7 +471,7 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
             _g44[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
     # _g45 = _g44.T @ x    [h, d]
     #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g45 = np.empty((h, d), dt)
+    _g45 = _ws[2*h*n + h*q + 2*n*q + 3*n:d*h + 2*h*n + h*q + 2*n*q + 3*n].reshape((h, d))
     np.dot(_g44.T, x, _g45)
     # SGD update of W1: W1 -= lr * dJ/dW1
     for i0 in range(h):

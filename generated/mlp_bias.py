@@ -37,12 +37,12 @@ Derivation:
         dJ/db2[i] = Σ_j dJ/do[j, i]                      [q]
         dJ/dhid = dJ/do @ W2                             [n, h]
         dJ/dW2 = (dJ/do.T @ hid) + W2*lam                [q, h]
-        dJ/dz = dJ/dhid*(z > 0)                          [n, h]
+        dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 4586058a07b88d6e25ab8f0381b47718f7c2a50a141f379bd9ee566db260b20a
-# graphgen-content-sha256: d3fd3c4e96c6c04a926aeba4ca1886788f3b74fb0408658d6aeccb616df7cf35
+# graphgen-spec-hash: be069db776561656b892b55da939bcbd341a5d0a15f9c58d9bfbf159fc5eee25
+# graphgen-content-sha256: 68a3009d8c50e982b36e1f6f7a408554e21f938849810707c7f3a3e83a2b9495
 import sys as _sys
 
 import numpy as np
@@ -52,12 +52,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_4586058a07b8'
+__name__ = 'graphgen_generated_mlp_bias_be069db77656'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '4586058a07b88d6e25ab8f0381b47718f7c2a50a141f379bd9ee566db260b20a'
+SPEC_HASH = 'be069db776561656b892b55da939bcbd341a5d0a15f9c58d9bfbf159fc5eee25'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -112,23 +112,19 @@ def _forward_kernel(x, y, W1, b1, W2, b2, lam):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
+    _ws = np.empty(h*n + n*q + n, dt)  # every temporary of this call, as views
     # _t8 = x @ W1.T    [n, h]
     #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    _t8 = np.empty((n, h), dt)
+    _t8 = _ws[0:h*n].reshape((n, h))
     np.dot(x, W1.T, _t8)
-    # z   = x @ W1.T + b1    [n, h]  (examples/mlp_bias.gg:10)
-    z = _t8  # reuse the buffer
-    for i0 in range(n):
-        for i1 in range(h):
-            z[i0, i1] = _t8[i0, i1] + b1[i1]
     # hid = relu(z)    [n, h]  (examples/mlp_bias.gg:11)
-    hid = np.empty((n, h), dt)
+    hid = _t8  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            hid[i0, i1] = _relu(z[i0, i1])
+            hid[i0, i1] = _relu(_t8[i0, i1] + b1[i1])
     # _t12 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    _t12 = np.empty((n, q), dt)
+    _t12 = _ws[h*n:h*n + n*q].reshape((n, q))
     np.dot(hid, W2.T, _t12)
     # o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
     o = _t12  # reuse the buffer
@@ -153,7 +149,7 @@ def _forward_kernel(x, y, W1, b1, W2, b2, lam):
         _sumexp15[i0, 0] = acc
     # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _picked18 = np.empty((n,), dt)
+    _picked18 = _ws[h*n + n*q:h*n + n*q + n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -180,11 +176,11 @@ def _forward_kernel(x, y, W1, b1, W2, b2, lam):
     _t25 = acc
     # J   = L + s    scalar  (examples/mlp_bias.gg:15)
     J = L + lam * (_t23 + _t25) / 2.0
-    return J, o, z, hid, _max14, _sumexp15
+    return J, o, hid, _max14, _sumexp15
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(x, y, W1, W2, lam, z, hid, o, _max14, _sumexp15):
+def _backward_kernel(x, y, W1, W2, lam, hid, o, _max14, _sumexp15):
     n = x.shape[0]
     d = x.shape[1]
     h = W1.shape[0]
@@ -202,8 +198,6 @@ def _backward_kernel(x, y, W1, W2, lam, z, hid, o, _max14, _sumexp15):
         raise ValueError("graphgen: shape of W1")
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
-    if z.shape[0] != n or z.shape[1] != h:
-        raise ValueError("graphgen: shape of z")
     if hid.shape[0] != n or hid.shape[1] != h:
         raise ValueError("graphgen: shape of hid")
     if o.shape[0] != n or o.shape[1] != q:
@@ -213,9 +207,10 @@ def _backward_kernel(x, y, W1, W2, lam, z, hid, o, _max14, _sumexp15):
     if _sumexp15.shape[0] != n or _sumexp15.shape[1] != 1:
         raise ValueError("graphgen: shape of _sumexp15")
     dt = x.dtype
+    _ws = np.empty(d*h + h*n + h*q + n*q, dt)  # every temporary of this call, as views
     # dJ/do[i, j] = exp(o[i, j] - _max14[i, 0])/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    dJ_do = np.empty((n, q), dt)
+    dJ_do = _ws[0:n*q].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             dJ_do[i0, i1] = np.exp(o[i0, i1] - _max14[i0, 0]) / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
@@ -227,11 +222,11 @@ def _backward_kernel(x, y, W1, W2, lam, z, hid, o, _max14, _sumexp15):
             dJ_db2[i1] += dJ_do[i0, i1]
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    dJ_dhid = np.empty((n, h), dt)
+    dJ_dhid = _ws[n*q:h*n + n*q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
     # _g50 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    _g50 = np.empty((q, h), dt)
+    _g50 = _ws[h*n + n*q:h*n + h*q + n*q].reshape((q, h))
     np.dot(dJ_do.T, hid, _g50)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/mlp_bias.gg:6)
@@ -239,12 +234,12 @@ def _backward_kernel(x, y, W1, W2, lam, z, hid, o, _max14, _sumexp15):
     for i0 in range(q):
         for i1 in range(h):
             dJ_dW2[i0, i1] = _g50[i0, i1] + W2[i0, i1] * lam
-    # dJ/dz = dJ/dhid*(z > 0)    [n, h]
+    # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
     dJ_dz = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if z[i0, i1] > 0.0 else 0.0)
+            dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
     # dJ/db1[i] = Σ_j dJ/dz[j, i]    [h]
     #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
     dJ_db1 = np.zeros((h,), dt)
@@ -253,7 +248,7 @@ def _backward_kernel(x, y, W1, W2, lam, z, hid, o, _max14, _sumexp15):
             dJ_db1[i1] += dJ_dz[i0, i1]
     # _g56 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    _g56 = np.empty((h, d), dt)
+    _g56 = _ws[h*n + h*q + n*q:d*h + h*n + h*q + n*q].reshape((h, d))
     np.dot(dJ_dz.T, x, _g56)
     # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/mlp_bias.gg:4)
@@ -288,23 +283,19 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
+    _ws = np.empty(d*h + 2*h*n + h*q + 2*n*q + 3*n, dt)  # every temporary of this call, as views
     # _t8 = x @ W1.T    [n, h]
     #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    _t8 = np.empty((n, h), dt)
+    _t8 = _ws[0:h*n].reshape((n, h))
     np.dot(x, W1.T, _t8)
-    # z   = x @ W1.T + b1    [n, h]  (examples/mlp_bias.gg:10)
-    z = _t8  # reuse the buffer
-    for i0 in range(n):
-        for i1 in range(h):
-            z[i0, i1] = _t8[i0, i1] + b1[i1]
     # hid = relu(z)    [n, h]  (examples/mlp_bias.gg:11)
-    hid = np.empty((n, h), dt)
+    hid = _t8  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            hid[i0, i1] = _relu(z[i0, i1])
+            hid[i0, i1] = _relu(_t8[i0, i1] + b1[i1])
     # _t12 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    _t12 = np.empty((n, q), dt)
+    _t12 = _ws[h*n:h*n + n*q].reshape((n, q))
     np.dot(hid, W2.T, _t12)
     # o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
     o = _t12  # reuse the buffer
@@ -313,7 +304,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
             o[i0, i1] = _t12[i0, i1] + b2[i1]
     # _max14[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _max14 = np.empty((n, 1), dt)
+    _max14 = _ws[h*n + n*q:h*n + n*q + n].reshape((n, 1))
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
@@ -321,7 +312,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
         _max14[i0, 0] = acc
     # _sumexp15[i, 0] = Σ_j exp(o[i, j] - _max14[i, 0])    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _sumexp15 = np.empty((n, 1), dt)
+    _sumexp15 = _ws[h*n + n*q + n:h*n + n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -329,7 +320,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
         _sumexp15[i0, 0] = acc
     # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _picked18 = np.empty((n,), dt)
+    _picked18 = _ws[h*n + n*q + 2*n:h*n + n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -358,7 +349,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
     J = L + lam * (_t23 + _t25) / 2.0
     # dJ/do[i, j] = exp(o[i, j] - _max14[i, 0])/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    dJ_do = np.empty((n, q), dt)
+    dJ_do = _ws[h*n + n*q + 3*n:h*n + 2*n*q + 3*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             dJ_do[i0, i1] = np.exp(o[i0, i1] - _max14[i0, 0]) / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
@@ -370,11 +361,11 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
             dJ_db2[i1] += dJ_do[i0, i1]
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    dJ_dhid = np.empty((n, h), dt)
+    dJ_dhid = _ws[h*n + 2*n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
     # _g50 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    _g50 = np.empty((q, h), dt)
+    _g50 = _ws[2*h*n + 2*n*q + 3*n:2*h*n + h*q + 2*n*q + 3*n].reshape((q, h))
     np.dot(dJ_do.T, hid, _g50)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/mlp_bias.gg:6)
@@ -382,12 +373,12 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
     for i0 in range(q):
         for i1 in range(h):
             dJ_dW2[i0, i1] = _g50[i0, i1] + W2[i0, i1] * lam
-    # dJ/dz = dJ/dhid*(z > 0)    [n, h]
+    # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
     dJ_dz = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if z[i0, i1] > 0.0 else 0.0)
+            dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
     # dJ/db1[i] = Σ_j dJ/dz[j, i]    [h]
     #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
     dJ_db1 = np.zeros((h,), dt)
@@ -396,7 +387,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
             dJ_db1[i1] += dJ_dz[i0, i1]
     # _g56 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    _g56 = np.empty((h, d), dt)
+    _g56 = _ws[2*h*n + h*q + 2*n*q + 3*n:d*h + 2*h*n + h*q + 2*n*q + 3*n].reshape((h, d))
     np.dot(dJ_dz.T, x, _g56)
     # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/mlp_bias.gg:4)
@@ -426,9 +417,10 @@ def _predict_kernel(x, W1, b1, W2, b2):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
+    _ws = np.empty(h*n + n*q, dt)  # every temporary of this call, as views
     # _t8 = x @ W1.T    [n, h]
     #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    _t8 = np.empty((n, h), dt)
+    _t8 = _ws[0:h*n].reshape((n, h))
     np.dot(x, W1.T, _t8)
     # hid = relu(z)    [n, h]  (examples/mlp_bias.gg:11)
     hid = _t8  # reuse the buffer
@@ -437,7 +429,7 @@ def _predict_kernel(x, W1, b1, W2, b2):
             hid[i0, i1] = _relu(_t8[i0, i1] + b1[i1])
     # _t12 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    _t12 = np.empty((n, q), dt)
+    _t12 = _ws[h*n:h*n + n*q].reshape((n, q))
     np.dot(hid, W2.T, _t12)
     # o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
     o = _t12  # reuse the buffer
@@ -471,23 +463,19 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
+    _ws = np.empty(d*h + 2*h*n + h*q + h + 2*n*q + 3*n + q, dt)  # every temporary of this call, as views
     # _t8 = x @ W1.T    [n, h]
     #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    _t8 = np.empty((n, h), dt)
+    _t8 = _ws[0:h*n].reshape((n, h))
     np.dot(x, W1.T, _t8)
-    # z   = x @ W1.T + b1    [n, h]  (examples/mlp_bias.gg:10)
-    z = _t8  # reuse the buffer
-    for i0 in range(n):
-        for i1 in range(h):
-            z[i0, i1] = _t8[i0, i1] + b1[i1]
     # hid = relu(z)    [n, h]  (examples/mlp_bias.gg:11)
-    hid = np.empty((n, h), dt)
+    hid = _t8  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            hid[i0, i1] = _relu(z[i0, i1])
+            hid[i0, i1] = _relu(_t8[i0, i1] + b1[i1])
     # _t12 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    _t12 = np.empty((n, q), dt)
+    _t12 = _ws[h*n:h*n + n*q].reshape((n, q))
     np.dot(hid, W2.T, _t12)
     # o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
     o = _t12  # reuse the buffer
@@ -496,7 +484,7 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr):
             o[i0, i1] = _t12[i0, i1] + b2[i1]
     # _max14[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _max14 = np.empty((n, 1), dt)
+    _max14 = _ws[h*n + n*q:h*n + n*q + n].reshape((n, 1))
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
@@ -504,7 +492,7 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr):
         _max14[i0, 0] = acc
     # _sumexp15[i, 0] = Σ_j exp(o[i, j] - _max14[i, 0])    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _sumexp15 = np.empty((n, 1), dt)
+    _sumexp15 = _ws[h*n + n*q + n:h*n + n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -512,7 +500,7 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr):
         _sumexp15[i0, 0] = acc
     # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _picked18 = np.empty((n,), dt)
+    _picked18 = _ws[h*n + n*q + 2*n:h*n + n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -541,39 +529,39 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr):
     J = L + lam * (_t23 + _t25) / 2.0
     # dJ/do[i, j] = exp(o[i, j] - _max14[i, 0])/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    dJ_do = np.empty((n, q), dt)
+    dJ_do = _ws[h*n + n*q + 3*n:h*n + 2*n*q + 3*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             dJ_do[i0, i1] = np.exp(o[i0, i1] - _max14[i0, 0]) / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    dJ_db2 = np.zeros((q,), dt)
+    dJ_db2 = _ws[h*n + 2*n*q + 3*n:h*n + 2*n*q + 3*n + q].reshape((q,)); dJ_db2[:] = 0.0
     for i0 in range(n):
         for i1 in range(q):
             dJ_db2[i1] += dJ_do[i0, i1]
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    dJ_dhid = np.empty((n, h), dt)
+    dJ_dhid = _ws[h*n + 2*n*q + 3*n + q:2*h*n + 2*n*q + 3*n + q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
     # _g50 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    _g50 = np.empty((q, h), dt)
+    _g50 = _ws[2*h*n + 2*n*q + 3*n + q:2*h*n + h*q + 2*n*q + 3*n + q].reshape((q, h))
     np.dot(dJ_do.T, hid, _g50)
-    # dJ/dz = dJ/dhid*(z > 0)    [n, h]
+    # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
     dJ_dz = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if z[i0, i1] > 0.0 else 0.0)
+            dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
     # dJ/db1[i] = Σ_j dJ/dz[j, i]    [h]
     #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    dJ_db1 = np.zeros((h,), dt)
+    dJ_db1 = _ws[2*h*n + h*q + 2*n*q + 3*n + q:2*h*n + h*q + h + 2*n*q + 3*n + q].reshape((h,)); dJ_db1[:] = 0.0
     for i0 in range(n):
         for i1 in range(h):
             dJ_db1[i1] += dJ_dz[i0, i1]
     # _g56 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    _g56 = np.empty((h, d), dt)
+    _g56 = _ws[2*h*n + h*q + h + 2*n*q + 3*n + q:d*h + 2*h*n + h*q + h + 2*n*q + 3*n + q].reshape((h, d))
     np.dot(dJ_dz.T, x, _g56)
     # SGD update of W1: W1 -= lr * dJ/dW1
     for i0 in range(h):
@@ -744,16 +732,16 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, 
         h = W1.shape[0]
         q = W2.shape[0]
         try:
-            J, o, z, hid, _max14, _sumexp15 = _forward_kernel(x, y, W1, b1, W2, b2, lam)
+            J, o, hid, _max14, _sumexp15 = _forward_kernel(x, y, W1, b1, W2, b2, lam)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
-            return {'J': J, 'o': o, 'z': z, 'hid': hid, '_max14': _max14, '_sumexp15': _sumexp15, 'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam, "_dims": {'n': n, 'd': d, 'h': h, 'q': q}}
+            return {'J': J, 'o': o, 'hid': hid, '_max14': _max14, '_sumexp15': _sumexp15, 'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam, "_dims": {'n': n, 'd': d, 'h': h, 'q': q}}
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
     lam = _check_scalar('lam', lam)
-    J, o, z, hid, _max14, _sumexp15 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam)
-    return {'J': J, 'o': o, 'z': z, 'hid': hid, '_max14': _max14, '_sumexp15': _sumexp15, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
+    J, o, hid, _max14, _sumexp15 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam)
+    return {'J': J, 'o': o, 'hid': hid, '_max14': _max14, '_sumexp15': _sumexp15, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
 
 
 def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, lam=0.0001, **unexpected):
@@ -882,6 +870,6 @@ def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
     if not isinstance(tape, dict) or "_dims" not in tape:
         raise TypeError("backward() takes the dict returned by forward()")
-    grads = _backward_kernel(tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['z'], tape['hid'], tape['o'], tape['_max14'], tape['_sumexp15'])
+    grads = _backward_kernel(tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['hid'], tape['o'], tape['_max14'], tape['_sumexp15'])
     grads = dict(zip(['W1', 'b1', 'W2', 'b2'], grads))
     return grads

@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g24[j, i]                        [q]
         dJ/dW = (_g24.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 96cc08cf3b76a4b77f6cb837fc51542c8dd8b82c1b8a592f1282349079557adc
-# graphgen-content-sha256: cb884995c8a3fca921b422f4cc02db9f407c7d4872239c9cfb2403dafa238da2
+# graphgen-spec-hash: d1cd53137be392df7ca789e969faa09d7a19946063579abd8d23c59294020215
+# graphgen-content-sha256: 1dfbb07c087eb774587734759f93f9c2248e9b36a3c880fb3c5e91174ab14dd0
 import sys as _sys
 
 import numpy as np
@@ -38,12 +38,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_96cc08cf3b76'
+__name__ = 'graphgen_generated_softmax_mse_d1cd53137be3'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '96cc08cf3b76a4b77f6cb837fc51542c8dd8b82c1b8a592f1282349079557adc'
+SPEC_HASH = 'd1cd53137be392df7ca789e969faa09d7a19946063579abd8d23c59294020215'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -82,9 +82,10 @@ def _forward_kernel(x, t, W, b):
     if b.shape[0] != q:
         raise ValueError("graphgen: shape of b")
     dt = x.dtype
+    _ws = np.empty(n*q + n, dt)  # every temporary of this call, as views
     # _t5 = x @ W.T    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t5 = np.empty((n, q), dt)
+    _t5 = _ws[0:n*q].reshape((n, q))
     np.dot(x, W.T, _t5)
     # _t6 = (x @ W.T) + b    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
@@ -110,7 +111,7 @@ def _forward_kernel(x, t, W, b):
         _sumexp8[i0, 0] = acc
     # _t9 = _max7 + log(_sumexp8)    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t9 = np.empty((n, 1), dt)
+    _t9 = _ws[n*q:n*q + n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(1):
             _t9[i0, i1] = _max7[i0, i1] + np.log(_sumexp8[i0, i1])
@@ -156,9 +157,10 @@ def _backward_kernel(x, _t6, _max7, _sumexp8, p, _t11):
     if _t11.shape[0] != n or _t11.shape[1] != q:
         raise ValueError("graphgen: shape of _t11")
     dt = x.dtype
+    _ws = np.empty(d*q + n*q + n, dt)  # every temporary of this call, as views
     # _g21[i, 0] = Σ_j -_t11[i, j]*p[i, j]    [n, 1]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g21 = np.empty((n, 1), dt)
+    _g21 = _ws[0:n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -166,7 +168,7 @@ def _backward_kernel(x, _t6, _max7, _sumexp8, p, _t11):
         _g21[i0, 0] = acc
     # _g24[i, j] = _t11[i, j]*p[i, j] + _g21[i, 0]*exp(_t6[i, j] - _max7[i, 0])/_sumexp8[i, 0]    [n, q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g24 = np.empty((n, q), dt)
+    _g24 = _ws[n:n*q + n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             _g24[i0, i1] = p[i0, i1] * _t11[i0, i1] + _g21[i0, 0] * np.exp(_t6[i0, i1] - _max7[i0, 0]) / _sumexp8[i0, 0]
@@ -178,7 +180,7 @@ def _backward_kernel(x, _t6, _max7, _sumexp8, p, _t11):
             dJ_db[i1] += _g24[i0, i1]
     # _g27 = _g24.T @ x    [q, d]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g27 = np.empty((q, d), dt)
+    _g27 = _ws[n*q + n:d*q + n*q + n].reshape((q, d))
     np.dot(_g24.T, x, _g27)
     # dJ/dW = (_g24.T @ x)    [q, d]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
@@ -202,9 +204,10 @@ def _value_and_grad_kernel(x, t, W, b):
     if b.shape[0] != q:
         raise ValueError("graphgen: shape of b")
     dt = x.dtype
+    _ws = np.empty(d*q + 4*n*q + 4*n, dt)  # every temporary of this call, as views
     # _t5 = x @ W.T    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t5 = np.empty((n, q), dt)
+    _t5 = _ws[0:n*q].reshape((n, q))
     np.dot(x, W.T, _t5)
     # _t6 = (x @ W.T) + b    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
@@ -214,7 +217,7 @@ def _value_and_grad_kernel(x, t, W, b):
             _t6[i0, i1] = _t5[i0, i1] + b[i1]
     # _max7[i, 0] = max_j _t6[i, j]    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _max7 = np.empty((n, 1), dt)
+    _max7 = _ws[n*q:n*q + n].reshape((n, 1))
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
@@ -222,7 +225,7 @@ def _value_and_grad_kernel(x, t, W, b):
         _max7[i0, 0] = acc
     # _sumexp8[i, 0] = Σ_j exp(_t6[i, j] - _max7[i, 0])    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _sumexp8 = np.empty((n, 1), dt)
+    _sumexp8 = _ws[n*q + n:n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -230,7 +233,7 @@ def _value_and_grad_kernel(x, t, W, b):
         _sumexp8[i0, 0] = acc
     # _t9 = _max7 + log(_sumexp8)    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t9 = np.empty((n, 1), dt)
+    _t9 = _ws[n*q + 2*n:n*q + 3*n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(1):
             _t9[i0, i1] = _max7[i0, i1] + np.log(_sumexp8[i0, i1])
@@ -240,8 +243,8 @@ def _value_and_grad_kernel(x, t, W, b):
     #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
     #   _t13 = Σ_ij _t11[i, j]**2    scalar
     #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
-    p = np.empty((n, q), dt)
-    _t11 = np.empty((n, q), dt)
+    p = _ws[n*q + 3*n:2*n*q + 3*n].reshape((n, q))
+    _t11 = _ws[2*n*q + 3*n:3*n*q + 3*n].reshape((n, q))
     _acc__t13 = 0.0
     for i0 in range(n):
         for i1 in range(q):
@@ -255,7 +258,7 @@ def _value_and_grad_kernel(x, t, W, b):
     J = _t13 / 2.0
     # _g21[i, 0] = Σ_j -_t11[i, j]*p[i, j]    [n, 1]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g21 = np.empty((n, 1), dt)
+    _g21 = _ws[3*n*q + 3*n:3*n*q + 4*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -263,7 +266,7 @@ def _value_and_grad_kernel(x, t, W, b):
         _g21[i0, 0] = acc
     # _g24[i, j] = _t11[i, j]*p[i, j] + _g21[i, 0]*exp(_t6[i, j] - _max7[i, 0])/_sumexp8[i, 0]    [n, q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g24 = np.empty((n, q), dt)
+    _g24 = _ws[3*n*q + 4*n:4*n*q + 4*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             _g24[i0, i1] = p[i0, i1] * _t11[i0, i1] + _g21[i0, 0] * np.exp(_t6[i0, i1] - _max7[i0, 0]) / _sumexp8[i0, 0]
@@ -275,7 +278,7 @@ def _value_and_grad_kernel(x, t, W, b):
             dJ_db[i1] += _g24[i0, i1]
     # _g27 = _g24.T @ x    [q, d]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g27 = np.empty((q, d), dt)
+    _g27 = _ws[4*n*q + 4*n:d*q + 4*n*q + 4*n].reshape((q, d))
     np.dot(_g24.T, x, _g27)
     # dJ/dW = (_g24.T @ x)    [q, d]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
@@ -297,9 +300,10 @@ def _predict_kernel(x, W, b):
     if b.shape[0] != q:
         raise ValueError("graphgen: shape of b")
     dt = x.dtype
+    _ws = np.empty(n*q + 2*n, dt)  # every temporary of this call, as views
     # _t5 = x @ W.T    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t5 = np.empty((n, q), dt)
+    _t5 = _ws[0:n*q].reshape((n, q))
     np.dot(x, W.T, _t5)
     # _t6 = (x @ W.T) + b    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
@@ -309,7 +313,7 @@ def _predict_kernel(x, W, b):
             _t6[i0, i1] = _t5[i0, i1] + b[i1]
     # _max7[i, 0] = max_j _t6[i, j]    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _max7 = np.empty((n, 1), dt)
+    _max7 = _ws[n*q:n*q + n].reshape((n, 1))
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
@@ -317,7 +321,7 @@ def _predict_kernel(x, W, b):
         _max7[i0, 0] = acc
     # _sumexp8[i, 0] = Σ_j exp(_t6[i, j] - _max7[i, 0])    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _sumexp8 = np.empty((n, 1), dt)
+    _sumexp8 = _ws[n*q + n:n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -353,9 +357,10 @@ def _sgd_step_kernel(x, t, W, b, lr):
     if b.shape[0] != q:
         raise ValueError("graphgen: shape of b")
     dt = x.dtype
+    _ws = np.empty(d*q + 4*n*q + 4*n + q, dt)  # every temporary of this call, as views
     # _t5 = x @ W.T    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t5 = np.empty((n, q), dt)
+    _t5 = _ws[0:n*q].reshape((n, q))
     np.dot(x, W.T, _t5)
     # _t6 = (x @ W.T) + b    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
@@ -365,7 +370,7 @@ def _sgd_step_kernel(x, t, W, b, lr):
             _t6[i0, i1] = _t5[i0, i1] + b[i1]
     # _max7[i, 0] = max_j _t6[i, j]    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _max7 = np.empty((n, 1), dt)
+    _max7 = _ws[n*q:n*q + n].reshape((n, 1))
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
@@ -373,7 +378,7 @@ def _sgd_step_kernel(x, t, W, b, lr):
         _max7[i0, 0] = acc
     # _sumexp8[i, 0] = Σ_j exp(_t6[i, j] - _max7[i, 0])    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _sumexp8 = np.empty((n, 1), dt)
+    _sumexp8 = _ws[n*q + n:n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -381,7 +386,7 @@ def _sgd_step_kernel(x, t, W, b, lr):
         _sumexp8[i0, 0] = acc
     # _t9 = _max7 + log(_sumexp8)    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t9 = np.empty((n, 1), dt)
+    _t9 = _ws[n*q + 2*n:n*q + 3*n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(1):
             _t9[i0, i1] = _max7[i0, i1] + np.log(_sumexp8[i0, i1])
@@ -391,8 +396,8 @@ def _sgd_step_kernel(x, t, W, b, lr):
     #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
     #   _t13 = Σ_ij _t11[i, j]**2    scalar
     #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
-    p = np.empty((n, q), dt)
-    _t11 = np.empty((n, q), dt)
+    p = _ws[n*q + 3*n:2*n*q + 3*n].reshape((n, q))
+    _t11 = _ws[2*n*q + 3*n:3*n*q + 3*n].reshape((n, q))
     _acc__t13 = 0.0
     for i0 in range(n):
         for i1 in range(q):
@@ -406,7 +411,7 @@ def _sgd_step_kernel(x, t, W, b, lr):
     J = _t13 / 2.0
     # _g21[i, 0] = Σ_j -_t11[i, j]*p[i, j]    [n, 1]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g21 = np.empty((n, 1), dt)
+    _g21 = _ws[3*n*q + 3*n:3*n*q + 4*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -414,19 +419,19 @@ def _sgd_step_kernel(x, t, W, b, lr):
         _g21[i0, 0] = acc
     # _g24[i, j] = _t11[i, j]*p[i, j] + _g21[i, 0]*exp(_t6[i, j] - _max7[i, 0])/_sumexp8[i, 0]    [n, q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g24 = np.empty((n, q), dt)
+    _g24 = _ws[3*n*q + 4*n:4*n*q + 4*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             _g24[i0, i1] = p[i0, i1] * _t11[i0, i1] + _g21[i0, 0] * np.exp(_t6[i0, i1] - _max7[i0, 0]) / _sumexp8[i0, 0]
     # dJ/db[i] = Σ_j _g24[j, i]    [q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    dJ_db = np.zeros((q,), dt)
+    dJ_db = _ws[4*n*q + 4*n:4*n*q + 4*n + q].reshape((q,)); dJ_db[:] = 0.0
     for i0 in range(n):
         for i1 in range(q):
             dJ_db[i1] += _g24[i0, i1]
     # _g27 = _g24.T @ x    [q, d]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g27 = np.empty((q, d), dt)
+    _g27 = _ws[4*n*q + 4*n + q:d*q + 4*n*q + 4*n + q].reshape((q, d))
     np.dot(_g24.T, x, _g27)
     # SGD update of W: W -= lr * dJ/dW
     for i0 in range(q):

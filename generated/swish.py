@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g34[j, i]                       [h]
         dJ/dW1 = (_g34.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: d661684f917093defd2829ad95e5b4cf9770bbafab0934368dfe64ac7a40f82b
-# graphgen-content-sha256: ed47bafedf3e609043073d0c532747761a7c0bb7a6aa507b2ba031141f439f28
+# graphgen-spec-hash: 17ab6764b66703e4ac24b36f7a24118b365534a516e948d9248dc3f0ba22f200
+# graphgen-content-sha256: fc10097722c6fa966d2734773963b3baf4c606ac0d1f7380764042d926519f44
 import sys as _sys
 
 import numpy as np
@@ -47,12 +47,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_d661684f9170'
+__name__ = 'graphgen_generated_swish_17ab6764b667'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'd661684f917093defd2829ad95e5b4cf9770bbafab0934368dfe64ac7a40f82b'
+SPEC_HASH = '17ab6764b66703e4ac24b36f7a24118b365534a516e948d9248dc3f0ba22f200'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -109,9 +109,10 @@ def _forward_kernel(x, y, W1, b1, W2, b2):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
+    _ws = np.empty(h*n + n*q + n, dt)  # every temporary of this call, as views
     # _t7 = x @ W1.T    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _t7 = np.empty((n, h), dt)
+    _t7 = _ws[0:h*n].reshape((n, h))
     np.dot(x, W1.T, _t7)
     # _t8 = (x @ W1.T) + b1    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
@@ -126,7 +127,7 @@ def _forward_kernel(x, y, W1, b1, W2, b2):
             hid[i0, i1] = _t8[i0, i1] * _sigmoid(_t8[i0, i1])
     # _t11 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _t11 = np.empty((n, q), dt)
+    _t11 = _ws[h*n:h*n + n*q].reshape((n, q))
     np.dot(hid, W2.T, _t11)
     # o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
     o = _t11  # reuse the buffer
@@ -151,7 +152,7 @@ def _forward_kernel(x, y, W1, b1, W2, b2):
         _sumexp14[i0, 0] = acc
     # _picked17[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _picked17 = np.empty((n,), dt)
+    _picked17 = _ws[h*n + n*q:h*n + n*q + n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -193,9 +194,10 @@ def _backward_kernel(x, y, W2, _t8, hid, o, _max13, _sumexp14):
     if _sumexp14.shape[0] != n or _sumexp14.shape[1] != 1:
         raise ValueError("graphgen: shape of _sumexp14")
     dt = x.dtype
+    _ws = np.empty(d*h + h*n + h*q + n*q, dt)  # every temporary of this call, as views
     # dJ/do[i, j] = exp(o[i, j] - _max13[i, 0])/(_sumexp14[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_do = np.empty((n, q), dt)
+    dJ_do = _ws[0:n*q].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             dJ_do[i0, i1] = np.exp(o[i0, i1] - _max13[i0, 0]) / (_sumexp14[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
@@ -207,11 +209,11 @@ def _backward_kernel(x, y, W2, _t8, hid, o, _max13, _sumexp14):
             dJ_db2[i1] += dJ_do[i0, i1]
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_dhid = np.empty((n, h), dt)
+    dJ_dhid = _ws[n*q:h*n + n*q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
     # _g32 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _g32 = np.empty((q, h), dt)
+    _g32 = _ws[h*n + n*q:h*n + h*q + n*q].reshape((q, h))
     np.dot(dJ_do.T, hid, _g32)
     # dJ/dW2 = (dJ/do.T @ hid)    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
@@ -230,7 +232,7 @@ def _backward_kernel(x, y, W2, _t8, hid, o, _max13, _sumexp14):
             dJ_db1[i1] += _g34[i0, i1]
     # _g37 = _g34.T @ x    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g37 = np.empty((h, d), dt)
+    _g37 = _ws[h*n + h*q + n*q:d*h + h*n + h*q + n*q].reshape((h, d))
     np.dot(_g34.T, x, _g37)
     # dJ/dW1 = (_g34.T @ x)    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
@@ -262,9 +264,10 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
+    _ws = np.empty(d*h + 3*h*n + h*q + 2*n*q + 3*n, dt)  # every temporary of this call, as views
     # _t7 = x @ W1.T    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _t7 = np.empty((n, h), dt)
+    _t7 = _ws[0:h*n].reshape((n, h))
     np.dot(x, W1.T, _t7)
     # _t8 = (x @ W1.T) + b1    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
@@ -273,13 +276,13 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
         for i1 in range(h):
             _t8[i0, i1] = _t7[i0, i1] + b1[i1]
     # hid = swish(x @ W1.T + b1)    [n, h]  (examples/swish.gg:11)
-    hid = np.empty((n, h), dt)
+    hid = _ws[h*n:2*h*n].reshape((n, h))
     for i0 in range(n):
         for i1 in range(h):
             hid[i0, i1] = _t8[i0, i1] * _sigmoid(_t8[i0, i1])
     # _t11 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _t11 = np.empty((n, q), dt)
+    _t11 = _ws[2*h*n:2*h*n + n*q].reshape((n, q))
     np.dot(hid, W2.T, _t11)
     # o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
     o = _t11  # reuse the buffer
@@ -288,7 +291,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
             o[i0, i1] = _t11[i0, i1] + b2[i1]
     # _max13[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _max13 = np.empty((n, 1), dt)
+    _max13 = _ws[2*h*n + n*q:2*h*n + n*q + n].reshape((n, 1))
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
@@ -296,7 +299,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
         _max13[i0, 0] = acc
     # _sumexp14[i, 0] = Σ_j exp(o[i, j] - _max13[i, 0])    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _sumexp14 = np.empty((n, 1), dt)
+    _sumexp14 = _ws[2*h*n + n*q + n:2*h*n + n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -304,7 +307,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
         _sumexp14[i0, 0] = acc
     # _picked17[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _picked17 = np.empty((n,), dt)
+    _picked17 = _ws[2*h*n + n*q + 2*n:2*h*n + n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -317,7 +320,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
     J = acc
     # dJ/do[i, j] = exp(o[i, j] - _max13[i, 0])/(_sumexp14[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_do = np.empty((n, q), dt)
+    dJ_do = _ws[2*h*n + n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             dJ_do[i0, i1] = np.exp(o[i0, i1] - _max13[i0, 0]) / (_sumexp14[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
@@ -329,11 +332,11 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
             dJ_db2[i1] += dJ_do[i0, i1]
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_dhid = np.empty((n, h), dt)
+    dJ_dhid = _ws[2*h*n + 2*n*q + 3*n:3*h*n + 2*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
     # _g32 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _g32 = np.empty((q, h), dt)
+    _g32 = _ws[3*h*n + 2*n*q + 3*n:3*h*n + h*q + 2*n*q + 3*n].reshape((q, h))
     np.dot(dJ_do.T, hid, _g32)
     # dJ/dW2 = (dJ/do.T @ hid)    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
@@ -352,7 +355,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
             dJ_db1[i1] += _g34[i0, i1]
     # _g37 = _g34.T @ x    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g37 = np.empty((h, d), dt)
+    _g37 = _ws[3*h*n + h*q + 2*n*q + 3*n:d*h + 3*h*n + h*q + 2*n*q + 3*n].reshape((h, d))
     np.dot(_g34.T, x, _g37)
     # dJ/dW1 = (_g34.T @ x)    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
@@ -379,9 +382,10 @@ def _predict_kernel(x, W1, b1, W2, b2):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
+    _ws = np.empty(h*n + n*q, dt)  # every temporary of this call, as views
     # _t7 = x @ W1.T    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _t7 = np.empty((n, h), dt)
+    _t7 = _ws[0:h*n].reshape((n, h))
     np.dot(x, W1.T, _t7)
     # hid = swish(x @ W1.T + b1)    [n, h]  (examples/swish.gg:11)
     hid = _t7  # reuse the buffer
@@ -390,7 +394,7 @@ def _predict_kernel(x, W1, b1, W2, b2):
             hid[i0, i1] = (_t7[i0, i1] + b1[i1]) * _sigmoid(_t7[i0, i1] + b1[i1])
     # _t11 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _t11 = np.empty((n, q), dt)
+    _t11 = _ws[h*n:h*n + n*q].reshape((n, q))
     np.dot(hid, W2.T, _t11)
     # o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
     o = _t11  # reuse the buffer
@@ -424,9 +428,10 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
+    _ws = np.empty(d*h + 3*h*n + h*q + h + 2*n*q + 3*n + q, dt)  # every temporary of this call, as views
     # _t7 = x @ W1.T    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _t7 = np.empty((n, h), dt)
+    _t7 = _ws[0:h*n].reshape((n, h))
     np.dot(x, W1.T, _t7)
     # _t8 = (x @ W1.T) + b1    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
@@ -435,13 +440,13 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
         for i1 in range(h):
             _t8[i0, i1] = _t7[i0, i1] + b1[i1]
     # hid = swish(x @ W1.T + b1)    [n, h]  (examples/swish.gg:11)
-    hid = np.empty((n, h), dt)
+    hid = _ws[h*n:2*h*n].reshape((n, h))
     for i0 in range(n):
         for i1 in range(h):
             hid[i0, i1] = _t8[i0, i1] * _sigmoid(_t8[i0, i1])
     # _t11 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _t11 = np.empty((n, q), dt)
+    _t11 = _ws[2*h*n:2*h*n + n*q].reshape((n, q))
     np.dot(hid, W2.T, _t11)
     # o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
     o = _t11  # reuse the buffer
@@ -450,7 +455,7 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
             o[i0, i1] = _t11[i0, i1] + b2[i1]
     # _max13[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _max13 = np.empty((n, 1), dt)
+    _max13 = _ws[2*h*n + n*q:2*h*n + n*q + n].reshape((n, 1))
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
@@ -458,7 +463,7 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
         _max13[i0, 0] = acc
     # _sumexp14[i, 0] = Σ_j exp(o[i, j] - _max13[i, 0])    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _sumexp14 = np.empty((n, 1), dt)
+    _sumexp14 = _ws[2*h*n + n*q + n:2*h*n + n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -466,7 +471,7 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
         _sumexp14[i0, 0] = acc
     # _picked17[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _picked17 = np.empty((n,), dt)
+    _picked17 = _ws[2*h*n + n*q + 2*n:2*h*n + n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -479,23 +484,23 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
     J = acc
     # dJ/do[i, j] = exp(o[i, j] - _max13[i, 0])/(_sumexp14[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_do = np.empty((n, q), dt)
+    dJ_do = _ws[2*h*n + n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             dJ_do[i0, i1] = np.exp(o[i0, i1] - _max13[i0, 0]) / (_sumexp14[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_db2 = np.zeros((q,), dt)
+    dJ_db2 = _ws[2*h*n + 2*n*q + 3*n:2*h*n + 2*n*q + 3*n + q].reshape((q,)); dJ_db2[:] = 0.0
     for i0 in range(n):
         for i1 in range(q):
             dJ_db2[i1] += dJ_do[i0, i1]
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_dhid = np.empty((n, h), dt)
+    dJ_dhid = _ws[2*h*n + 2*n*q + 3*n + q:3*h*n + 2*n*q + 3*n + q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
     # _g32 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _g32 = np.empty((q, h), dt)
+    _g32 = _ws[3*h*n + 2*n*q + 3*n + q:3*h*n + h*q + 2*n*q + 3*n + q].reshape((q, h))
     np.dot(dJ_do.T, hid, _g32)
     # _g34 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
@@ -505,13 +510,13 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
             _g34[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
     # dJ/db1[i] = Σ_j _g34[j, i]    [h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    dJ_db1 = np.zeros((h,), dt)
+    dJ_db1 = _ws[3*h*n + h*q + 2*n*q + 3*n + q:3*h*n + h*q + h + 2*n*q + 3*n + q].reshape((h,)); dJ_db1[:] = 0.0
     for i0 in range(n):
         for i1 in range(h):
             dJ_db1[i1] += _g34[i0, i1]
     # _g37 = _g34.T @ x    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g37 = np.empty((h, d), dt)
+    _g37 = _ws[3*h*n + h*q + h + 2*n*q + 3*n + q:d*h + 3*h*n + h*q + h + 2*n*q + 3*n + q].reshape((h, d))
     np.dot(_g34.T, x, _g37)
     # SGD update of W1: W1 -= lr * dJ/dW1
     for i0 in range(h):

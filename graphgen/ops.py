@@ -20,7 +20,9 @@ import sympy as sp
 
 # ----------------------------------------------------------------------------- sympy functions
 class relu(sp.Function):
-    """max(x, 0); derivative Heaviside(x) with the value 0 at the kink."""
+    """max(x, 0); derivative Heaviside with the value 0 at the kink, written on the output
+    (relu(x) > 0 exactly when x > 0): the backward pass then needs only the stored output,
+    so the pre-activation need not be kept and relu can overwrite it in place."""
 
     @classmethod
     def eval(cls, x):
@@ -28,7 +30,7 @@ class relu(sp.Function):
             return sp.Max(x, 0)
 
     def fdiff(self, argindex=1):
-        return sp.Heaviside(self.args[0], 0)
+        return sp.Heaviside(self, 0)
 
 
 class sigmoid(sp.Function):

@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 import jinja2
+import sympy as sp
 
 from . import __version__
 from .explain import derivation_text, display_name, fmt_shape, program_equations
@@ -107,6 +108,8 @@ class _StepWriter:
         self.kernel = kernel
         self.locals: dict[int, str] = {}  # fused-loop members read as scalar locals
         self.parallel: list = []  # (name, params, body lines, return) of threaded loops
+        self.returned = {n.id for n in kernel.returns}
+        self.workspace = sp.Integer(0)  # elements of the per-call workspace so far
 
     def fused_lines(self, group: list[Step], keep: set[int]) -> list[tuple[int, str]]:
         """One loop nest for consecutive steps over the same domain (see `fusable_groups`):
@@ -191,10 +194,19 @@ class _StepWriter:
         return str(s)
 
     def alloc(self, node: Node, zero: bool = False) -> str:
+        """A new array for `node`. Values the kernel returns get their own allocation (so a
+        tape keeps only what it needs); temporaries are views into one workspace array per
+        call (one allocation instead of one per temporary)."""
         shape = ", ".join(self.size(s) for s in node.shape)
         shape = f"({shape},)" if len(node.shape) == 1 else f"({shape})"
-        fn = "np.zeros" if zero else "np.empty"
-        return f"{node.name} = {fn}({shape}, dt)"
+        if node.id in self.returned:
+            fn = "np.zeros" if zero else "np.empty"
+            return f"{node.name} = {fn}({shape}, dt)"
+        size = sp.Mul(*[dim_symbol(s) if isinstance(s, str) else sp.Integer(s)
+                        for s in node.shape])
+        start, self.workspace = self.workspace, self.workspace + size
+        view = f"{node.name} = _ws[{start}:{self.workspace}].reshape({shape})"
+        return view + (f"; {node.name}[:] = 0.0" if zero else "")
 
     def lines(self, step: Step) -> list[tuple[int, str]]:
         node = step.node
@@ -388,6 +400,7 @@ def _kernel_context(graph: Graph, kernel: Kernel) -> dict:
         steps.append({"comment": comment, "lines": writer.fused_lines(group, keep)})
     float_reads = [n.name for n in kernel.program.reads if n.shape and n.dtype == "float"]
     return {
+        "workspace": str(writer.workspace) if writer.workspace != 0 else None,
         "parallel": writer.parallel,
         "checks": _argument_checks(kernel),
         "name": kernel.name,

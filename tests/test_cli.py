@@ -26,7 +26,7 @@ def test_show_prints_the_seed_derivation():
     proc = run("show", MLP)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    for line in ["z   = x @ W1.T", "dJ/dhid = dJ/do @ W2", "dJ/dz = dJ/dhid*(z > 0)",
+    for line in ["z   = x @ W1.T", "dJ/dhid = dJ/do @ W2", "dJ/dz = dJ/dhid*(hid > 0)",
                  "dJ/dW1 = (dJ/dz.T @ x) + W1*lam", "dJ/dW2 = (dJ/do.T @ hid) + W2*lam",
                  "[h, d]", "[q, h]"]:
         assert line in out, line

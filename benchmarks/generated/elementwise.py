@@ -16,8 +16,8 @@ Derivation:
     Backward (reverse mode, from the objective J):
         dJ/dx = _t3*sigmoid(x) + _t8*(1 - _t5**2) + 2*_t1*_t2*cos(x) - 2*_t5*_t8*x [n]
 """
-# graphgen-spec-hash: aeb75a067d3c78825a4d459e9c8dc808cb9766645e14b4bc9db684b746b7a6a3
-# graphgen-content-sha256: 2f449ef311ff6cf332ede9e42207d1a6ebb0e3504fd6d7bcd7712212abcec982
+# graphgen-spec-hash: f7ee498dce8c23ff1c91af8b1e218ff1fa6ed22a4a8517f552a8a138616abdd2
+# graphgen-content-sha256: 8f1b0981c0b76caef6e725f26380b9323bbff7411559777be70ac9c30b2b8b1f
 import sys as _sys
 
 import numpy as np
@@ -27,12 +27,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_elementwise_aeb75a067d3c'
+__name__ = 'graphgen_generated_elementwise_f7ee498dce8c'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'aeb75a067d3c78825a4d459e9c8dc808cb9766645e14b4bc9db684b746b7a6a3'
+SPEC_HASH = 'f7ee498dce8c23ff1c91af8b1e218ff1fa6ed22a4a8517f552a8a138616abdd2'
 SPEC = '# Workload 3 of the benchmark suite: an elementwise-heavy gradient.\nparam x[n]\nJ = sum(softplus(x) * sin(x) ** 2 + tanh(x) * exp(-x ** 2))\nminimize J\n'
 OBJECTIVE = 'J'
 OUTPUTS = []
@@ -85,7 +85,8 @@ def _parallel_forward_kernel_0(n, x, _t1, _t2, _t3, _t5, _t8):
 
 
 @numba.njit(**_JIT)
-def _forward_kernel(n, x):
+def _forward_kernel(x):
+    n = x.shape[0]
     if n < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n:
@@ -129,7 +130,8 @@ def _forward_kernel(n, x):
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(n, x, _t1, _t2, _t3, _t5, _t8):
+def _backward_kernel(x, _t1, _t2, _t3, _t5, _t8):
+    n = x.shape[0]
     if n < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n:
@@ -169,7 +171,8 @@ def _parallel_value_and_grad_kernel_0(n, x, dJ_dx):
 
 
 @numba.njit(**_JIT)
-def _value_and_grad_kernel(n, x):
+def _value_and_grad_kernel(x):
+    n = x.shape[0]
     if n < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n:
@@ -208,7 +211,8 @@ def _value_and_grad_kernel(n, x):
 
 
 @numba.njit(**_JIT)
-def _predict_kernel(n, x):
+def _predict_kernel(x):
+    n = x.shape[0]
     if n < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n:
@@ -241,7 +245,8 @@ def _parallel_sgd_step_kernel_0(n, x, _t1, _t2, _t3, _t5, _t8):
 
 
 @numba.njit(**_JIT)
-def _sgd_step_kernel(n, x, lr):
+def _sgd_step_kernel(x, lr):
+    n = x.shape[0]
     if n < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n:
@@ -415,14 +420,14 @@ def forward(x=_REQUIRED, **unexpected):
             and x.flags.c_contiguous):
         n = x.shape[0]
         try:
-            J, _t1, _t2, _t3, _t5, _t8 = _forward_kernel(n, x)
+            J, _t1, _t2, _t3, _t5, _t8 = _forward_kernel(x)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
             return {'J': J, '_t1': _t1, '_t2': _t2, '_t3': _t3, '_t5': _t5, '_t8': _t8, 'x': x, "_dims": {'n': n}}
     _bound, _a, _dtype = _check_arrays({'x': x},
                                     {'x': PARAMS['x']})
-    J, _t1, _t2, _t3, _t5, _t8 = _forward_kernel(*_dims(_bound, ('n',)), _a['x'])
+    J, _t1, _t2, _t3, _t5, _t8 = _forward_kernel(_a['x'])
     return {'J': J, '_t1': _t1, '_t2': _t2, '_t3': _t3, '_t5': _t5, '_t8': _t8, 'x': _a['x'], "_dims": _bound}
 
 
@@ -434,16 +439,15 @@ def value_and_grad(x=_REQUIRED, **unexpected):
             and x.ndim == 1
             and ((_dt := x.dtype) is _F64 or _dt is _F32)
             and x.flags.c_contiguous):
-        n = x.shape[0]
         try:
-            J, dJ_dx = _value_and_grad_kernel(n, x)
+            J, dJ_dx = _value_and_grad_kernel(x)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
             return float(J), {'x': dJ_dx}
     _bound, _a, _dtype = _check_arrays({'x': x},
                                     {'x': PARAMS['x']})
-    J, dJ_dx = _value_and_grad_kernel(*_dims(_bound, ('n',)), _a['x'])
+    J, dJ_dx = _value_and_grad_kernel(_a['x'])
     return float(J), {'x': dJ_dx}
 
 
@@ -455,16 +459,15 @@ def predict(x=_REQUIRED, **unexpected):
             and x.ndim == 1
             and ((_dt := x.dtype) is _F64 or _dt is _F32)
             and x.flags.c_contiguous):
-        n = x.shape[0]
         try:
-            J = _predict_kernel(n, x)
+            J = _predict_kernel(x)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
             return float(J)
     _bound, _a, _dtype = _check_arrays({'x': x},
                                     {'x': PARAMS['x']})
-    J = _predict_kernel(*_dims(_bound, ('n',)), _a['x'])
+    J = _predict_kernel(_a['x'])
     return float(J)
 
 
@@ -475,12 +478,10 @@ def sgd_step(x=_REQUIRED, *, lr=_REQUIRED, **unexpected):
     if (x.__class__ is _ndarray
             and x.ndim == 1
             and ((_dt := x.dtype) is _F64 or _dt is _F32)
-            and x.flags.c_contiguous
-            and x.flags.writeable
+            and ((_f := x.flags).c_contiguous and _f.writeable)
             and lr.__class__ is float):
-        n = x.shape[0]
         try:
-            J = _sgd_step_kernel(n, x, lr)
+            J = _sgd_step_kernel(x, lr)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
@@ -488,7 +489,7 @@ def sgd_step(x=_REQUIRED, *, lr=_REQUIRED, **unexpected):
     _bound, _a, _dtype = _check_arrays({'x': x},
                                     {'x': PARAMS['x']}, writable=('x',))
     lr = _check_scalar("lr", lr)
-    J = _sgd_step_kernel(*_dims(_bound, ('n',)), _a['x'], lr)
+    J = _sgd_step_kernel(_a['x'], lr)
     return float(J)
 
 
@@ -496,6 +497,6 @@ def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
     if not isinstance(tape, dict) or "_dims" not in tape:
         raise TypeError("backward() takes the dict returned by forward()")
-    grads = _backward_kernel(*_dims(tape["_dims"], ('n',)), tape['x'], tape['_t1'], tape['_t2'], tape['_t3'], tape['_t5'], tape['_t8'])
+    grads = _backward_kernel(tape['x'], tape['_t1'], tape['_t2'], tape['_t3'], tape['_t5'], tape['_t8'])
     grads = {'x': grads}
     return grads

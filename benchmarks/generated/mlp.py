@@ -38,8 +38,8 @@ Derivation:
         dJ/dz = dJ/dhid*(z > 0)                          [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 76bf6291df2a752fe23332b3acd9d9b4b25d337de8a502a8cc25f3b78d4a0c35
-# graphgen-content-sha256: ef0e0f8af28256b8bb6c2644c366c40482cc85473610d6afcbf24d903243de0d
+# graphgen-spec-hash: 6b753318d46a85830f68df8f73a339b06c48327ca5046532381daafcdf72d720
+# graphgen-content-sha256: 615260479cfd829205d9fa25b1b23088212dffe5e19ec7ff0fd57fd297fab1ad
 import sys as _sys
 
 import numpy as np
@@ -49,12 +49,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_76bf6291df2a'
+__name__ = 'graphgen_generated_mlp_6b753318d46a'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '76bf6291df2a752fe23332b3acd9d9b4b25d337de8a502a8cc25f3b78d4a0c35'
+SPEC_HASH = '6b753318d46a85830f68df8f73a339b06c48327ca5046532381daafcdf72d720'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -84,7 +84,11 @@ def _relu(x):
 
 
 @numba.njit(**_JIT)
-def _forward_kernel(n, d, h, q, x, y, W1, W2, lam):
+def _forward_kernel(x, y, W1, W2, lam):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -159,7 +163,11 @@ def _forward_kernel(n, d, h, q, x, y, W1, W2, lam):
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(n, d, h, q, x, y, W1, W2, lam, z, hid, o, _max10, _sumexp11):
+def _backward_kernel(x, y, W1, W2, lam, z, hid, o, _max10, _sumexp11):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -224,7 +232,11 @@ def _backward_kernel(n, d, h, q, x, y, W1, W2, lam, z, hid, o, _max10, _sumexp11
 
 
 @numba.njit(**_JIT)
-def _value_and_grad_kernel(n, d, h, q, x, y, W1, W2, lam):
+def _value_and_grad_kernel(x, y, W1, W2, lam):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -335,7 +347,11 @@ def _value_and_grad_kernel(n, d, h, q, x, y, W1, W2, lam):
 
 
 @numba.njit(**_JIT)
-def _predict_kernel(n, d, h, q, x, W1, W2):
+def _predict_kernel(x, W1, W2):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -360,7 +376,11 @@ def _predict_kernel(n, d, h, q, x, W1, W2):
 
 
 @numba.njit(**_JIT)
-def _sgd_step_kernel(n, d, h, q, x, y, W1, W2, lam, lr):
+def _sgd_step_kernel(x, y, W1, W2, lam, lr):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
     if n < 1 or d < 1 or h < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
@@ -610,7 +630,7 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **
         h = W1.shape[0]
         q = W2.shape[0]
         try:
-            J, o, z, hid, _max10, _sumexp11 = _forward_kernel(n, d, h, q, x, y, W1, W2, lam)
+            J, o, z, hid, _max10, _sumexp11 = _forward_kernel(x, y, W1, W2, lam)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
@@ -618,7 +638,7 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     lam = _check_scalar('lam', lam)
-    J, o, z, hid, _max10, _sumexp11 = _forward_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['W2'], lam)
+    J, o, z, hid, _max10, _sumexp11 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['W2'], lam)
     return {'J': J, 'o': o, 'z': z, 'hid': hid, '_max10': _max10, '_sumexp11': _sumexp11, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
 
 
@@ -643,12 +663,8 @@ def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0
             and W1.flags.c_contiguous
             and W2.flags.c_contiguous
             and lam.__class__ is float):
-        n = x.shape[0]
-        d = x.shape[1]
-        h = W1.shape[0]
-        q = W2.shape[0]
         try:
-            J, dJ_dW1, dJ_dW2 = _value_and_grad_kernel(n, d, h, q, x, y, W1, W2, lam)
+            J, dJ_dW1, dJ_dW2 = _value_and_grad_kernel(x, y, W1, W2, lam)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
@@ -656,7 +672,7 @@ def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     lam = _check_scalar('lam', lam)
-    J, dJ_dW1, dJ_dW2 = _value_and_grad_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['W2'], lam)
+    J, dJ_dW1, dJ_dW2 = _value_and_grad_kernel(_a['x'], _a['y'], _a['W1'], _a['W2'], lam)
     return float(J), {'W1': dJ_dW1, 'W2': dJ_dW2}
 
 
@@ -676,19 +692,15 @@ def predict(x=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, **unexpected):
             and x.flags.c_contiguous
             and W1.flags.c_contiguous
             and W2.flags.c_contiguous):
-        n = x.shape[0]
-        d = x.shape[1]
-        h = W1.shape[0]
-        q = W2.shape[0]
         try:
-            o = _predict_kernel(n, d, h, q, x, W1, W2)
+            o = _predict_kernel(x, W1, W2)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
             return o
     _bound, _a, _dtype = _check_arrays({'x': x, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
-    o = _predict_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['W1'], _a['W2'])
+    o = _predict_kernel(_a['x'], _a['W1'], _a['W2'])
     return o
 
 
@@ -710,18 +722,12 @@ def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, *
             and y.dtype is _I64
             and x.flags.c_contiguous
             and y.flags.c_contiguous
-            and W1.flags.c_contiguous
-            and W2.flags.c_contiguous
-            and W1.flags.writeable
-            and W2.flags.writeable
+            and ((_f := W1.flags).c_contiguous and _f.writeable)
+            and ((_f := W2.flags).c_contiguous and _f.writeable)
             and lam.__class__ is float
             and lr.__class__ is float):
-        n = x.shape[0]
-        d = x.shape[1]
-        h = W1.shape[0]
-        q = W2.shape[0]
         try:
-            J = _sgd_step_kernel(n, d, h, q, x, y, W1, W2, lam, lr)
+            J = _sgd_step_kernel(x, y, W1, W2, lam, lr)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
@@ -730,7 +736,7 @@ def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, *
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']}, writable=('W1', 'W2'))
     lam = _check_scalar('lam', lam)
     lr = _check_scalar("lr", lr)
-    J = _sgd_step_kernel(*_dims(_bound, ('n', 'd', 'h', 'q')), _a['x'], _a['y'], _a['W1'], _a['W2'], lam, lr)
+    J = _sgd_step_kernel(_a['x'], _a['y'], _a['W1'], _a['W2'], lam, lr)
     return float(J)
 
 
@@ -738,6 +744,6 @@ def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
     if not isinstance(tape, dict) or "_dims" not in tape:
         raise TypeError("backward() takes the dict returned by forward()")
-    grads = _backward_kernel(*_dims(tape["_dims"], ('n', 'd', 'h', 'q')), tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['z'], tape['hid'], tape['o'], tape['_max10'], tape['_sumexp11'])
+    grads = _backward_kernel(tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['z'], tape['hid'], tape['o'], tape['_max10'], tape['_sumexp11'])
     grads = dict(zip(['W1', 'W2'], grads))
     return grads

@@ -123,30 +123,41 @@ MEMORY_CHILD = r"""
 import json, resource, sys, numpy as np
 sys.path.insert(0, sys.argv[1])
 from benchmarks import seed_step
+mode, size = sys.argv[2], sys.argv[3]
 m = seed_step.graphgen_module()
-x, y, W1, W2 = seed_step.make_data(*seed_step.SIZES[sys.argv[2]], np.float32)
+tiny = seed_step.make_data(*seed_step.SIZES["tiny"], np.float32)
+m.predict(tiny[0], tiny[2], tiny[3]); m.sgd_step(*tiny, lr=0.0)  # compile with tiny arrays
+x, y, W1, W2 = seed_step.make_data(*seed_step.SIZES[size], np.float32)
 def peak(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-m.predict(x, W1, W2); m.sgd_step(x, y, W1, W2, lr=0.0)  # compile both first
 base = peak()
-for _ in range(3): m.predict(x, W1, W2)
-infer = peak()
-for _ in range(3): m.sgd_step(x, y, W1, W2, lr=0.0)
-train = peak()
-tape = m.forward(x, y, W1, W2)
-kept = sum(v.nbytes for k, v in tape.items()
-           if isinstance(v, np.ndarray) and k not in m.INPUTS and k not in m.PARAMS)
-print(json.dumps({"params": W1.nbytes + W2.nbytes, "inputs": x.nbytes + y.nbytes,
-                  "tape (kept for backward)": kept, "peak rss growth: inference": infer - base,
-                  "peak rss growth: inference then training": train - base}))
+for _ in range(3):
+    if mode == "inference":
+        m.predict(x, W1, W2)
+    else:
+        m.sgd_step(x, y, W1, W2, lr=0.0)
+out = {"peak_growth": peak() - base}
+if mode == "training":
+    tape = m.forward(x, y, W1, W2)
+    out["tape"] = sum(v.nbytes for k, v in tape.items()
+                      if isinstance(v, np.ndarray) and k not in m.INPUTS and k not in m.PARAMS)
+    out["params"], out["inputs"] = W1.nbytes + W2.nbytes, x.nbytes + y.nbytes
+print(json.dumps(out))
 """
 
 
 def run_memory(size: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(ROOT), size],
-                          capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        return {"error": proc.stderr[-500:]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    """Peak resident-memory growth of predict vs sgd_step (each in a fresh process, after
+    compiling on tiny arrays), and the bytes a training forward keeps for backward."""
+    result = {"size": size}
+    for mode in ("inference", "training"):
+        proc = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(ROOT), mode, size],
+                              capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            return {"error": proc.stderr[-500:]}
+        data = json.loads(proc.stdout.strip().splitlines()[-1])
+        result[f"{mode}: peak RSS growth"] = data.pop("peak_growth")
+        result.update(data)
+    return result
 
 
 def run_elementwise(sizes, rounds, compile_torch) -> list:

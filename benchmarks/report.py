@@ -52,7 +52,8 @@ def markdown(results: dict) -> str:
     if mem and "error" not in mem:
         lines += ["## Memory: training vs inference", "",
                   "| what | bytes |", "|---|---|"]
-        lines += [f"| {k} | {v:,} |" for k, v in mem.items()] + [""]
+        lines += [f"| {k} | {v:,} |" if isinstance(v, int) else f"| {k} | {v} |"
+                  for k, v in mem.items()] + [""]
     lines += ["## Elementwise-heavy gradient", ""] + _table(results["elementwise"], True) + [""]
     lines += ["## Compile latency (fresh process, seed network, float32 SGD step)", "",
               "| run | parse | derive | render | write+import | first call | spec → first "

@@ -35,11 +35,11 @@ Derivation:
         dJ/do[i, j] = exp(o[i, j] - _max10[i, 0])/(_sumexp11[i, 0]*n) - [y[i] == j]/n [n, q]
         dJ/dhid = dJ/do @ W2                             [n, h]
         dJ/dW2 = (dJ/do.T @ hid) + W2*lam                [q, h]
-        dJ/dz = dJ/dhid*(z > 0)                          [n, h]
+        dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 6b753318d46a85830f68df8f73a339b06c48327ca5046532381daafcdf72d720
-# graphgen-content-sha256: 615260479cfd829205d9fa25b1b23088212dffe5e19ec7ff0fd57fd297fab1ad
+# graphgen-spec-hash: 7dd434035f7302db441a7f5a937f2abe6982b01ba7c69e4197ebe56aa9c74433
+# graphgen-content-sha256: 6005da686f6688eaee658ceda2f011397f131c8294243377d09f330962cc07ed
 import sys as _sys
 
 import numpy as np
@@ -49,12 +49,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_6b753318d46a'
+__name__ = 'graphgen_generated_mlp_7dd434035f73'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '6b753318d46a85830f68df8f73a339b06c48327ca5046532381daafcdf72d720'
+SPEC_HASH = '7dd434035f7302db441a7f5a937f2abe6982b01ba7c69e4197ebe56aa9c74433'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -103,11 +103,12 @@ def _forward_kernel(x, y, W1, W2, lam):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
+    _ws = np.empty(h*n + n, dt)  # every temporary of this call, as views
     # z   = x @ W1.T    [n, h]  (/work/main/examples/mlp.gg:9)
-    z = np.empty((n, h), dt)
+    z = _ws[0:h*n].reshape((n, h))
     np.dot(x, W1.T, z)
     # hid = relu(z)    [n, h]  (/work/main/examples/mlp.gg:10)
-    hid = np.empty((n, h), dt)
+    hid = z  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
             hid[i0, i1] = _relu(z[i0, i1])
@@ -132,7 +133,7 @@ def _forward_kernel(x, y, W1, W2, lam):
         _sumexp11[i0, 0] = acc
     # _picked14[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (/work/main/examples/mlp.gg:12)
-    _picked14 = np.empty((n,), dt)
+    _picked14 = _ws[h*n:h*n + n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -159,11 +160,11 @@ def _forward_kernel(x, y, W1, W2, lam):
     _t21 = acc
     # J   = L + s    scalar  (/work/main/examples/mlp.gg:14)
     J = L + lam * (_t19 + _t21) / 2.0
-    return J, o, z, hid, _max10, _sumexp11
+    return J, o, hid, _max10, _sumexp11
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(x, y, W1, W2, lam, z, hid, o, _max10, _sumexp11):
+def _backward_kernel(x, y, W1, W2, lam, hid, o, _max10, _sumexp11):
     n = x.shape[0]
     d = x.shape[1]
     h = W1.shape[0]
@@ -181,8 +182,6 @@ def _backward_kernel(x, y, W1, W2, lam, z, hid, o, _max10, _sumexp11):
         raise ValueError("graphgen: shape of W1")
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
-    if z.shape[0] != n or z.shape[1] != h:
-        raise ValueError("graphgen: shape of z")
     if hid.shape[0] != n or hid.shape[1] != h:
         raise ValueError("graphgen: shape of hid")
     if o.shape[0] != n or o.shape[1] != q:
@@ -192,19 +191,20 @@ def _backward_kernel(x, y, W1, W2, lam, z, hid, o, _max10, _sumexp11):
     if _sumexp11.shape[0] != n or _sumexp11.shape[1] != 1:
         raise ValueError("graphgen: shape of _sumexp11")
     dt = x.dtype
+    _ws = np.empty(d*h + h*n + h*q + n*q, dt)  # every temporary of this call, as views
     # dJ/do[i, j] = exp(o[i, j] - _max10[i, 0])/(_sumexp11[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T  (/work/main/examples/mlp.gg:11)
-    dJ_do = np.empty((n, q), dt)
+    dJ_do = _ws[0:n*q].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             dJ_do[i0, i1] = np.exp(o[i0, i1] - _max10[i0, 0]) / (_sumexp11[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T  (/work/main/examples/mlp.gg:11)
-    dJ_dhid = np.empty((n, h), dt)
+    dJ_dhid = _ws[n*q:h*n + n*q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
     # _g44 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T  (/work/main/examples/mlp.gg:11)
-    _g44 = np.empty((q, h), dt)
+    _g44 = _ws[h*n + n*q:h*n + h*q + n*q].reshape((q, h))
     np.dot(dJ_do.T, hid, _g44)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (/work/main/examples/mlp.gg:6)
@@ -212,15 +212,15 @@ def _backward_kernel(x, y, W1, W2, lam, z, hid, o, _max10, _sumexp11):
     for i0 in range(q):
         for i1 in range(h):
             dJ_dW2[i0, i1] = _g44[i0, i1] + W2[i0, i1] * lam
-    # dJ/dz = dJ/dhid*(z > 0)    [n, h]
+    # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (/work/main/examples/mlp.gg:10)
     dJ_dz = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if z[i0, i1] > 0.0 else 0.0)
+            dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
     # _g48 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T  (/work/main/examples/mlp.gg:9)
-    _g48 = np.empty((h, d), dt)
+    _g48 = _ws[h*n + h*q + n*q:d*h + h*n + h*q + n*q].reshape((h, d))
     np.dot(dJ_dz.T, x, _g48)
     # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (/work/main/examples/mlp.gg:5)
@@ -251,20 +251,21 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
+    _ws = np.empty(d*h + 2*h*n + h*q + 2*n*q + 3*n, dt)  # every temporary of this call, as views
     # z   = x @ W1.T    [n, h]  (/work/main/examples/mlp.gg:9)
-    z = np.empty((n, h), dt)
+    z = _ws[0:h*n].reshape((n, h))
     np.dot(x, W1.T, z)
     # hid = relu(z)    [n, h]  (/work/main/examples/mlp.gg:10)
-    hid = np.empty((n, h), dt)
+    hid = z  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
             hid[i0, i1] = _relu(z[i0, i1])
     # o   = hid @ W2.T    [n, q]  (/work/main/examples/mlp.gg:11)
-    o = np.empty((n, q), dt)
+    o = _ws[h*n:h*n + n*q].reshape((n, q))
     np.dot(hid, W2.T, o)
     # _max10[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (/work/main/examples/mlp.gg:12)
-    _max10 = np.empty((n, 1), dt)
+    _max10 = _ws[h*n + n*q:h*n + n*q + n].reshape((n, 1))
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
@@ -272,7 +273,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
         _max10[i0, 0] = acc
     # _sumexp11[i, 0] = Σ_j exp(o[i, j] - _max10[i, 0])    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (/work/main/examples/mlp.gg:12)
-    _sumexp11 = np.empty((n, 1), dt)
+    _sumexp11 = _ws[h*n + n*q + n:h*n + n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -280,7 +281,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
         _sumexp11[i0, 0] = acc
     # _picked14[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (/work/main/examples/mlp.gg:12)
-    _picked14 = np.empty((n,), dt)
+    _picked14 = _ws[h*n + n*q + 2*n:h*n + n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -309,17 +310,17 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     J = L + lam * (_t19 + _t21) / 2.0
     # dJ/do[i, j] = exp(o[i, j] - _max10[i, 0])/(_sumexp11[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T  (/work/main/examples/mlp.gg:11)
-    dJ_do = np.empty((n, q), dt)
+    dJ_do = _ws[h*n + n*q + 3*n:h*n + 2*n*q + 3*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             dJ_do[i0, i1] = np.exp(o[i0, i1] - _max10[i0, 0]) / (_sumexp11[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T  (/work/main/examples/mlp.gg:11)
-    dJ_dhid = np.empty((n, h), dt)
+    dJ_dhid = _ws[h*n + 2*n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
     # _g44 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T  (/work/main/examples/mlp.gg:11)
-    _g44 = np.empty((q, h), dt)
+    _g44 = _ws[2*h*n + 2*n*q + 3*n:2*h*n + h*q + 2*n*q + 3*n].reshape((q, h))
     np.dot(dJ_do.T, hid, _g44)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (/work/main/examples/mlp.gg:6)
@@ -327,15 +328,15 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     for i0 in range(q):
         for i1 in range(h):
             dJ_dW2[i0, i1] = _g44[i0, i1] + W2[i0, i1] * lam
-    # dJ/dz = dJ/dhid*(z > 0)    [n, h]
+    # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (/work/main/examples/mlp.gg:10)
     dJ_dz = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if z[i0, i1] > 0.0 else 0.0)
+            dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
     # _g48 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T  (/work/main/examples/mlp.gg:9)
-    _g48 = np.empty((h, d), dt)
+    _g48 = _ws[2*h*n + h*q + 2*n*q + 3*n:d*h + 2*h*n + h*q + 2*n*q + 3*n].reshape((h, d))
     np.dot(dJ_dz.T, x, _g48)
     # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (/work/main/examples/mlp.gg:5)
@@ -361,8 +362,9 @@ def _predict_kernel(x, W1, W2):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
+    _ws = np.empty(h*n, dt)  # every temporary of this call, as views
     # z   = x @ W1.T    [n, h]  (/work/main/examples/mlp.gg:9)
-    z = np.empty((n, h), dt)
+    z = _ws[0:h*n].reshape((n, h))
     np.dot(x, W1.T, z)
     # hid = relu(z)    [n, h]  (/work/main/examples/mlp.gg:10)
     hid = z  # reuse the buffer
@@ -395,20 +397,21 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
+    _ws = np.empty(d*h + 2*h*n + h*q + 2*n*q + 3*n, dt)  # every temporary of this call, as views
     # z   = x @ W1.T    [n, h]  (/work/main/examples/mlp.gg:9)
-    z = np.empty((n, h), dt)
+    z = _ws[0:h*n].reshape((n, h))
     np.dot(x, W1.T, z)
     # hid = relu(z)    [n, h]  (/work/main/examples/mlp.gg:10)
-    hid = np.empty((n, h), dt)
+    hid = z  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
             hid[i0, i1] = _relu(z[i0, i1])
     # o   = hid @ W2.T    [n, q]  (/work/main/examples/mlp.gg:11)
-    o = np.empty((n, q), dt)
+    o = _ws[h*n:h*n + n*q].reshape((n, q))
     np.dot(hid, W2.T, o)
     # _max10[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (/work/main/examples/mlp.gg:12)
-    _max10 = np.empty((n, 1), dt)
+    _max10 = _ws[h*n + n*q:h*n + n*q + n].reshape((n, 1))
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
@@ -416,7 +419,7 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
         _max10[i0, 0] = acc
     # _sumexp11[i, 0] = Σ_j exp(o[i, j] - _max10[i, 0])    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (/work/main/examples/mlp.gg:12)
-    _sumexp11 = np.empty((n, 1), dt)
+    _sumexp11 = _ws[h*n + n*q + n:h*n + n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -424,7 +427,7 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
         _sumexp11[i0, 0] = acc
     # _picked14[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (/work/main/examples/mlp.gg:12)
-    _picked14 = np.empty((n,), dt)
+    _picked14 = _ws[h*n + n*q + 2*n:h*n + n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -453,27 +456,27 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
     J = L + lam * (_t19 + _t21) / 2.0
     # dJ/do[i, j] = exp(o[i, j] - _max10[i, 0])/(_sumexp11[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T  (/work/main/examples/mlp.gg:11)
-    dJ_do = np.empty((n, q), dt)
+    dJ_do = _ws[h*n + n*q + 3*n:h*n + 2*n*q + 3*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             dJ_do[i0, i1] = np.exp(o[i0, i1] - _max10[i0, 0]) / (_sumexp11[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T  (/work/main/examples/mlp.gg:11)
-    dJ_dhid = np.empty((n, h), dt)
+    dJ_dhid = _ws[h*n + 2*n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
     # _g44 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T  (/work/main/examples/mlp.gg:11)
-    _g44 = np.empty((q, h), dt)
+    _g44 = _ws[2*h*n + 2*n*q + 3*n:2*h*n + h*q + 2*n*q + 3*n].reshape((q, h))
     np.dot(dJ_do.T, hid, _g44)
-    # dJ/dz = dJ/dhid*(z > 0)    [n, h]
+    # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (/work/main/examples/mlp.gg:10)
     dJ_dz = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if z[i0, i1] > 0.0 else 0.0)
+            dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
     # _g48 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T  (/work/main/examples/mlp.gg:9)
-    _g48 = np.empty((h, d), dt)
+    _g48 = _ws[2*h*n + h*q + 2*n*q + 3*n:d*h + 2*h*n + h*q + 2*n*q + 3*n].reshape((h, d))
     np.dot(dJ_dz.T, x, _g48)
     # SGD update of W1: W1 -= lr * dJ/dW1
     for i0 in range(h):
@@ -630,16 +633,16 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **
         h = W1.shape[0]
         q = W2.shape[0]
         try:
-            J, o, z, hid, _max10, _sumexp11 = _forward_kernel(x, y, W1, W2, lam)
+            J, o, hid, _max10, _sumexp11 = _forward_kernel(x, y, W1, W2, lam)
         except ValueError:
             pass  # a shape or label problem: the validator below names it
         else:
-            return {'J': J, 'o': o, 'z': z, 'hid': hid, '_max10': _max10, '_sumexp11': _sumexp11, 'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam, "_dims": {'n': n, 'd': d, 'h': h, 'q': q}}
+            return {'J': J, 'o': o, 'hid': hid, '_max10': _max10, '_sumexp11': _sumexp11, 'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam, "_dims": {'n': n, 'd': d, 'h': h, 'q': q}}
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     lam = _check_scalar('lam', lam)
-    J, o, z, hid, _max10, _sumexp11 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['W2'], lam)
-    return {'J': J, 'o': o, 'z': z, 'hid': hid, '_max10': _max10, '_sumexp11': _sumexp11, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
+    J, o, hid, _max10, _sumexp11 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['W2'], lam)
+    return {'J': J, 'o': o, 'hid': hid, '_max10': _max10, '_sumexp11': _sumexp11, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
 
 
 def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **unexpected):
@@ -744,6 +747,6 @@ def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
     if not isinstance(tape, dict) or "_dims" not in tape:
         raise TypeError("backward() takes the dict returned by forward()")
-    grads = _backward_kernel(tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['z'], tape['hid'], tape['o'], tape['_max10'], tape['_sumexp11'])
+    grads = _backward_kernel(tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['hid'], tape['o'], tape['_max10'], tape['_sumexp11'])
     grads = dict(zip(['W1', 'W2'], grads))
     return grads

@@ -120,7 +120,7 @@ def run_predict(sizes, dtypes, rounds) -> list:
 
 
 MEMORY_CHILD = r"""
-import json, resource, sys, numpy as np
+import json, os, sys, threading, numpy as np
 sys.path.insert(0, sys.argv[1])
 from benchmarks import seed_step
 mode, size = sys.argv[2], sys.argv[3]
@@ -128,34 +128,50 @@ m = seed_step.graphgen_module()
 tiny = seed_step.make_data(*seed_step.SIZES["tiny"], np.float32)
 m.predict(tiny[0], tiny[2], tiny[3]); m.sgd_step(*tiny, lr=0.0)  # compile with tiny arrays
 x, y, W1, W2 = seed_step.make_data(*seed_step.SIZES[size], np.float32)
-def peak(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-base = peak()
-for _ in range(3):
+page = os.sysconf("SC_PAGE_SIZE")
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * page
+peak, done = [0], threading.Event()
+def sample():  # the kernels release the GIL (nogil=True), so this thread sees them run
+    while not done.is_set():
+        peak[0] = max(peak[0], rss())
+base = rss()
+t = threading.Thread(target=sample); t.start()
+for _ in range(20):
     if mode == "inference":
-        m.predict(x, W1, W2)
+        kept = m.predict(x, W1, W2)
     else:
         m.sgd_step(x, y, W1, W2, lr=0.0)
-out = {"peak_growth": peak() - base}
+done.set(); t.join()
+out = {"peak_growth": max(peak[0] - base, 0)}
 if mode == "training":
     tape = m.forward(x, y, W1, W2)
     out["tape"] = sum(v.nbytes for k, v in tape.items()
                       if isinstance(v, np.ndarray) and k not in m.INPUTS and k not in m.PARAMS)
     out["params"], out["inputs"] = W1.nbytes + W2.nbytes, x.nbytes + y.nbytes
+else:
+    out["output"] = kept.nbytes
 print(json.dumps(out))
 """
 
 
 def run_memory(size: str) -> dict:
-    """Peak resident-memory growth of predict vs sgd_step (each in a fresh process, after
-    compiling on tiny arrays), and the bytes a training forward keeps for backward."""
+    """Resident-memory growth while predict vs sgd_step run (sampled from another thread, each
+    in a fresh process loading cached code), and the bytes a training forward keeps for
+    backward (the tape) against what inference keeps (its output)."""
     result = {"size": size}
+    # a first process compiles and fills Numba's cache, so that the measured processes load
+    # compiled code instead of running LLVM, whose own peak would hide the arrays'
+    subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(ROOT), "inference", "tiny"],
+                   capture_output=True, text=True, timeout=600)
     for mode in ("inference", "training"):
         proc = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(ROOT), mode, size],
                               capture_output=True, text=True, timeout=600)
         if proc.returncode != 0:
             return {"error": proc.stderr[-500:]}
         data = json.loads(proc.stdout.strip().splitlines()[-1])
-        result[f"{mode}: peak RSS growth"] = data.pop("peak_growth")
+        result[f"{mode}: peak resident-memory growth during calls"] = data.pop("peak_growth")
         result.update(data)
     return result
 

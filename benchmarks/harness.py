@@ -2,7 +2,7 @@
 
 The machine is shared and noisy, and libraries with their own thread pools (OpenBLAS,
 PyTorch's OpenMP, XLA) steal cores from each other right after they ran. So each timed block
-is preceded by ~0.15 s of untimed calls of the same implementation, implementations run in a
+is preceded by ~0.3 s of untimed calls of the same implementation, implementations run in a
 fresh random order every round, and we report the median and interquartile range over rounds.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ def spin(fn, seconds: float) -> None:
         fn()
 
 
-def compare(impls: dict, rounds: int = 7, block: float = 0.1, warm: float = 0.15,
+def compare(impls: dict, rounds: int = 7, block: float = 0.1, warm: float = 0.3,
             seed: int = 0) -> dict[str, Timing]:
     """Time every implementation in `impls` (name -> zero-argument callable), interleaved."""
     rng = random.Random(seed)

@@ -42,7 +42,7 @@ def markdown(results: dict) -> str:
              f"OpenBLAS pin in this run: {m['pinned_openblas']}; BLAS kernels used: "
              + (", ".join(f"{b['architecture']} ({Path(b['filepath']).name})" for b in m["blas"])
                 if isinstance(m["blas"], list) else str(m["blas"])) + ".", "",
-             "Medians over interleaved rounds (each preceded by 0.15 s of untimed calls); in "
+             "Medians over interleaved rounds (each preceded by 0.3 s of untimed calls); in "
              "parentheses the ratio to graphgen (> 1: graphgen is faster). Every peer was "
              "checked to agree with graphgen before timing (float64 rel 1e-10, float32 1e-4).",
              ""]

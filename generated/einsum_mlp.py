@@ -31,8 +31,8 @@ Derivation:
         _g44 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g44.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: cf1e5c82f01f075909a438368566ea9847788942bdbcd43cfde75af528caaffe
-# graphgen-content-sha256: ef3aa61640ba396d98dcb9f1d3a5dbe01c36e88329cdfd3ee59901f91beaced1
+# graphgen-spec-hash: ac076c0dcb92b9fac10e6f4bff0abc1f4d07b511c4454660dfa01f44ced6b99d
+# graphgen-content-sha256: 0cf1b932207633a2a5c06f63278ff05d953d7b8f6c37b23e4fe239b9a1ea45f4
 import sys as _sys
 
 import numpy as np
@@ -42,12 +42,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_cf1e5c82f01f'
+__name__ = 'graphgen_generated_einsum_mlp_ac076c0dcb92'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'cf1e5c82f01f075909a438368566ea9847788942bdbcd43cfde75af528caaffe'
+SPEC_HASH = 'ac076c0dcb92b9fac10e6f4bff0abc1f4d07b511c4454660dfa01f44ced6b99d'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

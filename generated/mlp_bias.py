@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: be069db776561656b892b55da939bcbd341a5d0a15f9c58d9bfbf159fc5eee25
-# graphgen-content-sha256: 68a3009d8c50e982b36e1f6f7a408554e21f938849810707c7f3a3e83a2b9495
+# graphgen-spec-hash: cd4bb2aebf23e9ff8c4077f65d93e4e5026b908530eb4db0d4463e275f8688cd
+# graphgen-content-sha256: 53a0d409a8efaefa299b74e7ed739813c6f70209e4f244a82a407ed860ecc3f8
 import sys as _sys
 
 import numpy as np
@@ -52,12 +52,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_be069db77656'
+__name__ = 'graphgen_generated_mlp_bias_cd4bb2aebf23'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'be069db776561656b892b55da939bcbd341a5d0a15f9c58d9bfbf159fc5eee25'
+SPEC_HASH = 'cd4bb2aebf23e9ff8c4077f65d93e4e5026b908530eb4db0d4463e275f8688cd'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

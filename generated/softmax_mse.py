@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g24[j, i]                        [q]
         dJ/dW = (_g24.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: d1cd53137be392df7ca789e969faa09d7a19946063579abd8d23c59294020215
-# graphgen-content-sha256: 1dfbb07c087eb774587734759f93f9c2248e9b36a3c880fb3c5e91174ab14dd0
+# graphgen-spec-hash: 4f4154f2c3e826d09d50765ebd684e4a2030a04fef4d2e72c790efe6b1a5d8c7
+# graphgen-content-sha256: e106b19599974058fc0398728654ee3aa9391fbca311c7dfa981e2e3e246b452
 import sys as _sys
 
 import numpy as np
@@ -38,12 +38,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_d1cd53137be3'
+__name__ = 'graphgen_generated_softmax_mse_4f4154f2c3e8'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'd1cd53137be392df7ca789e969faa09d7a19946063579abd8d23c59294020215'
+SPEC_HASH = '4f4154f2c3e826d09d50765ebd684e4a2030a04fef4d2e72c790efe6b1a5d8c7'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

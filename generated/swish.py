@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g34[j, i]                       [h]
         dJ/dW1 = (_g34.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 17ab6764b66703e4ac24b36f7a24118b365534a516e948d9248dc3f0ba22f200
-# graphgen-content-sha256: fc10097722c6fa966d2734773963b3baf4c606ac0d1f7380764042d926519f44
+# graphgen-spec-hash: 595b8229972ca5e66794454dbcf308885e7548979653113aa4b213212eea7397
+# graphgen-content-sha256: 450e7dff9a0cc03eba7c16e3887623f62db9b12f124cd2026dc616f8f818ff42
 import sys as _sys
 
 import numpy as np
@@ -47,12 +47,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_17ab6764b667'
+__name__ = 'graphgen_generated_swish_595b8229972c'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '17ab6764b66703e4ac24b36f7a24118b365534a516e948d9248dc3f0ba22f200'
+SPEC_HASH = '595b8229972ca5e66794454dbcf308885e7548979653113aa4b213212eea7397'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -18,7 +18,8 @@ import sympy as sp
 from . import ops
 from . import syntax as ast
 from .errors import Span, SpecError
-from .ir import Arg, Graph, Node, Origin, arg_symbol, dim_symbol, index_symbol
+from .ir import Graph, Node, Origin
+from .lower import Lowering, broadcast_shapes
 
 # Names the generated module defines or uses itself; a spec name may not shadow them.
 RESERVED = frozenset({
@@ -45,6 +46,7 @@ class _Checker:
         self.fns: dict[str, tuple[tuple[sp.Symbol, ...], sp.Expr]] = {}
         self.defined_at: dict[str, Span] = {}
         self.origin: Origin | None = None
+        self.lower = Lowering(self.graph)
         self.stmt_role = "value"
 
     # ------------------------------------------------------------------ names
@@ -95,7 +97,7 @@ class _Checker:
         minimize: ast.Minimize | None = None
         outputs: list[ast.Name] = []
         for st in self.spec.statements:
-            self.origin = Origin(st.span, _source(st))
+            self.origin = self.lower.origin = Origin(st.span, _source(st))
             if isinstance(st, ast.Declare):
                 self.check_new_name(st.name, st.kind)
                 if st.name.id in g.dims:
@@ -124,7 +126,7 @@ class _Checker:
                 value = self.expr(st.value)
                 node = self.as_node(value, st.value.span)
                 if node.is_leaf or node.named:  # an alias: give the name its own node
-                    node = self.map_node(lambda a: a, [node])
+                    node = self.lower.map(lambda a: a, [node])
                 node.name = node.label = st.target.id
                 node.named = True
                 self.env[st.target.id] = node
@@ -289,7 +291,7 @@ class _Checker:
             if isinstance(v, sp.Expr):
                 return v
             self.require_float(v, e.operand.span)
-            return self.transpose(v)
+            return self.lower.transpose(v)
         if isinstance(e, ast.BinOp):
             left, right = self.expr(e.left), self.expr(e.right)
             if e.op == "@":
@@ -310,23 +312,7 @@ class _Checker:
         if isinstance(v, Node):
             self.require_float(v, span)
             return v
-        return self.map_node(lambda: v, [])
-
-    def map_node(self, fn, nodes: list[Node], shape=None) -> Node:
-        """A pure elementwise node over `nodes` with NumPy broadcasting (shapes pre-checked)."""
-        g = self.graph
-        shape = shape if shape is not None else _broadcast_shapes([n.shape for n in nodes])
-        out = tuple(g.fresh_index() for _ in shape)
-        sizes = dict(zip(out, shape))
-        args = []
-        for n in nodes:
-            offset = len(shape) - len(n.shape)
-            idx = tuple(None if (s == 1 and shape[offset + k] != 1) else out[offset + k]
-                        for k, s in enumerate(n.shape))
-            args.append(Arg(n, idx))
-        body = fn(*[arg_symbol(k) for k in range(len(nodes))])
-        return g.add(name=f"_t{len(g.nodes)}", kind="op", shape=tuple(shape), out=out,
-                     args=tuple(args), body=sp.sympify(body), sizes=sizes, origin=self.origin)
+        return self.lower.map(lambda: v, [])
 
     def elementwise(self, fn, operands: list, e) -> Node:
         """fn applied to Nodes and folded literals, with broadcasting checked at `e`."""
@@ -335,12 +321,11 @@ class _Checker:
             if isinstance(v, Node):
                 self.require_float(v, sub)
         try:
-            _broadcast_shapes([n.shape for n in nodes])
+            broadcast_shapes([n.shape for n in nodes])
         except ValueError:
             shapes = " and ".join(_fmt_shape(n.shape) for n in nodes)
             raise SpecError(f"shapes {shapes} cannot be broadcast together", e.span,
                             "trailing dimensions must match or be 1") from None
-        it = iter(range(len(nodes)))
         slots = [None if isinstance(v, Node) else v for v in operands]
         positions = [i for i, v in enumerate(operands) if isinstance(v, Node)]
 
@@ -350,18 +335,7 @@ class _Checker:
                 vals[pos] = s
             return fn(*vals)
 
-        del it
-        return self.map_node(body, nodes)
-
-    def transpose(self, v: Node) -> Node:
-        g = self.graph
-        if len(v.shape) < 2:
-            return v
-        out = tuple(g.fresh_index() for _ in v.shape)
-        shape = tuple(reversed(v.shape))
-        return g.add(name=f"_t{len(g.nodes)}", kind="op", shape=shape, out=out,
-                     args=(Arg(v, tuple(reversed(out))),), body=arg_symbol(0),
-                     sizes=dict(zip(out, shape)), origin=self.origin)
+        return self.lower.map(body, nodes)
 
     def matmul(self, a, b, e: ast.BinOp) -> Node:
         for v, side in ((a, e.left), (b, e.right)):
@@ -381,17 +355,7 @@ class _Checker:
             raise SpecError(f"matmul shapes do not match: {_fmt_shape(a.shape)} @ "
                             f"{_fmt_shape(b.shape)} (inner dimensions {ka} and {kb} differ)",
                             e.span, hint)
-        g = self.graph
-        k = g.fresh_index()
-        ia = (g.fresh_index(),) if len(a.shape) == 2 else ()
-        jb = (g.fresh_index(),) if len(b.shape) == 2 else ()
-        out = ia + jb
-        shape = a.shape[:-1] + b.shape[1:]
-        sizes = dict(zip(out, shape))
-        sizes[k] = ka
-        return g.add(name=f"_t{len(g.nodes)}", kind="op", shape=shape, out=out, reduce=(k,),
-                     args=(Arg(a, ia + (k,)), Arg(b, (k,) + jb)),
-                     body=arg_symbol(0) * arg_symbol(1), sizes=sizes, origin=self.origin)
+        return self.lower.matmul(a, b)
 
     # ------------------------------------------------------------------ calls
     def call(self, e: ast.Call):
@@ -432,10 +396,10 @@ class _Checker:
         default_axis = -1 if fname == "softmax" else None
         axes = self.axis_kw(kwargs.get("axis"), x, default_axis)
         if fname in ("sum", "mean"):
-            return self.reduce_sum(x, axes, keepdims, mean=(fname == "mean"))
+            return self.lower.reduce_sum(x, axes, keepdims, mean=(fname == "mean"))
         if fname == "logsumexp":
-            return self.logsumexp(x, axes, keepdims)
-        return self.softmax(x, axes)
+            return self.lower.logsumexp(x, axes, keepdims)
+        return self.lower.softmax(x, axes)
 
     def bool_kw(self, kw: ast.Keyword | None, default: bool) -> bool:
         if kw is None:
@@ -462,62 +426,6 @@ class _Checker:
                             "a scalar has no axes")
         return (axis % rank,)
 
-    def reduce_sum(self, x: Node, axes, keepdims: bool, mean: bool) -> Node:
-        g = self.graph
-        idx = tuple(g.fresh_index() for _ in x.shape)
-        sizes = dict(zip(idx, x.shape))
-        reduce = tuple(idx[a] for a in axes)
-        out = tuple((None if keepdims else "drop") if k in axes else idx[k]
-                    for k in range(len(idx)))
-        out = tuple(a for a in out if a != "drop")
-        shape = tuple(sizes[a] if a is not None else 1 for a in out)
-        body = arg_symbol(0)
-        if mean:
-            count = sp.Integer(1)
-            for a in axes:
-                s = x.shape[a]
-                count *= dim_symbol(s) if isinstance(s, str) else sp.Integer(s)
-            body = body / count
-        return g.add(name=f"_t{len(g.nodes)}", kind="op", shape=shape, out=out, reduce=reduce,
-                     args=(Arg(x, idx),), body=body, sizes=sizes, origin=self.origin)
-
-    def logsumexp(self, x: Node, axes, keepdims: bool) -> Node:
-        """max-shifted: m = stop_gradient(max(x)); log(sum(exp(x - m))) + m."""
-        g = self.graph
-        idx = tuple(g.fresh_index() for _ in x.shape)
-        sizes = dict(zip(idx, x.shape))
-        reduce = tuple(idx[a] for a in axes)
-        kept = tuple(None if k in axes else idx[k] for k in range(len(idx)))
-        kshape = tuple(1 if a is None else sizes[a] for a in kept)
-        shift = g.add(name=f"_max{len(g.nodes)}", kind="op", shape=kshape, out=kept,
-                      reduce=reduce,
-                      reducer="max", args=(Arg(x, idx),), body=arg_symbol(0), sizes=dict(sizes),
-                      differentiable=False, origin=self.origin)
-        total = g.add(name=f"_sumexp{len(g.nodes)}", kind="op", shape=kshape, out=kept,
-                      reduce=reduce,
-                      args=(Arg(x, idx), Arg(shift, kept)),
-                      body=sp.exp(arg_symbol(0) - arg_symbol(1)), sizes=dict(sizes),
-                      origin=self.origin)
-        lse = self.map_node(lambda s, m: sp.log(s) + m, [total, shift])
-        if keepdims:
-            return lse
-        out = tuple(a for a in lse.out if a is not None) if False else None
-        # drop the unit axes with an identity re-indexing
-        keep_out = tuple(g.fresh_index() for k in range(len(idx)) if k not in axes)
-        it = iter(keep_out)
-        read = tuple(None if k in axes else next(it) for k in range(len(idx)))
-        del out
-        return g.add(name=f"_t{len(g.nodes)}", kind="op",
-                     shape=tuple(x.shape[k] for k in range(len(idx)) if k not in axes),
-                     out=keep_out, args=(Arg(lse, read),), body=arg_symbol(0),
-                     sizes={a: x.shape[k] for a, k in zip(keep_out, [k for k in range(len(idx))
-                                                                       if k not in axes])},
-                     origin=self.origin)
-
-    def softmax(self, x: Node, axes) -> Node:
-        lse = self.logsumexp(x, axes, keepdims=True)
-        return self.map_node(lambda a, m: sp.exp(a - m), [x, lse])
-
     def cross_entropy(self, e: ast.Call) -> Node:
         logits = self.expr(e.args[0])
         labels_expr = e.args[1]
@@ -542,16 +450,7 @@ class _Checker:
             raise SpecError(f"labels {labels.name!r} are used with {labels.label_range} and "
                             f"{q} classes", labels_expr.span)
         labels.label_range = q
-        lse = self.logsumexp(logits, (len(logits.shape) - 1,), keepdims=False)
-        g = self.graph
-        idx = tuple(g.fresh_index() for _ in logits.shape)
-        sizes = dict(zip(idx, logits.shape))
-        picked = g.add(name=f"_picked{len(g.nodes)}", kind="op", shape=logits.shape[:-1],
-                       out=idx[:-1], reduce=idx[-1:],
-                       args=(Arg(logits, idx), Arg(labels, idx[:-1])),
-                       body=arg_symbol(0) * ops.label_is(arg_symbol(1), index_symbol(idx[-1])),
-                       sizes=sizes, origin=self.origin)
-        return self.map_node(lambda a, b: a - b, [lse, picked])
+        return self.lower.cross_entropy(logits, labels)
 
     def einsum(self, e: ast.Call) -> Node:
         if not e.args or not isinstance(e.args[0], ast.String):
@@ -592,19 +491,7 @@ class _Checker:
         if len(set(rhs)) != len(rhs) or any(c not in sizes for c in rhs):
             raise SpecError(f"einsum output {rhs!r} must use distinct indices of the inputs",
                             sub_span)
-        g = self.graph
-        names = {c: g.fresh_index() for c in sizes}
-        out = tuple(names[c] for c in rhs)
-        reduce = tuple(names[c] for c in sizes if c not in rhs)
-        body = sp.Integer(1)
-        for k in range(len(operands)):
-            body = body * arg_symbol(k)
-        return g.add(name=f"_t{len(g.nodes)}", kind="op", shape=tuple(sizes[c] for c in rhs),
-                     out=out, reduce=reduce,
-                     args=tuple(Arg(v, tuple(names[c] for c in t))
-                                for t, v in zip(terms, operands)),
-                     body=body, sizes={names[c]: s for c, s in sizes.items()},
-                     origin=self.origin)
+        return self.lower.einsum(terms, rhs, operands, sizes)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -632,26 +519,6 @@ def _operand_spans(e) -> list[Span]:
     if isinstance(e, ast.Call):
         return [a.span for a in e.args]
     return []
-
-
-def _broadcast_shapes(shapes: list[tuple]) -> tuple:
-    rank = max((len(s) for s in shapes), default=0)
-    out = []
-    for k in range(rank):
-        size = 1
-        for s in shapes:
-            j = k - (rank - len(s))
-            if j < 0:
-                continue
-            d = s[j]
-            if d == 1:
-                continue
-            if size == 1:
-                size = d
-            elif size != d:
-                raise ValueError("incompatible")
-        out.append(size)
-    return tuple(out)
 
 
 def _fmt_shape(shape: tuple) -> str:

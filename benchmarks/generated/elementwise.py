@@ -16,8 +16,8 @@ Derivation:
     Backward (reverse mode, from the objective J):
         dJ/dx = _t3*sigmoid(x) + _t8*(1 - _t5**2) + 2*_t1*_t2*cos(x) - 2*_t5*_t8*x [n]
 """
-# graphgen-spec-hash: 57b10e3bf90c1a8eb6ad7c65e942c7411fc43817c6c01ced0e12d074edfa0e08
-# graphgen-content-sha256: 37d02f9f06a7d956e8ce39184104edaa3982531d1b32582a8633c22187bfc475
+# graphgen-spec-hash: a9564f0c6ab5ee38950c24b13613786674f31e82740503a554d84cb4c65ea11c
+# graphgen-content-sha256: fb94f6be008d5740c8f7a161f5e54fb935845adbe441b7ea4ded540d64068d2a
 import sys as _sys
 
 import numpy as np
@@ -27,12 +27,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_elementwise_57b10e3bf90c'
+__name__ = 'graphgen_generated_elementwise_a9564f0c6ab5'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '57b10e3bf90c1a8eb6ad7c65e942c7411fc43817c6c01ced0e12d074edfa0e08'
+SPEC_HASH = 'a9564f0c6ab5ee38950c24b13613786674f31e82740503a554d84cb4c65ea11c'
 SPEC = '# Workload 3 of the benchmark suite: an elementwise-heavy gradient.\nparam x[n]\nJ = sum(softplus(x) * sin(x) ** 2 + tanh(x) * exp(-x ** 2))\nminimize J\n'
 OBJECTIVE = 'J'
 OUTPUTS = []

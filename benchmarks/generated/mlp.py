@@ -38,8 +38,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 7dd434035f7302db441a7f5a937f2abe6982b01ba7c69e4197ebe56aa9c74433
-# graphgen-content-sha256: 6005da686f6688eaee658ceda2f011397f131c8294243377d09f330962cc07ed
+# graphgen-spec-hash: cf90db07956aff9f0dbffa1acd1f9d35db2082e8b8f26f2b1c5d6dd2923d30f1
+# graphgen-content-sha256: 149bfe1a865c287cb8e1513a57c6414237583029c9506ce073ede3ae58a75736
 import sys as _sys
 
 import numpy as np
@@ -49,12 +49,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_7dd434035f73'
+__name__ = 'graphgen_generated_mlp_cf90db07956a'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '7dd434035f7302db441a7f5a937f2abe6982b01ba7c69e4197ebe56aa9c74433'
+SPEC_HASH = 'cf90db07956aff9f0dbffa1acd1f9d35db2082e8b8f26f2b1c5d6dd2923d30f1'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

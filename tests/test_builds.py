@@ -115,3 +115,27 @@ def test_output_path_that_is_a_file_is_a_clear_error(tmp_path):
     spec.write_text(SPEC)
     with pytest.raises(SpecError, match="cannot write"):
         compile_spec(spec, out_dir=blocker)
+
+
+def test_concurrent_calls_from_threads_share_the_threaded_loops(tmp_path):
+    """Kernels release the GIL and large elementwise loops run on Numba's thread pool; calls
+    from several Python threads at once must neither crash nor mix up results."""
+    script = textwrap.dedent(f"""
+        import threading, numpy as np, graphgen
+        m = graphgen.load({str(ROOT / 'benchmarks' / 'specs' / 'elementwise.gg')!r},
+                          out_dir={str(tmp_path)!r})
+        xs = [np.random.default_rng(s).normal(size=100_000) for s in range(3)]
+        refs = [m.value_and_grad(x=x)[1]["x"] for x in xs]
+        bad = []
+        def work(k):
+            for _ in range(10):
+                if not np.array_equal(m.value_and_grad(x=xs[k])[1]["x"], refs[k]):
+                    bad.append(k)
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+        [t.start() for t in threads]; [t.join() for t in threads]
+        print("mismatches", len(bad))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().endswith("mismatches 0")

@@ -31,8 +31,8 @@ Derivation:
         _g44 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g44.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: ac076c0dcb92b9fac10e6f4bff0abc1f4d07b511c4454660dfa01f44ced6b99d
-# graphgen-content-sha256: 0cf1b932207633a2a5c06f63278ff05d953d7b8f6c37b23e4fe239b9a1ea45f4
+# graphgen-spec-hash: cf3918f16e79795cd8626782e69d8d15aa04b409333a6d9e053f1e6583907362
+# graphgen-content-sha256: 62940a33e952efeda18895a81aed7cda70e7b04a27bc80fa8a629ede3052cbf3
 import sys as _sys
 
 import numpy as np
@@ -42,12 +42,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_ac076c0dcb92'
+__name__ = 'graphgen_generated_einsum_mlp_cf3918f16e79'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'ac076c0dcb92b9fac10e6f4bff0abc1f4d07b511c4454660dfa01f44ced6b99d'
+SPEC_HASH = 'cf3918f16e79795cd8626782e69d8d15aa04b409333a6d9e053f1e6583907362'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -91,10 +91,10 @@ def _forward_kernel(x, y, W1, W2, lam):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
-    _ws = np.empty(h*n + n, dt)  # every temporary of this call, as views
+    _ws = np.empty(n, dt)  # every temporary of this call, as views
     # _t5 = x @ W1.T    [n, h]
     #   part of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _t5 = _ws[0:h*n].reshape((n, h))
+    _t5 = np.empty((n, h), dt)
     np.dot(x, W1.T, _t5)
     # hid = tanh(einsum(\"nd,hd->nh\", x, W1))    [n, h]  (examples/einsum_mlp.gg:8)
     hid = _t5  # reuse the buffer
@@ -122,7 +122,7 @@ def _forward_kernel(x, y, W1, W2, lam):
         _sumexp9[i0, 0] = acc
     # _picked12[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _picked12 = _ws[h*n:h*n + n].reshape((n,))
+    _picked12 = _ws[0:n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -181,7 +181,7 @@ def _backward_kernel(x, y, W1, W2, lam, hid, o, _max8, _sumexp9):
     if _sumexp9.shape[0] != n or _sumexp9.shape[1] != 1:
         raise ValueError("graphgen: shape of _sumexp9")
     dt = x.dtype
-    _ws = np.empty(d*h + h*n + h*q + n*q, dt)  # every temporary of this call, as views
+    _ws = np.empty(h*n + n*q, dt)  # every temporary of this call, as views
     # dJ/do[i, j] = exp(o[i, j] - _max8[i, 0])/(_sumexp9[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_do = _ws[0:n*q].reshape((n, q))
@@ -194,7 +194,7 @@ def _backward_kernel(x, y, W1, W2, lam, hid, o, _max8, _sumexp9):
     np.dot(dJ_do, W2, dJ_dhid)
     # _g42 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
-    _g42 = _ws[h*n + n*q:h*n + h*q + n*q].reshape((q, h))
+    _g42 = np.empty((q, h), dt)
     np.dot(dJ_do.T, hid, _g42)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/einsum_mlp.gg:5)
@@ -210,7 +210,7 @@ def _backward_kernel(x, y, W1, W2, lam, hid, o, _max8, _sumexp9):
             _g44[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
     # _g45 = _g44.T @ x    [h, d]
     #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g45 = _ws[h*n + h*q + n*q:d*h + h*n + h*q + n*q].reshape((h, d))
+    _g45 = np.empty((h, d), dt)
     np.dot(_g44.T, x, _g45)
     # dJ/dW1 = (_g44.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/einsum_mlp.gg:4)
@@ -241,7 +241,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
-    _ws = np.empty(d*h + 2*h*n + h*q + 2*n*q + 3*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(2*h*n + 2*n*q + 3*n, dt)  # every temporary of this call, as views
     # _t5 = x @ W1.T    [n, h]
     #   part of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
     _t5 = _ws[0:h*n].reshape((n, h))
@@ -312,7 +312,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     np.dot(dJ_do, W2, dJ_dhid)
     # _g42 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
-    _g42 = _ws[2*h*n + 2*n*q + 3*n:2*h*n + h*q + 2*n*q + 3*n].reshape((q, h))
+    _g42 = np.empty((q, h), dt)
     np.dot(dJ_do.T, hid, _g42)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/einsum_mlp.gg:5)
@@ -328,7 +328,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
             _g44[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
     # _g45 = _g44.T @ x    [h, d]
     #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g45 = _ws[2*h*n + h*q + 2*n*q + 3*n:d*h + 2*h*n + h*q + 2*n*q + 3*n].reshape((h, d))
+    _g45 = np.empty((h, d), dt)
     np.dot(_g44.T, x, _g45)
     # dJ/dW1 = (_g44.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/einsum_mlp.gg:4)

@@ -38,8 +38,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: cf90db07956aff9f0dbffa1acd1f9d35db2082e8b8f26f2b1c5d6dd2923d30f1
-# graphgen-content-sha256: efb1166e1c250afa4931b0306f0e544f61eae5e0773e8c7d4a0d135226e2a18b
+# graphgen-spec-hash: c72faa17c9510539f93c7e2071f1baa531a7386eeed0a6ff35673fdeb11ab5a0
+# graphgen-content-sha256: 70f944933c79f0fea5f01fc24710d0d1e40cbb312891f51421e02655469ecae6
 import sys as _sys
 
 import numpy as np
@@ -49,12 +49,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_cf90db07956a'
+__name__ = 'graphgen_generated_mlp_c72faa17c951'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'cf90db07956aff9f0dbffa1acd1f9d35db2082e8b8f26f2b1c5d6dd2923d30f1'
+SPEC_HASH = 'c72faa17c9510539f93c7e2071f1baa531a7386eeed0a6ff35673fdeb11ab5a0'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -103,9 +103,9 @@ def _forward_kernel(x, y, W1, W2, lam):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
-    _ws = np.empty(h*n + n, dt)  # every temporary of this call, as views
+    _ws = np.empty(n, dt)  # every temporary of this call, as views
     # z   = x @ W1.T    [n, h]  (examples/mlp.gg:9)
-    z = _ws[0:h*n].reshape((n, h))
+    z = np.empty((n, h), dt)
     np.dot(x, W1.T, z)
     # hid = relu(z)    [n, h]  (examples/mlp.gg:10)
     hid = z  # reuse the buffer
@@ -133,7 +133,7 @@ def _forward_kernel(x, y, W1, W2, lam):
         _sumexp11[i0, 0] = acc
     # _picked14[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _picked14 = _ws[h*n:h*n + n].reshape((n,))
+    _picked14 = _ws[0:n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -191,7 +191,7 @@ def _backward_kernel(x, y, W1, W2, lam, hid, o, _max10, _sumexp11):
     if _sumexp11.shape[0] != n or _sumexp11.shape[1] != 1:
         raise ValueError("graphgen: shape of _sumexp11")
     dt = x.dtype
-    _ws = np.empty(d*h + h*n + h*q + n*q, dt)  # every temporary of this call, as views
+    _ws = np.empty(h*n + n*q, dt)  # every temporary of this call, as views
     # dJ/do[i, j] = exp(o[i, j] - _max10[i, 0])/(_sumexp11[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
     dJ_do = _ws[0:n*q].reshape((n, q))
@@ -204,7 +204,7 @@ def _backward_kernel(x, y, W1, W2, lam, hid, o, _max10, _sumexp11):
     np.dot(dJ_do, W2, dJ_dhid)
     # _g44 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
-    _g44 = _ws[h*n + n*q:h*n + h*q + n*q].reshape((q, h))
+    _g44 = np.empty((q, h), dt)
     np.dot(dJ_do.T, hid, _g44)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/mlp.gg:6)
@@ -220,7 +220,7 @@ def _backward_kernel(x, y, W1, W2, lam, hid, o, _max10, _sumexp11):
             dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
     # _g48 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T  (examples/mlp.gg:9)
-    _g48 = _ws[h*n + h*q + n*q:d*h + h*n + h*q + n*q].reshape((h, d))
+    _g48 = np.empty((h, d), dt)
     np.dot(dJ_dz.T, x, _g48)
     # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/mlp.gg:5)
@@ -251,7 +251,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
-    _ws = np.empty(d*h + 2*h*n + h*q + 2*n*q + 3*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(2*h*n + 2*n*q + 3*n, dt)  # every temporary of this call, as views
     # z   = x @ W1.T    [n, h]  (examples/mlp.gg:9)
     z = _ws[0:h*n].reshape((n, h))
     np.dot(x, W1.T, z)
@@ -320,7 +320,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     np.dot(dJ_do, W2, dJ_dhid)
     # _g44 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
-    _g44 = _ws[2*h*n + 2*n*q + 3*n:2*h*n + h*q + 2*n*q + 3*n].reshape((q, h))
+    _g44 = np.empty((q, h), dt)
     np.dot(dJ_do.T, hid, _g44)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/mlp.gg:6)
@@ -336,7 +336,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
             dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
     # _g48 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T  (examples/mlp.gg:9)
-    _g48 = _ws[2*h*n + h*q + 2*n*q + 3*n:d*h + 2*h*n + h*q + 2*n*q + 3*n].reshape((h, d))
+    _g48 = np.empty((h, d), dt)
     np.dot(dJ_dz.T, x, _g48)
     # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/mlp.gg:5)

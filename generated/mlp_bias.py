@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: cd4bb2aebf23e9ff8c4077f65d93e4e5026b908530eb4db0d4463e275f8688cd
-# graphgen-content-sha256: 53a0d409a8efaefa299b74e7ed739813c6f70209e4f244a82a407ed860ecc3f8
+# graphgen-spec-hash: 70f0db93e96c59d93b950b88658b490b071d4458482a932ab6b8314ca855957e
+# graphgen-content-sha256: 612ff377be898185e251e4683ca7ee2745818afd9b5a794b0cdf4bdbe3fca60f
 import sys as _sys
 
 import numpy as np
@@ -52,12 +52,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_cd4bb2aebf23'
+__name__ = 'graphgen_generated_mlp_bias_70f0db93e96c'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'cd4bb2aebf23e9ff8c4077f65d93e4e5026b908530eb4db0d4463e275f8688cd'
+SPEC_HASH = '70f0db93e96c59d93b950b88658b490b071d4458482a932ab6b8314ca855957e'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -112,10 +112,10 @@ def _forward_kernel(x, y, W1, b1, W2, b2, lam):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(h*n + n*q + n, dt)  # every temporary of this call, as views
+    _ws = np.empty(n, dt)  # every temporary of this call, as views
     # _t8 = x @ W1.T    [n, h]
     #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    _t8 = _ws[0:h*n].reshape((n, h))
+    _t8 = np.empty((n, h), dt)
     np.dot(x, W1.T, _t8)
     # hid = relu(z)    [n, h]  (examples/mlp_bias.gg:11)
     hid = _t8  # reuse the buffer
@@ -124,7 +124,7 @@ def _forward_kernel(x, y, W1, b1, W2, b2, lam):
             hid[i0, i1] = _relu(_t8[i0, i1] + b1[i1])
     # _t12 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    _t12 = _ws[h*n:h*n + n*q].reshape((n, q))
+    _t12 = np.empty((n, q), dt)
     np.dot(hid, W2.T, _t12)
     # o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
     o = _t12  # reuse the buffer
@@ -149,7 +149,7 @@ def _forward_kernel(x, y, W1, b1, W2, b2, lam):
         _sumexp15[i0, 0] = acc
     # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _picked18 = _ws[h*n + n*q:h*n + n*q + n].reshape((n,))
+    _picked18 = _ws[0:n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -207,7 +207,7 @@ def _backward_kernel(x, y, W1, W2, lam, hid, o, _max14, _sumexp15):
     if _sumexp15.shape[0] != n or _sumexp15.shape[1] != 1:
         raise ValueError("graphgen: shape of _sumexp15")
     dt = x.dtype
-    _ws = np.empty(d*h + h*n + h*q + n*q, dt)  # every temporary of this call, as views
+    _ws = np.empty(h*n + n*q, dt)  # every temporary of this call, as views
     # dJ/do[i, j] = exp(o[i, j] - _max14[i, 0])/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_do = _ws[0:n*q].reshape((n, q))
@@ -226,7 +226,7 @@ def _backward_kernel(x, y, W1, W2, lam, hid, o, _max14, _sumexp15):
     np.dot(dJ_do, W2, dJ_dhid)
     # _g50 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    _g50 = _ws[h*n + n*q:h*n + h*q + n*q].reshape((q, h))
+    _g50 = np.empty((q, h), dt)
     np.dot(dJ_do.T, hid, _g50)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/mlp_bias.gg:6)
@@ -248,7 +248,7 @@ def _backward_kernel(x, y, W1, W2, lam, hid, o, _max14, _sumexp15):
             dJ_db1[i1] += dJ_dz[i0, i1]
     # _g56 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    _g56 = _ws[h*n + h*q + n*q:d*h + h*n + h*q + n*q].reshape((h, d))
+    _g56 = np.empty((h, d), dt)
     np.dot(dJ_dz.T, x, _g56)
     # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/mlp_bias.gg:4)
@@ -283,7 +283,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(d*h + 2*h*n + h*q + 2*n*q + 3*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(2*h*n + 2*n*q + 3*n, dt)  # every temporary of this call, as views
     # _t8 = x @ W1.T    [n, h]
     #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
     _t8 = _ws[0:h*n].reshape((n, h))
@@ -365,7 +365,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
     np.dot(dJ_do, W2, dJ_dhid)
     # _g50 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    _g50 = _ws[2*h*n + 2*n*q + 3*n:2*h*n + h*q + 2*n*q + 3*n].reshape((q, h))
+    _g50 = np.empty((q, h), dt)
     np.dot(dJ_do.T, hid, _g50)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/mlp_bias.gg:6)
@@ -387,7 +387,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
             dJ_db1[i1] += dJ_dz[i0, i1]
     # _g56 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    _g56 = _ws[2*h*n + h*q + 2*n*q + 3*n:d*h + 2*h*n + h*q + 2*n*q + 3*n].reshape((h, d))
+    _g56 = np.empty((h, d), dt)
     np.dot(dJ_dz.T, x, _g56)
     # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/mlp_bias.gg:4)
@@ -417,7 +417,7 @@ def _predict_kernel(x, W1, b1, W2, b2):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(h*n + n*q, dt)  # every temporary of this call, as views
+    _ws = np.empty(h*n, dt)  # every temporary of this call, as views
     # _t8 = x @ W1.T    [n, h]
     #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
     _t8 = _ws[0:h*n].reshape((n, h))
@@ -429,7 +429,7 @@ def _predict_kernel(x, W1, b1, W2, b2):
             hid[i0, i1] = _relu(_t8[i0, i1] + b1[i1])
     # _t12 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    _t12 = _ws[h*n:h*n + n*q].reshape((n, q))
+    _t12 = np.empty((n, q), dt)
     np.dot(hid, W2.T, _t12)
     # o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
     o = _t12  # reuse the buffer

@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g24[j, i]                        [q]
         dJ/dW = (_g24.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 4f4154f2c3e826d09d50765ebd684e4a2030a04fef4d2e72c790efe6b1a5d8c7
-# graphgen-content-sha256: e106b19599974058fc0398728654ee3aa9391fbca311c7dfa981e2e3e246b452
+# graphgen-spec-hash: 79a7cc4080de032327d9faf136c99be56c1df370ae2a9e427646dfde84ef7173
+# graphgen-content-sha256: bc2ab038d578d205646b81c1c99f023220ea2958f12d8fc3505788a5eb878469
 import sys as _sys
 
 import numpy as np
@@ -38,12 +38,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_4f4154f2c3e8'
+__name__ = 'graphgen_generated_softmax_mse_79a7cc4080de'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '4f4154f2c3e826d09d50765ebd684e4a2030a04fef4d2e72c790efe6b1a5d8c7'
+SPEC_HASH = '79a7cc4080de032327d9faf136c99be56c1df370ae2a9e427646dfde84ef7173'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -82,10 +82,10 @@ def _forward_kernel(x, t, W, b):
     if b.shape[0] != q:
         raise ValueError("graphgen: shape of b")
     dt = x.dtype
-    _ws = np.empty(n*q + n, dt)  # every temporary of this call, as views
+    _ws = np.empty(n, dt)  # every temporary of this call, as views
     # _t5 = x @ W.T    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t5 = _ws[0:n*q].reshape((n, q))
+    _t5 = np.empty((n, q), dt)
     np.dot(x, W.T, _t5)
     # _t6 = (x @ W.T) + b    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
@@ -111,7 +111,7 @@ def _forward_kernel(x, t, W, b):
         _sumexp8[i0, 0] = acc
     # _t9 = _max7 + log(_sumexp8)    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t9 = _ws[n*q:n*q + n].reshape((n, 1))
+    _t9 = _ws[0:n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(1):
             _t9[i0, i1] = _max7[i0, i1] + np.log(_sumexp8[i0, i1])
@@ -157,7 +157,7 @@ def _backward_kernel(x, _t6, _max7, _sumexp8, p, _t11):
     if _t11.shape[0] != n or _t11.shape[1] != q:
         raise ValueError("graphgen: shape of _t11")
     dt = x.dtype
-    _ws = np.empty(d*q + n*q + n, dt)  # every temporary of this call, as views
+    _ws = np.empty(n*q + n, dt)  # every temporary of this call, as views
     # _g21[i, 0] = Σ_j -_t11[i, j]*p[i, j]    [n, 1]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _g21 = _ws[0:n].reshape((n, 1))
@@ -180,7 +180,7 @@ def _backward_kernel(x, _t6, _max7, _sumexp8, p, _t11):
             dJ_db[i1] += _g24[i0, i1]
     # _g27 = _g24.T @ x    [q, d]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g27 = _ws[n*q + n:d*q + n*q + n].reshape((q, d))
+    _g27 = np.empty((q, d), dt)
     np.dot(_g24.T, x, _g27)
     # dJ/dW = (_g24.T @ x)    [q, d]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
@@ -204,7 +204,7 @@ def _value_and_grad_kernel(x, t, W, b):
     if b.shape[0] != q:
         raise ValueError("graphgen: shape of b")
     dt = x.dtype
-    _ws = np.empty(d*q + 4*n*q + 4*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(4*n*q + 4*n, dt)  # every temporary of this call, as views
     # _t5 = x @ W.T    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t5 = _ws[0:n*q].reshape((n, q))
@@ -278,7 +278,7 @@ def _value_and_grad_kernel(x, t, W, b):
             dJ_db[i1] += _g24[i0, i1]
     # _g27 = _g24.T @ x    [q, d]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g27 = _ws[4*n*q + 4*n:d*q + 4*n*q + 4*n].reshape((q, d))
+    _g27 = np.empty((q, d), dt)
     np.dot(_g24.T, x, _g27)
     # dJ/dW = (_g24.T @ x)    [q, d]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)

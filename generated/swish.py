@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g34[j, i]                       [h]
         dJ/dW1 = (_g34.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 595b8229972ca5e66794454dbcf308885e7548979653113aa4b213212eea7397
-# graphgen-content-sha256: 450e7dff9a0cc03eba7c16e3887623f62db9b12f124cd2026dc616f8f818ff42
+# graphgen-spec-hash: 609b15cd233890def5e32dda0af8b87771df7d286fd0336404541ccfa08476f0
+# graphgen-content-sha256: 60d188db3d72dbe8b401ac9eab3f1362d5ba056f78b97ccf1718ebb78b2f8951
 import sys as _sys
 
 import numpy as np
@@ -47,12 +47,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_595b8229972c'
+__name__ = 'graphgen_generated_swish_609b15cd2338'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '595b8229972ca5e66794454dbcf308885e7548979653113aa4b213212eea7397'
+SPEC_HASH = '609b15cd233890def5e32dda0af8b87771df7d286fd0336404541ccfa08476f0'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -109,10 +109,10 @@ def _forward_kernel(x, y, W1, b1, W2, b2):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(h*n + n*q + n, dt)  # every temporary of this call, as views
+    _ws = np.empty(n, dt)  # every temporary of this call, as views
     # _t7 = x @ W1.T    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _t7 = _ws[0:h*n].reshape((n, h))
+    _t7 = np.empty((n, h), dt)
     np.dot(x, W1.T, _t7)
     # _t8 = (x @ W1.T) + b1    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
@@ -127,7 +127,7 @@ def _forward_kernel(x, y, W1, b1, W2, b2):
             hid[i0, i1] = _t8[i0, i1] * _sigmoid(_t8[i0, i1])
     # _t11 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _t11 = _ws[h*n:h*n + n*q].reshape((n, q))
+    _t11 = np.empty((n, q), dt)
     np.dot(hid, W2.T, _t11)
     # o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
     o = _t11  # reuse the buffer
@@ -152,7 +152,7 @@ def _forward_kernel(x, y, W1, b1, W2, b2):
         _sumexp14[i0, 0] = acc
     # _picked17[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _picked17 = _ws[h*n + n*q:h*n + n*q + n].reshape((n,))
+    _picked17 = _ws[0:n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -194,7 +194,7 @@ def _backward_kernel(x, y, W2, _t8, hid, o, _max13, _sumexp14):
     if _sumexp14.shape[0] != n or _sumexp14.shape[1] != 1:
         raise ValueError("graphgen: shape of _sumexp14")
     dt = x.dtype
-    _ws = np.empty(d*h + h*n + h*q + n*q, dt)  # every temporary of this call, as views
+    _ws = np.empty(h*n + n*q, dt)  # every temporary of this call, as views
     # dJ/do[i, j] = exp(o[i, j] - _max13[i, 0])/(_sumexp14[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_do = _ws[0:n*q].reshape((n, q))
@@ -213,7 +213,7 @@ def _backward_kernel(x, y, W2, _t8, hid, o, _max13, _sumexp14):
     np.dot(dJ_do, W2, dJ_dhid)
     # _g32 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _g32 = _ws[h*n + n*q:h*n + h*q + n*q].reshape((q, h))
+    _g32 = np.empty((q, h), dt)
     np.dot(dJ_do.T, hid, _g32)
     # dJ/dW2 = (dJ/do.T @ hid)    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
@@ -232,7 +232,7 @@ def _backward_kernel(x, y, W2, _t8, hid, o, _max13, _sumexp14):
             dJ_db1[i1] += _g34[i0, i1]
     # _g37 = _g34.T @ x    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g37 = _ws[h*n + h*q + n*q:d*h + h*n + h*q + n*q].reshape((h, d))
+    _g37 = np.empty((h, d), dt)
     np.dot(_g34.T, x, _g37)
     # dJ/dW1 = (_g34.T @ x)    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
@@ -264,7 +264,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(d*h + 3*h*n + h*q + 2*n*q + 3*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(3*h*n + 2*n*q + 3*n, dt)  # every temporary of this call, as views
     # _t7 = x @ W1.T    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _t7 = _ws[0:h*n].reshape((n, h))
@@ -336,7 +336,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
     np.dot(dJ_do, W2, dJ_dhid)
     # _g32 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _g32 = _ws[3*h*n + 2*n*q + 3*n:3*h*n + h*q + 2*n*q + 3*n].reshape((q, h))
+    _g32 = np.empty((q, h), dt)
     np.dot(dJ_do.T, hid, _g32)
     # dJ/dW2 = (dJ/do.T @ hid)    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
@@ -355,7 +355,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
             dJ_db1[i1] += _g34[i0, i1]
     # _g37 = _g34.T @ x    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g37 = _ws[3*h*n + h*q + 2*n*q + 3*n:d*h + 3*h*n + h*q + 2*n*q + 3*n].reshape((h, d))
+    _g37 = np.empty((h, d), dt)
     np.dot(_g34.T, x, _g37)
     # dJ/dW1 = (_g34.T @ x)    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
@@ -382,7 +382,7 @@ def _predict_kernel(x, W1, b1, W2, b2):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(h*n + n*q, dt)  # every temporary of this call, as views
+    _ws = np.empty(h*n, dt)  # every temporary of this call, as views
     # _t7 = x @ W1.T    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _t7 = _ws[0:h*n].reshape((n, h))
@@ -394,7 +394,7 @@ def _predict_kernel(x, W1, b1, W2, b2):
             hid[i0, i1] = (_t7[i0, i1] + b1[i1]) * _sigmoid(_t7[i0, i1] + b1[i1])
     # _t11 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _t11 = _ws[h*n:h*n + n*q].reshape((n, q))
+    _t11 = np.empty((n, q), dt)
     np.dot(hid, W2.T, _t11)
     # o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
     o = _t11  # reuse the buffer

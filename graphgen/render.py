@@ -108,7 +108,12 @@ class _StepWriter:
         self.kernel = kernel
         self.locals: dict[int, str] = {}  # fused-loop members read as scalar locals
         self.parallel: list = []  # (name, params, body lines, return) of threaded loops
+        # Values the kernel returns, and the buffers they take over in place, get their own
+        # allocations: a returned view into the workspace would keep all of it alive.
         self.returned = {n.id for n in kernel.returns}
+        for step in reversed(kernel.program.steps):
+            if step.inplace_of is not None and step.node.id in self.returned:
+                self.returned.add(step.inplace_of.id)
         self.workspace = sp.Integer(0)  # elements of the per-call workspace so far
 
     def fused_lines(self, group: list[Step], keep: set[int]) -> list[tuple[int, str]]:

@@ -58,3 +58,25 @@ def test_generated_module_runs_without_graphgen(tmp_path):
     assert proc.returncode == 0, proc.stderr
     J, *shapes = proc.stdout.split(" ", 1)
     assert float(J) > 0 and "(3, 4) (3, 3)" in proc.stdout
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.name)
+def test_returned_arrays_are_not_views_of_the_workspace(spec):
+    """Temporaries live in one workspace per call; anything a kernel returns (the tape,
+    outputs, gradients) must own its memory, or it would keep the whole workspace alive."""
+    source = compile_source(spec.read_text(), "x.gg").source
+    for kernel in source.split("\ndef _")[1:]:
+        body = kernel.split("\n\n\n")[0]
+        in_workspace = set()
+        for line in body.splitlines():
+            code = line.strip()
+            if " = _ws[" in code:
+                in_workspace.add(code.split(" = ")[0])
+            elif code.endswith(("# reuse the buffer", "# same values: no copy")):
+                target, source_name = code.split("  #")[0].split(" = ")
+                if source_name in in_workspace:
+                    in_workspace.add(target)
+        returned = body.rstrip().splitlines()[-1].strip()
+        if returned.startswith("return "):
+            names = {n.strip() for n in returned[len("return "):].split(",")}
+            assert not names & in_workspace, (kernel.split("(")[0], names & in_workspace)

@@ -31,8 +31,8 @@ Derivation:
         _g44 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g44.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: cf3918f16e79795cd8626782e69d8d15aa04b409333a6d9e053f1e6583907362
-# graphgen-content-sha256: 62940a33e952efeda18895a81aed7cda70e7b04a27bc80fa8a629ede3052cbf3
+# graphgen-spec-hash: 1e7ddcd65d6ee49f8a59ff1609db865aec00766353aced5a9d9f509a3326c4e2
+# graphgen-content-sha256: e0edb355244f75235d8574813b2d0fe447fa595c7aef08853db112f62fa77439
 import sys as _sys
 
 import numpy as np
@@ -42,12 +42,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_cf3918f16e79'
+__name__ = 'graphgen_generated_einsum_mlp_1e7ddcd65d6e'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'cf3918f16e79795cd8626782e69d8d15aa04b409333a6d9e053f1e6583907362'
+SPEC_HASH = '1e7ddcd65d6ee49f8a59ff1609db865aec00766353aced5a9d9f509a3326c4e2'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -602,41 +602,47 @@ def _dims(bound, names):
     return tuple(bound[d] for d in names)
 
 
+_READY = set()  # kernels whose fast path is open: compiled once, then closed to new types
+
+
+class _compiling:
+    """Lets a kernel compile a new signature, only after the arguments were validated; the
+    fast paths call kernels with unvalidated arguments, so outside this block a kernel
+    refuses (TypeError) any argument types it has not compiled for."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def __enter__(self):
+        if self.kernel in _READY:
+            self.kernel.disable_compile(False)
+
+    def __exit__(self, *exc):
+        try:
+            compiled = self.kernel.signatures
+        except AttributeError:  # a plain function when the JIT is off
+            return
+        if compiled:
+            self.kernel.disable_compile(True)
+            _READY.add(self.kernel)
+
+
 def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **unexpected):
     """Training forward pass: a tape dict with J, the outputs and the values backward() reuses."""
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
         _bad_call('forward', {'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam}, unexpected)
-    if (x.__class__ is _ndarray
-            and y.__class__ is _ndarray
-            and W1.__class__ is _ndarray
-            and W2.__class__ is _ndarray
-            and x.ndim == 2
-            and y.ndim == 1
-            and W1.ndim == 2
-            and W2.ndim == 2
-            and ((_dt := x.dtype) is _F64 or _dt is _F32)
-            and W1.dtype is _dt
-            and W2.dtype is _dt
-            and y.dtype is _I64
-            and x.flags.c_contiguous
-            and y.flags.c_contiguous
-            and W1.flags.c_contiguous
-            and W2.flags.c_contiguous
-            and lam.__class__ is float):
-        n = x.shape[0]
-        d = x.shape[1]
-        h = W1.shape[0]
-        q = W2.shape[0]
+    if _forward_kernel in _READY:
         try:
             J, o, hid, _max8, _sumexp9 = _forward_kernel(x, y, W1, W2, lam)
-        except ValueError:
-            pass  # a shape or label problem: the validator below names it
+        except (TypeError, ValueError):
+            pass  # unseen argument types, or a shape/label problem: see below
         else:
-            return {'J': J, 'o': o, 'hid': hid, '_max8': _max8, '_sumexp9': _sumexp9, 'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam, "_dims": {'n': n, 'd': d, 'h': h, 'q': q}}
+            return {'J': J, 'o': o, 'hid': hid, '_max8': _max8, '_sumexp9': _sumexp9, 'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam, "_dims": {'n': x.shape[0], 'd': x.shape[1], 'h': W1.shape[0], 'q': W2.shape[0]}}
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     lam = _check_scalar('lam', lam)
-    J, o, hid, _max8, _sumexp9 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['W2'], lam)
+    with _compiling(_forward_kernel):
+        J, o, hid, _max8, _sumexp9 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['W2'], lam)
     return {'J': J, 'o': o, 'hid': hid, '_max8': _max8, '_sumexp9': _sumexp9, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
 
 
@@ -644,33 +650,18 @@ def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0
     """(J, {param: dJ/dparam}) in one native call."""
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
         _bad_call('value_and_grad', {'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam}, unexpected)
-    if (x.__class__ is _ndarray
-            and y.__class__ is _ndarray
-            and W1.__class__ is _ndarray
-            and W2.__class__ is _ndarray
-            and x.ndim == 2
-            and y.ndim == 1
-            and W1.ndim == 2
-            and W2.ndim == 2
-            and ((_dt := x.dtype) is _F64 or _dt is _F32)
-            and W1.dtype is _dt
-            and W2.dtype is _dt
-            and y.dtype is _I64
-            and x.flags.c_contiguous
-            and y.flags.c_contiguous
-            and W1.flags.c_contiguous
-            and W2.flags.c_contiguous
-            and lam.__class__ is float):
+    if _value_and_grad_kernel in _READY:
         try:
             J, dJ_dW1, dJ_dW2 = _value_and_grad_kernel(x, y, W1, W2, lam)
-        except ValueError:
-            pass  # a shape or label problem: the validator below names it
+        except (TypeError, ValueError):
+            pass  # unseen argument types, or a shape/label problem: see below
         else:
             return float(J), {'W1': dJ_dW1, 'W2': dJ_dW2}
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     lam = _check_scalar('lam', lam)
-    J, dJ_dW1, dJ_dW2 = _value_and_grad_kernel(_a['x'], _a['y'], _a['W1'], _a['W2'], lam)
+    with _compiling(_value_and_grad_kernel):
+        J, dJ_dW1, dJ_dW2 = _value_and_grad_kernel(_a['x'], _a['y'], _a['W1'], _a['W2'], lam)
     return float(J), {'W1': dJ_dW1, 'W2': dJ_dW2}
 
 
@@ -678,27 +669,17 @@ def predict(x=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, **unexpected):
     """Inference: o; keeps nothing for a backward pass."""
     if unexpected or x is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
         _bad_call('predict', {'x': x, 'W1': W1, 'W2': W2, }, unexpected)
-    if (x.__class__ is _ndarray
-            and W1.__class__ is _ndarray
-            and W2.__class__ is _ndarray
-            and x.ndim == 2
-            and W1.ndim == 2
-            and W2.ndim == 2
-            and ((_dt := x.dtype) is _F64 or _dt is _F32)
-            and W1.dtype is _dt
-            and W2.dtype is _dt
-            and x.flags.c_contiguous
-            and W1.flags.c_contiguous
-            and W2.flags.c_contiguous):
+    if _predict_kernel in _READY:
         try:
             o = _predict_kernel(x, W1, W2)
-        except ValueError:
-            pass  # a shape or label problem: the validator below names it
+        except (TypeError, ValueError):
+            pass  # unseen argument types, or a shape/label problem: see below
         else:
             return o
     _bound, _a, _dtype = _check_arrays({'x': x, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
-    o = _predict_kernel(_a['x'], _a['W1'], _a['W2'])
+    with _compiling(_predict_kernel):
+        o = _predict_kernel(_a['x'], _a['W1'], _a['W2'])
     return o
 
 
@@ -706,35 +687,19 @@ def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, *
     """One SGD step in one native call: updates the params in place (p -= lr * dJ/dp) and returns J before the update."""
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED or lr is _REQUIRED:
         _bad_call('sgd_step', {'x': x, 'y': y, 'W1': W1, 'W2': W2, "lr": lr, 'lam': lam}, unexpected)
-    if (x.__class__ is _ndarray
-            and y.__class__ is _ndarray
-            and W1.__class__ is _ndarray
-            and W2.__class__ is _ndarray
-            and x.ndim == 2
-            and y.ndim == 1
-            and W1.ndim == 2
-            and W2.ndim == 2
-            and ((_dt := x.dtype) is _F64 or _dt is _F32)
-            and W1.dtype is _dt
-            and W2.dtype is _dt
-            and y.dtype is _I64
-            and x.flags.c_contiguous
-            and y.flags.c_contiguous
-            and ((_f := W1.flags).c_contiguous and _f.writeable)
-            and ((_f := W2.flags).c_contiguous and _f.writeable)
-            and lam.__class__ is float
-            and lr.__class__ is float):
+    if _sgd_step_kernel in _READY:
         try:
             J = _sgd_step_kernel(x, y, W1, W2, lam, lr)
-        except ValueError:
-            pass  # a shape or label problem: the validator below names it
+        except (TypeError, ValueError):
+            pass  # unseen argument types, or a shape/label problem: see below
         else:
             return float(J)
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']}, writable=('W1', 'W2'))
     lam = _check_scalar('lam', lam)
     lr = _check_scalar("lr", lr)
-    J = _sgd_step_kernel(_a['x'], _a['y'], _a['W1'], _a['W2'], lam, lr)
+    with _compiling(_sgd_step_kernel):
+        J = _sgd_step_kernel(_a['x'], _a['y'], _a['W1'], _a['W2'], lam, lr)
     return float(J)
 
 

@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 70f0db93e96c59d93b950b88658b490b071d4458482a932ab6b8314ca855957e
-# graphgen-content-sha256: 612ff377be898185e251e4683ca7ee2745818afd9b5a794b0cdf4bdbe3fca60f
+# graphgen-spec-hash: 9c5ce3b97b1571f404f68cf3e8e8c3ffe43c373632956f85322bf3a9b45e9498
+# graphgen-content-sha256: 0cc02c6e853ba9e5058e9130a346ad5a4ab0585c58e955f11f64377bea8f77cf
 import sys as _sys
 
 import numpy as np
@@ -52,12 +52,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_70f0db93e96c'
+__name__ = 'graphgen_generated_mlp_bias_9c5ce3b97b15'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '70f0db93e96c59d93b950b88658b490b071d4458482a932ab6b8314ca855957e'
+SPEC_HASH = '9c5ce3b97b1571f404f68cf3e8e8c3ffe43c373632956f85322bf3a9b45e9498'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -698,49 +698,47 @@ def _dims(bound, names):
     return tuple(bound[d] for d in names)
 
 
+_READY = set()  # kernels whose fast path is open: compiled once, then closed to new types
+
+
+class _compiling:
+    """Lets a kernel compile a new signature, only after the arguments were validated; the
+    fast paths call kernels with unvalidated arguments, so outside this block a kernel
+    refuses (TypeError) any argument types it has not compiled for."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def __enter__(self):
+        if self.kernel in _READY:
+            self.kernel.disable_compile(False)
+
+    def __exit__(self, *exc):
+        try:
+            compiled = self.kernel.signatures
+        except AttributeError:  # a plain function when the JIT is off
+            return
+        if compiled:
+            self.kernel.disable_compile(True)
+            _READY.add(self.kernel)
+
+
 def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, lam=0.0001, **unexpected):
     """Training forward pass: a tape dict with J, the outputs and the values backward() reuses."""
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
         _bad_call('forward', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, 'lam': lam}, unexpected)
-    if (x.__class__ is _ndarray
-            and y.__class__ is _ndarray
-            and W1.__class__ is _ndarray
-            and b1.__class__ is _ndarray
-            and W2.__class__ is _ndarray
-            and b2.__class__ is _ndarray
-            and x.ndim == 2
-            and y.ndim == 1
-            and W1.ndim == 2
-            and b1.ndim == 1
-            and W2.ndim == 2
-            and b2.ndim == 1
-            and ((_dt := x.dtype) is _F64 or _dt is _F32)
-            and W1.dtype is _dt
-            and b1.dtype is _dt
-            and W2.dtype is _dt
-            and b2.dtype is _dt
-            and y.dtype is _I64
-            and x.flags.c_contiguous
-            and y.flags.c_contiguous
-            and W1.flags.c_contiguous
-            and b1.flags.c_contiguous
-            and W2.flags.c_contiguous
-            and b2.flags.c_contiguous
-            and lam.__class__ is float):
-        n = x.shape[0]
-        d = x.shape[1]
-        h = W1.shape[0]
-        q = W2.shape[0]
+    if _forward_kernel in _READY:
         try:
             J, o, hid, _max14, _sumexp15 = _forward_kernel(x, y, W1, b1, W2, b2, lam)
-        except ValueError:
-            pass  # a shape or label problem: the validator below names it
+        except (TypeError, ValueError):
+            pass  # unseen argument types, or a shape/label problem: see below
         else:
-            return {'J': J, 'o': o, 'hid': hid, '_max14': _max14, '_sumexp15': _sumexp15, 'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam, "_dims": {'n': n, 'd': d, 'h': h, 'q': q}}
+            return {'J': J, 'o': o, 'hid': hid, '_max14': _max14, '_sumexp15': _sumexp15, 'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam, "_dims": {'n': x.shape[0], 'd': x.shape[1], 'h': W1.shape[0], 'q': W2.shape[0]}}
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
     lam = _check_scalar('lam', lam)
-    J, o, hid, _max14, _sumexp15 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam)
+    with _compiling(_forward_kernel):
+        J, o, hid, _max14, _sumexp15 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam)
     return {'J': J, 'o': o, 'hid': hid, '_max14': _max14, '_sumexp15': _sumexp15, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
 
 
@@ -748,41 +746,18 @@ def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQ
     """(J, {param: dJ/dparam}) in one native call."""
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
         _bad_call('value_and_grad', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, 'lam': lam}, unexpected)
-    if (x.__class__ is _ndarray
-            and y.__class__ is _ndarray
-            and W1.__class__ is _ndarray
-            and b1.__class__ is _ndarray
-            and W2.__class__ is _ndarray
-            and b2.__class__ is _ndarray
-            and x.ndim == 2
-            and y.ndim == 1
-            and W1.ndim == 2
-            and b1.ndim == 1
-            and W2.ndim == 2
-            and b2.ndim == 1
-            and ((_dt := x.dtype) is _F64 or _dt is _F32)
-            and W1.dtype is _dt
-            and b1.dtype is _dt
-            and W2.dtype is _dt
-            and b2.dtype is _dt
-            and y.dtype is _I64
-            and x.flags.c_contiguous
-            and y.flags.c_contiguous
-            and W1.flags.c_contiguous
-            and b1.flags.c_contiguous
-            and W2.flags.c_contiguous
-            and b2.flags.c_contiguous
-            and lam.__class__ is float):
+    if _value_and_grad_kernel in _READY:
         try:
             J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam)
-        except ValueError:
-            pass  # a shape or label problem: the validator below names it
+        except (TypeError, ValueError):
+            pass  # unseen argument types, or a shape/label problem: see below
         else:
             return float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
     lam = _check_scalar('lam', lam)
-    J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam)
+    with _compiling(_value_and_grad_kernel):
+        J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam)
     return float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}
 
 
@@ -790,35 +765,17 @@ def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED,
     """Inference: o; keeps nothing for a backward pass."""
     if unexpected or x is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
         _bad_call('predict', {'x': x, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
-    if (x.__class__ is _ndarray
-            and W1.__class__ is _ndarray
-            and b1.__class__ is _ndarray
-            and W2.__class__ is _ndarray
-            and b2.__class__ is _ndarray
-            and x.ndim == 2
-            and W1.ndim == 2
-            and b1.ndim == 1
-            and W2.ndim == 2
-            and b2.ndim == 1
-            and ((_dt := x.dtype) is _F64 or _dt is _F32)
-            and W1.dtype is _dt
-            and b1.dtype is _dt
-            and W2.dtype is _dt
-            and b2.dtype is _dt
-            and x.flags.c_contiguous
-            and W1.flags.c_contiguous
-            and b1.flags.c_contiguous
-            and W2.flags.c_contiguous
-            and b2.flags.c_contiguous):
+    if _predict_kernel in _READY:
         try:
             o = _predict_kernel(x, W1, b1, W2, b2)
-        except ValueError:
-            pass  # a shape or label problem: the validator below names it
+        except (TypeError, ValueError):
+            pass  # unseen argument types, or a shape/label problem: see below
         else:
             return o
     _bound, _a, _dtype = _check_arrays({'x': x, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
-    o = _predict_kernel(_a['x'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
+    with _compiling(_predict_kernel):
+        o = _predict_kernel(_a['x'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
     return o
 
 
@@ -826,43 +783,19 @@ def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED,
     """One SGD step in one native call: updates the params in place (p -= lr * dJ/dp) and returns J before the update."""
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED or lr is _REQUIRED:
         _bad_call('sgd_step', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, "lr": lr, 'lam': lam}, unexpected)
-    if (x.__class__ is _ndarray
-            and y.__class__ is _ndarray
-            and W1.__class__ is _ndarray
-            and b1.__class__ is _ndarray
-            and W2.__class__ is _ndarray
-            and b2.__class__ is _ndarray
-            and x.ndim == 2
-            and y.ndim == 1
-            and W1.ndim == 2
-            and b1.ndim == 1
-            and W2.ndim == 2
-            and b2.ndim == 1
-            and ((_dt := x.dtype) is _F64 or _dt is _F32)
-            and W1.dtype is _dt
-            and b1.dtype is _dt
-            and W2.dtype is _dt
-            and b2.dtype is _dt
-            and y.dtype is _I64
-            and x.flags.c_contiguous
-            and y.flags.c_contiguous
-            and ((_f := W1.flags).c_contiguous and _f.writeable)
-            and ((_f := b1.flags).c_contiguous and _f.writeable)
-            and ((_f := W2.flags).c_contiguous and _f.writeable)
-            and ((_f := b2.flags).c_contiguous and _f.writeable)
-            and lam.__class__ is float
-            and lr.__class__ is float):
+    if _sgd_step_kernel in _READY:
         try:
             J = _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr)
-        except ValueError:
-            pass  # a shape or label problem: the validator below names it
+        except (TypeError, ValueError):
+            pass  # unseen argument types, or a shape/label problem: see below
         else:
             return float(J)
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']}, writable=('W1', 'b1', 'W2', 'b2'))
     lam = _check_scalar('lam', lam)
     lr = _check_scalar("lr", lr)
-    J = _sgd_step_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam, lr)
+    with _compiling(_sgd_step_kernel):
+        J = _sgd_step_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam, lr)
     return float(J)
 
 

@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g24[j, i]                        [q]
         dJ/dW = (_g24.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 79a7cc4080de032327d9faf136c99be56c1df370ae2a9e427646dfde84ef7173
-# graphgen-content-sha256: bc2ab038d578d205646b81c1c99f023220ea2958f12d8fc3505788a5eb878469
+# graphgen-spec-hash: 5e100cc366539c976ce187a3ed12511bd1e6927efc990e3e9f6c94a5f2bb1a82
+# graphgen-content-sha256: 1bd614af83c0019a793df7cd034926ecb9982cf2aef08b73470441de3acd4265
 import sys as _sys
 
 import numpy as np
@@ -38,12 +38,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_79a7cc4080de'
+__name__ = 'graphgen_generated_softmax_mse_5e100cc36653'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '79a7cc4080de032327d9faf136c99be56c1df370ae2a9e427646dfde84ef7173'
+SPEC_HASH = '5e100cc366539c976ce187a3ed12511bd1e6927efc990e3e9f6c94a5f2bb1a82'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -561,38 +561,46 @@ def _dims(bound, names):
     return tuple(bound[d] for d in names)
 
 
+_READY = set()  # kernels whose fast path is open: compiled once, then closed to new types
+
+
+class _compiling:
+    """Lets a kernel compile a new signature, only after the arguments were validated; the
+    fast paths call kernels with unvalidated arguments, so outside this block a kernel
+    refuses (TypeError) any argument types it has not compiled for."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def __enter__(self):
+        if self.kernel in _READY:
+            self.kernel.disable_compile(False)
+
+    def __exit__(self, *exc):
+        try:
+            compiled = self.kernel.signatures
+        except AttributeError:  # a plain function when the JIT is off
+            return
+        if compiled:
+            self.kernel.disable_compile(True)
+            _READY.add(self.kernel)
+
+
 def forward(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
     """Training forward pass: a tape dict with J, the outputs and the values backward() reuses."""
     if unexpected or x is _REQUIRED or t is _REQUIRED or W is _REQUIRED or b is _REQUIRED:
         _bad_call('forward', {'x': x, 't': t, 'W': W, 'b': b, }, unexpected)
-    if (x.__class__ is _ndarray
-            and t.__class__ is _ndarray
-            and W.__class__ is _ndarray
-            and b.__class__ is _ndarray
-            and x.ndim == 2
-            and t.ndim == 2
-            and W.ndim == 2
-            and b.ndim == 1
-            and ((_dt := x.dtype) is _F64 or _dt is _F32)
-            and t.dtype is _dt
-            and W.dtype is _dt
-            and b.dtype is _dt
-            and x.flags.c_contiguous
-            and t.flags.c_contiguous
-            and W.flags.c_contiguous
-            and b.flags.c_contiguous):
-        n = x.shape[0]
-        d = x.shape[1]
-        q = t.shape[1]
+    if _forward_kernel in _READY:
         try:
             J, p, _t6, _max7, _sumexp8, _t11 = _forward_kernel(x, t, W, b)
-        except ValueError:
-            pass  # a shape or label problem: the validator below names it
+        except (TypeError, ValueError):
+            pass  # unseen argument types, or a shape/label problem: see below
         else:
-            return {'J': J, 'p': p, '_t6': _t6, '_max7': _max7, '_sumexp8': _sumexp8, '_t11': _t11, 'x': x, "_dims": {'n': n, 'd': d, 'q': q}}
+            return {'J': J, 'p': p, '_t6': _t6, '_max7': _max7, '_sumexp8': _sumexp8, '_t11': _t11, 'x': x, "_dims": {'n': x.shape[0], 'd': x.shape[1], 'q': t.shape[1]}}
     _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']})
-    J, p, _t6, _max7, _sumexp8, _t11 = _forward_kernel(_a['x'], _a['t'], _a['W'], _a['b'])
+    with _compiling(_forward_kernel):
+        J, p, _t6, _max7, _sumexp8, _t11 = _forward_kernel(_a['x'], _a['t'], _a['W'], _a['b'])
     return {'J': J, 'p': p, '_t6': _t6, '_max7': _max7, '_sumexp8': _sumexp8, '_t11': _t11, 'x': _a['x'], "_dims": _bound}
 
 
@@ -600,31 +608,17 @@ def value_and_grad(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpec
     """(J, {param: dJ/dparam}) in one native call."""
     if unexpected or x is _REQUIRED or t is _REQUIRED or W is _REQUIRED or b is _REQUIRED:
         _bad_call('value_and_grad', {'x': x, 't': t, 'W': W, 'b': b, }, unexpected)
-    if (x.__class__ is _ndarray
-            and t.__class__ is _ndarray
-            and W.__class__ is _ndarray
-            and b.__class__ is _ndarray
-            and x.ndim == 2
-            and t.ndim == 2
-            and W.ndim == 2
-            and b.ndim == 1
-            and ((_dt := x.dtype) is _F64 or _dt is _F32)
-            and t.dtype is _dt
-            and W.dtype is _dt
-            and b.dtype is _dt
-            and x.flags.c_contiguous
-            and t.flags.c_contiguous
-            and W.flags.c_contiguous
-            and b.flags.c_contiguous):
+    if _value_and_grad_kernel in _READY:
         try:
             J, dJ_dW, dJ_db = _value_and_grad_kernel(x, t, W, b)
-        except ValueError:
-            pass  # a shape or label problem: the validator below names it
+        except (TypeError, ValueError):
+            pass  # unseen argument types, or a shape/label problem: see below
         else:
             return float(J), {'W': dJ_dW, 'b': dJ_db}
     _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']})
-    J, dJ_dW, dJ_db = _value_and_grad_kernel(_a['x'], _a['t'], _a['W'], _a['b'])
+    with _compiling(_value_and_grad_kernel):
+        J, dJ_dW, dJ_db = _value_and_grad_kernel(_a['x'], _a['t'], _a['W'], _a['b'])
     return float(J), {'W': dJ_dW, 'b': dJ_db}
 
 
@@ -632,27 +626,17 @@ def predict(x=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
     """Inference: p; keeps nothing for a backward pass."""
     if unexpected or x is _REQUIRED or W is _REQUIRED or b is _REQUIRED:
         _bad_call('predict', {'x': x, 'W': W, 'b': b, }, unexpected)
-    if (x.__class__ is _ndarray
-            and W.__class__ is _ndarray
-            and b.__class__ is _ndarray
-            and x.ndim == 2
-            and W.ndim == 2
-            and b.ndim == 1
-            and ((_dt := x.dtype) is _F64 or _dt is _F32)
-            and W.dtype is _dt
-            and b.dtype is _dt
-            and x.flags.c_contiguous
-            and W.flags.c_contiguous
-            and b.flags.c_contiguous):
+    if _predict_kernel in _READY:
         try:
             p = _predict_kernel(x, W, b)
-        except ValueError:
-            pass  # a shape or label problem: the validator below names it
+        except (TypeError, ValueError):
+            pass  # unseen argument types, or a shape/label problem: see below
         else:
             return p
     _bound, _a, _dtype = _check_arrays({'x': x, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 'W': PARAMS['W'], 'b': PARAMS['b']})
-    p = _predict_kernel(_a['x'], _a['W'], _a['b'])
+    with _compiling(_predict_kernel):
+        p = _predict_kernel(_a['x'], _a['W'], _a['b'])
     return p
 
 
@@ -660,33 +644,18 @@ def sgd_step(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, lr=_REQUIRED
     """One SGD step in one native call: updates the params in place (p -= lr * dJ/dp) and returns J before the update."""
     if unexpected or x is _REQUIRED or t is _REQUIRED or W is _REQUIRED or b is _REQUIRED or lr is _REQUIRED:
         _bad_call('sgd_step', {'x': x, 't': t, 'W': W, 'b': b, "lr": lr, }, unexpected)
-    if (x.__class__ is _ndarray
-            and t.__class__ is _ndarray
-            and W.__class__ is _ndarray
-            and b.__class__ is _ndarray
-            and x.ndim == 2
-            and t.ndim == 2
-            and W.ndim == 2
-            and b.ndim == 1
-            and ((_dt := x.dtype) is _F64 or _dt is _F32)
-            and t.dtype is _dt
-            and W.dtype is _dt
-            and b.dtype is _dt
-            and x.flags.c_contiguous
-            and t.flags.c_contiguous
-            and ((_f := W.flags).c_contiguous and _f.writeable)
-            and ((_f := b.flags).c_contiguous and _f.writeable)
-            and lr.__class__ is float):
+    if _sgd_step_kernel in _READY:
         try:
             J = _sgd_step_kernel(x, t, W, b, lr)
-        except ValueError:
-            pass  # a shape or label problem: the validator below names it
+        except (TypeError, ValueError):
+            pass  # unseen argument types, or a shape/label problem: see below
         else:
             return float(J)
     _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']}, writable=('W', 'b'))
     lr = _check_scalar("lr", lr)
-    J = _sgd_step_kernel(_a['x'], _a['t'], _a['W'], _a['b'], lr)
+    with _compiling(_sgd_step_kernel):
+        J = _sgd_step_kernel(_a['x'], _a['t'], _a['W'], _a['b'], lr)
     return float(J)
 
 

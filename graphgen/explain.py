@@ -79,7 +79,8 @@ def equation(step: Step, inline: dict[int, str]) -> str:
         text = f"{left} @ {right}"
         coef = d["coef"]
         if coef != 1:
-            text = f"{_MathPrinter().doprint(_named(coef, node, {}, inline, False))} * ({text})"
+            named = _named(coef, node, _index_names(node), inline, False)
+            text = f"{_MathPrinter().doprint(named)} * ({text})"
         return text
     names = _index_names(node)
     indexed = bool(node.reduce) or any(
@@ -94,8 +95,9 @@ def equation(step: Step, inline: dict[int, str]) -> str:
 
 
 def _named(expr, node: Node, names, inline, indexed) -> sp.Expr:
+    used = expr.free_symbols
     subs = {arg_symbol(k): sp.Symbol(_arg_display(node, k, names, inline, indexed))
-            for k in range(len(node.args))}
+            for k in range(len(node.args)) if arg_symbol(k) in used}
     subs.update({index_symbol(i): sp.Symbol(n) for i, n in names.items()})
     return expr.xreplace(subs)
 

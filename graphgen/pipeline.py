@@ -116,7 +116,8 @@ def _call(kernel: Kernel, lhs: list[str]) -> str:
             args.append(f"tape[{r.name!r}]")
     if kernel.lr:
         args.append("lr")
-    return f"{', '.join(lhs)} = {kernel.name}({', '.join(args)})"
+    return f"with _compiling({kernel.name}):\n        " \
+        f"{', '.join(lhs)} = {kernel.name}({', '.join(args)})"
 
 
 def _fast_path(kernel: Kernel, arrays: list[Node], hypers: list[Node], writable: tuple,
@@ -131,6 +132,20 @@ def _fast_path(kernel: Kernel, arrays: list[Node], hypers: list[Node], writable:
     """
     if any(not a.shape for a in arrays):
         return []  # 0-d arrays take the general path (they are passed as 1-element views)
+    if not kernel.passed_dims:
+        # The kernel's dispatcher compiles nothing new outside the validated path, so any
+        # call whose types it has not seen (a list, a view, int32 labels, mixed float
+        # dtypes, a read-only parameter) is refused with TypeError before native code runs;
+        # shapes and labels are checked in compiled code. Either way: the general path.
+        args = [r.name for r in kernel.program.reads] + (["lr"] if kernel.lr else [])
+        dims = "{" + ", ".join(f"{d!r}: {expr}" for d, expr in _bindings(arrays).items()) + "}"
+        return [f"if {kernel.name} in _READY:",
+                "    try:",
+                f"        {', '.join(lhs)} = {kernel.name}({', '.join(args)})",
+                "    except (TypeError, ValueError):",
+                "        pass  # unseen argument types, or a shape/label problem: see below",
+                "    else:",
+                f"        return {result(lambda name: name, dims)}"]
     binding = {}
     for a in arrays:
         for k, size in enumerate(a.shape):
@@ -166,6 +181,16 @@ def _fast_path(kernel: Kernel, arrays: list[Node], hypers: list[Node], writable:
               "    else:",
               f"        return {result(lambda name: name, dims_dict)}"]
     return lines
+
+
+def _bindings(arrays: list[Node]) -> dict[str, str]:
+    """Where each dim can be read off the arguments: {"n": "x.shape[0]", ...}."""
+    found: dict[str, str] = {}
+    for a in arrays:
+        for k, size in enumerate(a.shape):
+            if isinstance(size, str):
+                found.setdefault(size, f"{a.name}.shape[{k}]")
+    return found
 
 
 def _as_array(expr: str, graph: Graph, param: str) -> str:

@@ -276,7 +276,10 @@ class _StepWriter:
             out.append((0, f"{node.name} = np.dot({left}, {right})"))
         coef = d["coef"]
         if coef != 1:
-            c = CodePrinter(self.names(node, {}))(coef)
+            scalars = {arg_symbol(k): self.read(a.node, a.idx, {})
+                       for k, a in enumerate(node.args) if not a.idx}  # coef reads scalars only
+            scalars.update({dim_symbol(d): d for d in self.graph.dims})
+            c = CodePrinter(scalars)(coef)
             if node.shape:
                 out.append((0, f"{node.name} *= {c}"))
             else:

@@ -16,8 +16,8 @@ Derivation:
     Backward (reverse mode, from the objective J):
         dJ/dx = _t3*sigmoid(x) + _t8*(1 - _t5**2) + 2*_t1*_t2*cos(x) - 2*_t5*_t8*x [n]
 """
-# graphgen-spec-hash: a9564f0c6ab5ee38950c24b13613786674f31e82740503a554d84cb4c65ea11c
-# graphgen-content-sha256: fb94f6be008d5740c8f7a161f5e54fb935845adbe441b7ea4ded540d64068d2a
+# graphgen-spec-hash: 1d8df9d06215b67a8da1c11a188ff2509af2431cd978675494a409b5524e02bd
+# graphgen-content-sha256: 552f87046fda4ab3d3a29b873b9938c61a84a328f1850c6be1a82aa98bc45ede
 import sys as _sys
 
 import numpy as np
@@ -27,12 +27,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_elementwise_a9564f0c6ab5'
+__name__ = 'graphgen_generated_elementwise_1d8df9d06215'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'a9564f0c6ab5ee38950c24b13613786674f31e82740503a554d84cb4c65ea11c'
+SPEC_HASH = '1d8df9d06215b67a8da1c11a188ff2509af2431cd978675494a409b5524e02bd'
 SPEC = '# Workload 3 of the benchmark suite: an elementwise-heavy gradient.\nparam x[n]\nJ = sum(softplus(x) * sin(x) ** 2 + tanh(x) * exp(-x ** 2))\nminimize J\n'
 OBJECTIVE = 'J'
 OUTPUTS = []
@@ -411,24 +411,46 @@ def _dims(bound, names):
     return tuple(bound[d] for d in names)
 
 
+_READY = set()  # kernels whose fast path is open: compiled once, then closed to new types
+
+
+class _compiling:
+    """Lets a kernel compile a new signature, only after the arguments were validated; the
+    fast paths call kernels with unvalidated arguments, so outside this block a kernel
+    refuses (TypeError) any argument types it has not compiled for."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def __enter__(self):
+        if self.kernel in _READY:
+            self.kernel.disable_compile(False)
+
+    def __exit__(self, *exc):
+        try:
+            compiled = self.kernel.signatures
+        except AttributeError:  # a plain function when the JIT is off
+            return
+        if compiled:
+            self.kernel.disable_compile(True)
+            _READY.add(self.kernel)
+
+
 def forward(x=_REQUIRED, **unexpected):
     """Training forward pass: a tape dict with J, the outputs and the values backward() reuses."""
     if unexpected or x is _REQUIRED:
         _bad_call('forward', {'x': x, }, unexpected)
-    if (x.__class__ is _ndarray
-            and x.ndim == 1
-            and ((_dt := x.dtype) is _F64 or _dt is _F32)
-            and x.flags.c_contiguous):
-        n = x.shape[0]
+    if _forward_kernel in _READY:
         try:
             J, _t1, _t2, _t3, _t5, _t8 = _forward_kernel(x)
-        except ValueError:
-            pass  # a shape or label problem: the validator below names it
+        except (TypeError, ValueError):
+            pass  # unseen argument types, or a shape/label problem: see below
         else:
-            return {'J': J, '_t1': _t1, '_t2': _t2, '_t3': _t3, '_t5': _t5, '_t8': _t8, 'x': x, "_dims": {'n': n}}
+            return {'J': J, '_t1': _t1, '_t2': _t2, '_t3': _t3, '_t5': _t5, '_t8': _t8, 'x': x, "_dims": {'n': x.shape[0]}}
     _bound, _a, _dtype = _check_arrays({'x': x},
                                     {'x': PARAMS['x']})
-    J, _t1, _t2, _t3, _t5, _t8 = _forward_kernel(_a['x'])
+    with _compiling(_forward_kernel):
+        J, _t1, _t2, _t3, _t5, _t8 = _forward_kernel(_a['x'])
     return {'J': J, '_t1': _t1, '_t2': _t2, '_t3': _t3, '_t5': _t5, '_t8': _t8, 'x': _a['x'], "_dims": _bound}
 
 
@@ -436,19 +458,17 @@ def value_and_grad(x=_REQUIRED, **unexpected):
     """(J, {param: dJ/dparam}) in one native call."""
     if unexpected or x is _REQUIRED:
         _bad_call('value_and_grad', {'x': x, }, unexpected)
-    if (x.__class__ is _ndarray
-            and x.ndim == 1
-            and ((_dt := x.dtype) is _F64 or _dt is _F32)
-            and x.flags.c_contiguous):
+    if _value_and_grad_kernel in _READY:
         try:
             J, dJ_dx = _value_and_grad_kernel(x)
-        except ValueError:
-            pass  # a shape or label problem: the validator below names it
+        except (TypeError, ValueError):
+            pass  # unseen argument types, or a shape/label problem: see below
         else:
             return float(J), {'x': dJ_dx}
     _bound, _a, _dtype = _check_arrays({'x': x},
                                     {'x': PARAMS['x']})
-    J, dJ_dx = _value_and_grad_kernel(_a['x'])
+    with _compiling(_value_and_grad_kernel):
+        J, dJ_dx = _value_and_grad_kernel(_a['x'])
     return float(J), {'x': dJ_dx}
 
 
@@ -456,19 +476,17 @@ def predict(x=_REQUIRED, **unexpected):
     """Inference: the objective J (the spec declares no outputs)."""
     if unexpected or x is _REQUIRED:
         _bad_call('predict', {'x': x, }, unexpected)
-    if (x.__class__ is _ndarray
-            and x.ndim == 1
-            and ((_dt := x.dtype) is _F64 or _dt is _F32)
-            and x.flags.c_contiguous):
+    if _predict_kernel in _READY:
         try:
             J = _predict_kernel(x)
-        except ValueError:
-            pass  # a shape or label problem: the validator below names it
+        except (TypeError, ValueError):
+            pass  # unseen argument types, or a shape/label problem: see below
         else:
             return float(J)
     _bound, _a, _dtype = _check_arrays({'x': x},
                                     {'x': PARAMS['x']})
-    J = _predict_kernel(_a['x'])
+    with _compiling(_predict_kernel):
+        J = _predict_kernel(_a['x'])
     return float(J)
 
 
@@ -476,21 +494,18 @@ def sgd_step(x=_REQUIRED, *, lr=_REQUIRED, **unexpected):
     """One SGD step in one native call: updates the params in place (p -= lr * dJ/dp) and returns J before the update."""
     if unexpected or x is _REQUIRED or lr is _REQUIRED:
         _bad_call('sgd_step', {'x': x, "lr": lr, }, unexpected)
-    if (x.__class__ is _ndarray
-            and x.ndim == 1
-            and ((_dt := x.dtype) is _F64 or _dt is _F32)
-            and ((_f := x.flags).c_contiguous and _f.writeable)
-            and lr.__class__ is float):
+    if _sgd_step_kernel in _READY:
         try:
             J = _sgd_step_kernel(x, lr)
-        except ValueError:
-            pass  # a shape or label problem: the validator below names it
+        except (TypeError, ValueError):
+            pass  # unseen argument types, or a shape/label problem: see below
         else:
             return float(J)
     _bound, _a, _dtype = _check_arrays({'x': x},
                                     {'x': PARAMS['x']}, writable=('x',))
     lr = _check_scalar("lr", lr)
-    J = _sgd_step_kernel(_a['x'], lr)
+    with _compiling(_sgd_step_kernel):
+        J = _sgd_step_kernel(_a['x'], lr)
     return float(J)
 
 

@@ -31,8 +31,8 @@ Derivation:
         _g44 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g44.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 1e7ddcd65d6ee49f8a59ff1609db865aec00766353aced5a9d9f509a3326c4e2
-# graphgen-content-sha256: e0edb355244f75235d8574813b2d0fe447fa595c7aef08853db112f62fa77439
+# graphgen-spec-hash: 0b1bb286e1cdbaf69fee814a59750a44a8ca86da84ba052c5a943c626da6b0d6
+# graphgen-content-sha256: 1db70755cf2a5eb22937fd588a32c72095073f17e67da2aafbc52fc53e3d5269
 import sys as _sys
 
 import numpy as np
@@ -42,12 +42,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_1e7ddcd65d6e'
+__name__ = 'graphgen_generated_einsum_mlp_0b1bb286e1cd'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '1e7ddcd65d6ee49f8a59ff1609db865aec00766353aced5a9d9f509a3326c4e2'
+SPEC_HASH = '0b1bb286e1cdbaf69fee814a59750a44a8ca86da84ba052c5a943c626da6b0d6'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

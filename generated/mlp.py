@@ -38,8 +38,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 486a13f408219e8e10202cb25fd520f303092cae071f5ecaf5dc7e7e722474b1
-# graphgen-content-sha256: 91566af510763c4ab11b36d6cf13c5c58568470ec9299be786624de1f698941c
+# graphgen-spec-hash: bd759ea7096c737438f73e31e12d116047cf7723758df2234d3dca255d55ddcb
+# graphgen-content-sha256: 33d233c9fd1f5fcb33af07e3f1172f52381078cf860509121907425f16af0d75
 import sys as _sys
 
 import numpy as np
@@ -49,12 +49,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_486a13f40821'
+__name__ = 'graphgen_generated_mlp_bd759ea7096c'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '486a13f408219e8e10202cb25fd520f303092cae071f5ecaf5dc7e7e722474b1'
+SPEC_HASH = 'bd759ea7096c737438f73e31e12d116047cf7723758df2234d3dca255d55ddcb'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

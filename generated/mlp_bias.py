@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 9c5ce3b97b1571f404f68cf3e8e8c3ffe43c373632956f85322bf3a9b45e9498
-# graphgen-content-sha256: 0cc02c6e853ba9e5058e9130a346ad5a4ab0585c58e955f11f64377bea8f77cf
+# graphgen-spec-hash: 8570b3c4e0b999e3e1e59260e87afb0922443222bf1e40cd91f63b2089ca7b23
+# graphgen-content-sha256: 672d53ab932164cd0d3d0a3ae47f3f0f14f5bcc3ea5b6a4963d8cbe249b2dfd6
 import sys as _sys
 
 import numpy as np
@@ -52,12 +52,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_9c5ce3b97b15'
+__name__ = 'graphgen_generated_mlp_bias_8570b3c4e0b9'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '9c5ce3b97b1571f404f68cf3e8e8c3ffe43c373632956f85322bf3a9b45e9498'
+SPEC_HASH = '8570b3c4e0b999e3e1e59260e87afb0922443222bf1e40cd91f63b2089ca7b23'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g24[j, i]                        [q]
         dJ/dW = (_g24.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 5e100cc366539c976ce187a3ed12511bd1e6927efc990e3e9f6c94a5f2bb1a82
-# graphgen-content-sha256: 1bd614af83c0019a793df7cd034926ecb9982cf2aef08b73470441de3acd4265
+# graphgen-spec-hash: 5b4042d77585a6cdef0fc4f31f179c856ef45f4d2c39b5eed156c00678bcf0c9
+# graphgen-content-sha256: 0f90c94e386e900efb1cdad36d87a10f05a87d3884bb80a54edcb556727e0613
 import sys as _sys
 
 import numpy as np
@@ -38,12 +38,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_5e100cc36653'
+__name__ = 'graphgen_generated_softmax_mse_5b4042d77585'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '5e100cc366539c976ce187a3ed12511bd1e6927efc990e3e9f6c94a5f2bb1a82'
+SPEC_HASH = '5b4042d77585a6cdef0fc4f31f179c856ef45f4d2c39b5eed156c00678bcf0c9'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g34[j, i]                       [h]
         dJ/dW1 = (_g34.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 29b313ea6dbc2c1cd94c16f4082185e65ee4422065ef8e87d0f8e823ad21ecb2
-# graphgen-content-sha256: 9a9620dc4ebbfd41d250d90a71450e4fd3a63f95d7769f3c19d7576e139ea3d5
+# graphgen-spec-hash: df71335ce638fe208e42c44dd0d5dc65eecea73c7020937e80db801a0c2abe98
+# graphgen-content-sha256: c8b954efe816ae55687d185301e61711b2c30fd2e2efe1b05a986f94837cd2aa
 import sys as _sys
 
 import numpy as np
@@ -47,12 +47,12 @@ import numba
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_29b313ea6dbc'
+__name__ = 'graphgen_generated_swish_df71335ce638'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '29b313ea6dbc2c1cd94c16f4082185e65ee4422065ef8e87d0f8e823ad21ecb2'
+SPEC_HASH = 'df71335ce638fe208e42c44dd0d5dc65eecea73c7020937e80db801a0c2abe98'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

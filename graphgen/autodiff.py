@@ -15,7 +15,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .check import gradient_name
-from .ir import Arg, Graph, Node, Origin, arg_index, arg_symbol
+from .ir import Arg, Graph, Node, arg_index, arg_symbol
 
 
 def _on_path(graph: Graph, objective: Node) -> set[int]:
@@ -155,12 +155,6 @@ def _adjoint(graph: Graph, node: Node, k: int, g: Node) -> Node | None:
     reduce = tuple(i for i in loop if i not in out)
     shape = target.node.shape
     sizes = {i: node.sizes[i] for i in loop}
-    if not any(isinstance(i, str) for i in out) and out and all(i is None for i in out):
-        pass  # a fully broadcast scalar-like read: unit axes only
     return graph.add(name=f"_g{len(graph.nodes)}", kind="op", shape=shape, out=out,
                      reduce=reduce, args=tuple(args), body=body, sizes=sizes, role="backward",
                      label="", origin=node.origin)
-
-
-def origin_of(node: Node) -> Origin | None:
-    return node.origin

@@ -8,7 +8,6 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
-from . import ops
 from .ir import Graph, Node, arg_symbol, index_symbol
 from .schedule import Program, Step
 
@@ -210,5 +209,3 @@ def _op_label(n: Node) -> str:
         rhs = rhs.replace(ch, "\\" + ch)
     return rhs if len(rhs) <= 24 else rhs[:21] + "..."
 
-
-__all__ = ["derivation_text", "to_dot", "program_equations", "ops"]

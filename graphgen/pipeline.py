@@ -132,13 +132,14 @@ def _fast_path(kernel: Kernel, arrays: list[Node], hypers: list[Node], writable:
     """
     if any(not a.shape for a in arrays):
         return []  # 0-d arrays take the general path (they are passed as 1-element views)
+    binding = _bindings(arrays)
     if not kernel.passed_dims:
         # The kernel's dispatcher compiles nothing new outside the validated path, so any
         # call whose types it has not seen (a list, a view, int32 labels, mixed float
         # dtypes, a read-only parameter) is refused with TypeError before native code runs;
         # shapes and labels are checked in compiled code. Either way: the general path.
         args = [r.name for r in kernel.program.reads] + (["lr"] if kernel.lr else [])
-        dims = "{" + ", ".join(f"{d!r}: {expr}" for d, expr in _bindings(arrays).items()) + "}"
+        dims = "{" + ", ".join(f"{d!r}: {expr}" for d, expr in binding.items()) + "}"
         return [f"if {kernel.name} in _READY:",
                 "    try:",
                 f"        {', '.join(lhs)} = {kernel.name}({', '.join(args)})",
@@ -146,11 +147,6 @@ def _fast_path(kernel: Kernel, arrays: list[Node], hypers: list[Node], writable:
                 "        pass  # unseen argument types, or a shape/label problem: see below",
                 "    else:",
                 f"        return {result(lambda name: name, dims)}"]
-    binding = {}
-    for a in arrays:
-        for k, size in enumerate(a.shape):
-            if isinstance(size, str):
-                binding.setdefault(size, f"{a.name}.shape[{k}]")
     if any(d not in binding for d in kernel.passed_dims):
         return []
     conds = [f"{a.name}.__class__ is _ndarray" for a in arrays]

@@ -183,7 +183,7 @@ class _StepWriter:
             return f"{node.name}[0]" if node.kind in ("input", "param") else node.name
         return f"{node.name}[{', '.join('0' if i is None else loopvars[i] for i in idx)}]"
 
-    def names(self, node: Node, loopvars: dict[str, str], self_read: str | None = None):
+    def names(self, node: Node, loopvars: dict[str, str]):
         mapping = {}
         for k, a in enumerate(node.args):
             local = self.locals.get(a.node.id)
@@ -223,7 +223,6 @@ class _StepWriter:
         loopvars = {i: f"i{k}" for k, i in enumerate(step.order)}
         sizes = node.sizes
         out: list[tuple[int, str]] = []
-        target = node.name if step.writes is None else step.writes.name
         write = self.read(node, node.out, loopvars) if node.out else None
         if step.writes is not None and not node.out:
             write = f"{step.writes.name}[0]"
@@ -237,7 +236,6 @@ class _StepWriter:
                 out.append((0, f"{node.name} = {step.inplace_of.name}  # reuse the buffer"))
             elif node.out:
                 out.append((0, self.alloc(node, zero=(step.form == "accumulate"))))
-        del target
         if step.form == "map":
             for depth, i in enumerate(step.order):
                 out.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))

@@ -148,7 +148,6 @@ def dot_pattern(node: Node) -> dict | None:
 
 def _rewrite(order: list[Node], roots: set[int], updates: dict[int, Node]) -> list[Node]:
     """Apply the inlining decisions; returns rewritten nodes (materialized ones first-class)."""
-    by_id = {n.id: n for n in order}
     # Pass 1: collapse identity maps (free re-indexing) into their consumers.
     collapsed: dict[int, Node] = {}
     for n in order:
@@ -196,7 +195,7 @@ def _rewrite(order: list[Node], roots: set[int], updates: dict[int, Node]) -> li
         k = 0
         while k < len(cur.args):
             p = cur.args[k].node
-            if _should_inline(p, cur, k, uses, roots, blas, updates.get(n.id), by_id):
+            if _should_inline(p, cur, k, uses, roots, blas, updates.get(n.id)):
                 args, body = _splice(cur, k, p)
                 cur = _normalize(cur, args, body)
                 inlined.add(p.id)
@@ -204,9 +203,9 @@ def _rewrite(order: list[Node], roots: set[int], updates: dict[int, Node]) -> li
                 continue
             k += 1
         final[n.id] = cur
+    # identity maps were spliced into every consumer in pass 1; only roots keep theirs
     return [final[n.id] for n in order if n.id in live and n.id not in inlined
-            and (n.id in roots or not (final[n.id].kind == "op" and final[n.id].is_identity
-                                       and n.id not in roots))]
+            and (n.id in roots or not final[n.id].is_identity)]
 
 
 def _reorient(order: list[Node], nodes: dict[int, Node], roots: set[int]) -> None:
@@ -251,8 +250,8 @@ def _reorient(order: list[Node], nodes: dict[int, Node], roots: set[int]) -> Non
                 c, args=tuple(Arg(nodes[a.node.id], a.idx) for a in c.args))
 
 
-def _should_inline(p: Node, c: Node, k: int, uses, roots, blas: bool, writes: Node | None,
-                   by_id) -> bool:
+def _should_inline(p: Node, c: Node, k: int, uses, roots, blas: bool,
+                   writes: Node | None) -> bool:
     if p.kind != "op" or p.reduce or p.id in roots:
         return False
     if not p.is_identity and _size(p.body) + _size(c.body) > MAX_FUSED_SIZE:

@@ -31,23 +31,26 @@ Derivation:
         _g44 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g44.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 0b1bb286e1cdbaf69fee814a59750a44a8ca86da84ba052c5a943c626da6b0d6
-# graphgen-content-sha256: 1db70755cf2a5eb22937fd588a32c72095073f17e67da2aafbc52fc53e3d5269
+# graphgen-spec-hash: 771ecdd95827ab8cb9d08023c7ca415164be4a9e1a96b03bc59a076cd03d98ac
+# graphgen-content-sha256: 707a0496ce60e78c85aeecd6055f0ee645d265f4eb26f4fcab957313f45915d8
 import sys as _sys
 
 import numpy as np
 import numba
+from llvmlite import ir as _llvm_ir
+from numba.core import types as _nb_types
+from numba.extending import intrinsic as _intrinsic
 
 # One canonical module name, however this file is imported (graphgen.load, `import mlp`,
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_0b1bb286e1cd'
+__name__ = 'graphgen_generated_einsum_mlp_771ecdd95827'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '0b1bb286e1cdbaf69fee814a59750a44a8ca86da84ba052c5a943c626da6b0d6'
+SPEC_HASH = '771ecdd95827ab8cb9d08023c7ca415164be4a9e1a96b03bc59a076cd03d98ac'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -69,6 +72,114 @@ HYPERS = {
 # (1/0 = inf, not an exception, NaN and inf kept); reassociation only, which lets sums
 # vectorise (a sum of squares of a 256x784 matrix: 110 us strict, 8 us reassociated).
 _JIT = dict(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
+
+# The elementary functions and helpers below: strict IEEE (their range reductions rely on
+# the order of operations) and inlined into the kernels that call them, so that those
+# loops vectorise. exp, log, tanh, sin, cos: polynomials within 2 ulp of libm, 8 lanes at a
+# time with AVX-512, where each libm call would be a scalar call of 3-14 ns.
+_VEC = dict(cache=True, error_model="numpy", nogil=True, forceinline=True)
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 = _LN2_HI + _LN2_LO; k * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+_SQRT2 = 1.4142135623730951
+
+
+if numba.config.DISABLE_JIT:  # plain Python (debugging, tests): the same bits via NumPy
+    def _f64_from_bits(bits):
+        return np.int64(bits).view(np.float64)
+
+    def _bits_of_f64(x):
+        return np.float64(x).view(np.int64)
+else:
+    @_intrinsic
+    def _f64_from_bits(typingctx, bits):
+        """The float64 whose bit pattern is the int64 `bits` (a register move)."""
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], _llvm_ir.DoubleType())
+        return _nb_types.float64(_nb_types.int64), codegen
+
+    @_intrinsic
+    def _bits_of_f64(typingctx, x):
+        """The bit pattern of the float64 `x` as an int64."""
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], _llvm_ir.IntType(64))
+        return _nb_types.int64(_nb_types.float64), codegen
+
+
+@numba.njit(**_VEC)
+def _pow2(k):
+    # 2**k for an integer -1022 <= k <= 1023, written straight into the exponent bits
+    return _f64_from_bits((k + 1023) << 52)
+
+
+@numba.njit(**_VEC)
+def _expm1_reduced(r):
+    # expm1(r) for |r| <= ln(2)/2 by Taylor's series to r**13 (truncation < 1e-17 relative)
+    return r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
+        1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
+            1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600 + r * (
+                1.0 / 6227020800)))))))))))))
+
+
+@numba.njit(**_VEC)
+def _exp(x):
+    # exp(x) = 2**k * exp(r), x = k ln2 + r; 2**k applied in two halves so that results
+    # down to the subnormals and up to the largest double come out right
+    xs = min(max(x, -746.0), 710.0) if x == x else 0.0
+    k = int(np.floor(xs * _LOG2E + 0.5))
+    r = (xs - k * _LN2_HI) - k * _LN2_LO
+    half = k >> 1
+    y = (1.0 + _expm1_reduced(r)) * _pow2(half) * _pow2(k - half)
+    return y if x == x else x
+
+
+@numba.njit(**_VEC)
+def _expm1(x):
+    # exp(x) - 1 without cancellation: exactly the polynomial when k = 0 (|x| < ln2/2)
+    xs = min(max(x, -746.0), 710.0) if x == x else 0.0
+    k = int(np.floor(xs * _LOG2E + 0.5))
+    r = (xs - k * _LN2_HI) - k * _LN2_LO
+    p = _expm1_reduced(r)
+    half = k >> 1
+    s1 = _pow2(half)
+    s2 = _pow2(k - half)
+    # 2**k (1 + p) - 1, arranged so nothing cancels while 2**k is small, and without
+    # inf - inf once 2**k overflows
+    y = s1 * (s2 * p) + (s1 * s2 - 1.0) if k < 56 else (1.0 + p) * s1 * s2 - 1.0
+    return y if x == x and x != 0.0 else x  # NaN, and -0.0 keeps its sign
+
+
+@numba.njit(**_VEC)
+def _log(x):
+    # x = m * 2**e with sqrt(1/2) <= m < sqrt(2); log(m) = 2 atanh(s), s = (m-1)/(m+1),
+    # |s| <= 0.1716, by its odd series to s**23 (truncation < 1e-18 relative)
+    tiny = x < 2.2250738585072014e-308
+    xs = x * 18014398509481984.0 if tiny else x  # 2**54 lifts subnormals
+    bits = _bits_of_f64(xs)
+    e = (bits >> 52) - (1077 if tiny else 1023)
+    m = _f64_from_bits((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000)
+    big = m > _SQRT2
+    m = m * 0.5 if big else m
+    e = e + 1 if big else e
+    s = (m - 1.0) / (m + 1.0)
+    z = s * s
+    log_m = 2.0 * s + 2.0 * s * z * (1.0 / 3 + z * (1.0 / 5 + z * (1.0 / 7 + z * (1.0 / 9 + z * (
+        1.0 / 11 + z * (1.0 / 13 + z * (1.0 / 15 + z * (1.0 / 17 + z * (1.0 / 19 + z * (
+            1.0 / 21 + z * (1.0 / 23)))))))))))
+    y = e * _LN2_HI + (log_m + e * _LN2_LO)
+    if x > 0.0 and x < np.inf:
+        return y
+    return -np.inf if x == 0.0 else (x if x > 0.0 else np.nan)
+
+
+@numba.njit(**_VEC)
+def _tanh(x):
+    # small |x|: tanh|x| = -expm1(-2|x|) / (2 + expm1(-2|x|)), no cancellation near 0;
+    # from tanh = 1/2 on: 1 - 2 / (exp(2|x|) + 1), whose small correction keeps it in 1 ulp
+    a = abs(x)
+    e = _expm1(-2.0 * a)
+    t = -e / (2.0 + e) if a < 0.5493 else 1.0 - 2.0 / (_exp(2.0 * a) + 1.0)
+    return (t if x > 0.0 else -t) if x != 0.0 else x  # -0.0 keeps its sign
 
 
 @numba.njit(**_JIT)
@@ -100,7 +211,7 @@ def _forward_kernel(x, y, W1, W2, lam):
     hid = _t5  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            hid[i0, i1] = np.tanh(_t5[i0, i1])
+            hid[i0, i1] = _tanh(_t5[i0, i1])
     # o   = einsum(\"nh,qh->nq\", hid, W2)    [n, q]  (examples/einsum_mlp.gg:9)
     o = np.empty((n, q), dt)
     np.dot(hid, W2.T, o)
@@ -118,7 +229,7 @@ def _forward_kernel(x, y, W1, W2, lam):
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(o[i0, i1] - _max8[i0, 0])
+            acc += _exp(o[i0, i1] - _max8[i0, 0])
         _sumexp9[i0, 0] = acc
     # _picked12[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
@@ -132,7 +243,7 @@ def _forward_kernel(x, y, W1, W2, lam):
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max8[i0, 0] + np.log(_sumexp9[i0, 0]) - _picked12[i0]) / n
+        acc += (_max8[i0, 0] + _log(_sumexp9[i0, 0]) - _picked12[i0]) / n
     _t14 = acc
     # _t17 = Σ_ij W1[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
@@ -187,7 +298,7 @@ def _backward_kernel(x, y, W1, W2, lam, hid, o, _max8, _sumexp9):
     dJ_do = _ws[0:n*q].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = np.exp(o[i0, i1] - _max8[i0, 0]) / (_sumexp9[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _exp(o[i0, i1] - _max8[i0, 0]) / (_sumexp9[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_dhid = _ws[n*q:h*n + n*q].reshape((n, h))
@@ -250,7 +361,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     hid = _t5  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            hid[i0, i1] = np.tanh(_t5[i0, i1])
+            hid[i0, i1] = _tanh(_t5[i0, i1])
     # o   = einsum(\"nh,qh->nq\", hid, W2)    [n, q]  (examples/einsum_mlp.gg:9)
     o = _ws[h*n:h*n + n*q].reshape((n, q))
     np.dot(hid, W2.T, o)
@@ -268,7 +379,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(o[i0, i1] - _max8[i0, 0])
+            acc += _exp(o[i0, i1] - _max8[i0, 0])
         _sumexp9[i0, 0] = acc
     # _picked12[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
@@ -282,7 +393,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max8[i0, 0] + np.log(_sumexp9[i0, 0]) - _picked12[i0]) / n
+        acc += (_max8[i0, 0] + _log(_sumexp9[i0, 0]) - _picked12[i0]) / n
     _t14 = acc
     # _t17 = Σ_ij W1[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
@@ -305,7 +416,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     dJ_do = _ws[h*n + n*q + 3*n:h*n + 2*n*q + 3*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = np.exp(o[i0, i1] - _max8[i0, 0]) / (_sumexp9[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _exp(o[i0, i1] - _max8[i0, 0]) / (_sumexp9[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_dhid = _ws[h*n + 2*n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, h))
@@ -363,7 +474,7 @@ def _predict_kernel(x, W1, W2):
     hid = _t5  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            hid[i0, i1] = np.tanh(_t5[i0, i1])
+            hid[i0, i1] = _tanh(_t5[i0, i1])
     # o   = einsum(\"nh,qh->nq\", hid, W2)    [n, q]  (examples/einsum_mlp.gg:9)
     o = np.empty((n, q), dt)
     np.dot(hid, W2.T, o)
@@ -399,7 +510,7 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
     hid = _t5  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            hid[i0, i1] = np.tanh(_t5[i0, i1])
+            hid[i0, i1] = _tanh(_t5[i0, i1])
     # o   = einsum(\"nh,qh->nq\", hid, W2)    [n, q]  (examples/einsum_mlp.gg:9)
     o = _ws[h*n:h*n + n*q].reshape((n, q))
     np.dot(hid, W2.T, o)
@@ -417,7 +528,7 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(o[i0, i1] - _max8[i0, 0])
+            acc += _exp(o[i0, i1] - _max8[i0, 0])
         _sumexp9[i0, 0] = acc
     # _picked12[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
@@ -431,7 +542,7 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max8[i0, 0] + np.log(_sumexp9[i0, 0]) - _picked12[i0]) / n
+        acc += (_max8[i0, 0] + _log(_sumexp9[i0, 0]) - _picked12[i0]) / n
     _t14 = acc
     # _t17 = Σ_ij W1[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
@@ -454,7 +565,7 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
     dJ_do = _ws[h*n + n*q + 3*n:h*n + 2*n*q + 3*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = np.exp(o[i0, i1] - _max8[i0, 0]) / (_sumexp9[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _exp(o[i0, i1] - _max8[i0, 0]) / (_sumexp9[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_dhid = _ws[h*n + 2*n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, h))

@@ -27,23 +27,26 @@ Derivation:
         dJ/db[i] = Σ_j _g24[j, i]                        [q]
         dJ/dW = (_g24.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 5b4042d77585a6cdef0fc4f31f179c856ef45f4d2c39b5eed156c00678bcf0c9
-# graphgen-content-sha256: 0f90c94e386e900efb1cdad36d87a10f05a87d3884bb80a54edcb556727e0613
+# graphgen-spec-hash: 81f464c6d336beb86e22a6bc80da92d0de107f64b8bbab992d58fda37757c6be
+# graphgen-content-sha256: f55c0805a54d51e070d9c2ec1ada367f627f599bdb6d36de036166c24098577e
 import sys as _sys
 
 import numpy as np
 import numba
+from llvmlite import ir as _llvm_ir
+from numba.core import types as _nb_types
+from numba.extending import intrinsic as _intrinsic
 
 # One canonical module name, however this file is imported (graphgen.load, `import mlp`,
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_5b4042d77585'
+__name__ = 'graphgen_generated_softmax_mse_81f464c6d336'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '5b4042d77585a6cdef0fc4f31f179c856ef45f4d2c39b5eed156c00678bcf0c9'
+SPEC_HASH = '81f464c6d336beb86e22a6bc80da92d0de107f64b8bbab992d58fda37757c6be'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -64,6 +67,88 @@ HYPERS = {
 # (1/0 = inf, not an exception, NaN and inf kept); reassociation only, which lets sums
 # vectorise (a sum of squares of a 256x784 matrix: 110 us strict, 8 us reassociated).
 _JIT = dict(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
+
+# The elementary functions and helpers below: strict IEEE (their range reductions rely on
+# the order of operations) and inlined into the kernels that call them, so that those
+# loops vectorise. exp, log, tanh, sin, cos: polynomials within 2 ulp of libm, 8 lanes at a
+# time with AVX-512, where each libm call would be a scalar call of 3-14 ns.
+_VEC = dict(cache=True, error_model="numpy", nogil=True, forceinline=True)
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # ln 2 = _LN2_HI + _LN2_LO; k * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+_SQRT2 = 1.4142135623730951
+
+
+if numba.config.DISABLE_JIT:  # plain Python (debugging, tests): the same bits via NumPy
+    def _f64_from_bits(bits):
+        return np.int64(bits).view(np.float64)
+
+    def _bits_of_f64(x):
+        return np.float64(x).view(np.int64)
+else:
+    @_intrinsic
+    def _f64_from_bits(typingctx, bits):
+        """The float64 whose bit pattern is the int64 `bits` (a register move)."""
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], _llvm_ir.DoubleType())
+        return _nb_types.float64(_nb_types.int64), codegen
+
+    @_intrinsic
+    def _bits_of_f64(typingctx, x):
+        """The bit pattern of the float64 `x` as an int64."""
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], _llvm_ir.IntType(64))
+        return _nb_types.int64(_nb_types.float64), codegen
+
+
+@numba.njit(**_VEC)
+def _pow2(k):
+    # 2**k for an integer -1022 <= k <= 1023, written straight into the exponent bits
+    return _f64_from_bits((k + 1023) << 52)
+
+
+@numba.njit(**_VEC)
+def _expm1_reduced(r):
+    # expm1(r) for |r| <= ln(2)/2 by Taylor's series to r**13 (truncation < 1e-17 relative)
+    return r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
+        1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
+            1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600 + r * (
+                1.0 / 6227020800)))))))))))))
+
+
+@numba.njit(**_VEC)
+def _exp(x):
+    # exp(x) = 2**k * exp(r), x = k ln2 + r; 2**k applied in two halves so that results
+    # down to the subnormals and up to the largest double come out right
+    xs = min(max(x, -746.0), 710.0) if x == x else 0.0
+    k = int(np.floor(xs * _LOG2E + 0.5))
+    r = (xs - k * _LN2_HI) - k * _LN2_LO
+    half = k >> 1
+    y = (1.0 + _expm1_reduced(r)) * _pow2(half) * _pow2(k - half)
+    return y if x == x else x
+
+
+@numba.njit(**_VEC)
+def _log(x):
+    # x = m * 2**e with sqrt(1/2) <= m < sqrt(2); log(m) = 2 atanh(s), s = (m-1)/(m+1),
+    # |s| <= 0.1716, by its odd series to s**23 (truncation < 1e-18 relative)
+    tiny = x < 2.2250738585072014e-308
+    xs = x * 18014398509481984.0 if tiny else x  # 2**54 lifts subnormals
+    bits = _bits_of_f64(xs)
+    e = (bits >> 52) - (1077 if tiny else 1023)
+    m = _f64_from_bits((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000)
+    big = m > _SQRT2
+    m = m * 0.5 if big else m
+    e = e + 1 if big else e
+    s = (m - 1.0) / (m + 1.0)
+    z = s * s
+    log_m = 2.0 * s + 2.0 * s * z * (1.0 / 3 + z * (1.0 / 5 + z * (1.0 / 7 + z * (1.0 / 9 + z * (
+        1.0 / 11 + z * (1.0 / 13 + z * (1.0 / 15 + z * (1.0 / 17 + z * (1.0 / 19 + z * (
+            1.0 / 21 + z * (1.0 / 23)))))))))))
+    y = e * _LN2_HI + (log_m + e * _LN2_LO)
+    if x > 0.0 and x < np.inf:
+        return y
+    return -np.inf if x == 0.0 else (x if x > 0.0 else np.nan)
 
 
 @numba.njit(**_JIT)
@@ -107,14 +192,14 @@ def _forward_kernel(x, t, W, b):
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(_t6[i0, i1] - _max7[i0, 0])
+            acc += _exp(_t6[i0, i1] - _max7[i0, 0])
         _sumexp8[i0, 0] = acc
     # _t9 = _max7 + log(_sumexp8)    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t9 = _ws[0:n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(1):
-            _t9[i0, i1] = _max7[i0, i1] + np.log(_sumexp8[i0, i1])
+            _t9[i0, i1] = _max7[i0, i1] + _log(_sumexp8[i0, i1])
     # one fused loop for the next steps:
     #   p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
     #   _t11 = p - t    [n, q]
@@ -126,7 +211,7 @@ def _forward_kernel(x, t, W, b):
     _acc__t13 = 0.0
     for i0 in range(n):
         for i1 in range(q):
-            _v_p = np.exp(_t6[i0, i1] - _t9[i0, 0])
+            _v_p = _exp(_t6[i0, i1] - _t9[i0, 0])
             p[i0, i1] = _v_p
             _v__t11 = _v_p - t[i0, i1]
             _t11[i0, i1] = _v__t11
@@ -171,7 +256,7 @@ def _backward_kernel(x, _t6, _max7, _sumexp8, p, _t11):
     _g24 = _ws[n:n*q + n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            _g24[i0, i1] = p[i0, i1] * _t11[i0, i1] + _g21[i0, 0] * np.exp(_t6[i0, i1] - _max7[i0, 0]) / _sumexp8[i0, 0]
+            _g24[i0, i1] = p[i0, i1] * _t11[i0, i1] + _g21[i0, 0] * _exp(_t6[i0, i1] - _max7[i0, 0]) / _sumexp8[i0, 0]
     # dJ/db[i] = Σ_j _g24[j, i]    [q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     dJ_db = np.zeros((q,), dt)
@@ -229,14 +314,14 @@ def _value_and_grad_kernel(x, t, W, b):
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(_t6[i0, i1] - _max7[i0, 0])
+            acc += _exp(_t6[i0, i1] - _max7[i0, 0])
         _sumexp8[i0, 0] = acc
     # _t9 = _max7 + log(_sumexp8)    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t9 = _ws[n*q + 2*n:n*q + 3*n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(1):
-            _t9[i0, i1] = _max7[i0, i1] + np.log(_sumexp8[i0, i1])
+            _t9[i0, i1] = _max7[i0, i1] + _log(_sumexp8[i0, i1])
     # one fused loop for the next steps:
     #   p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
     #   _t11 = p - t    [n, q]
@@ -248,7 +333,7 @@ def _value_and_grad_kernel(x, t, W, b):
     _acc__t13 = 0.0
     for i0 in range(n):
         for i1 in range(q):
-            _v_p = np.exp(_t6[i0, i1] - _t9[i0, 0])
+            _v_p = _exp(_t6[i0, i1] - _t9[i0, 0])
             p[i0, i1] = _v_p
             _v__t11 = _v_p - t[i0, i1]
             _t11[i0, i1] = _v__t11
@@ -269,7 +354,7 @@ def _value_and_grad_kernel(x, t, W, b):
     _g24 = _ws[3*n*q + 4*n:4*n*q + 4*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            _g24[i0, i1] = p[i0, i1] * _t11[i0, i1] + _g21[i0, 0] * np.exp(_t6[i0, i1] - _max7[i0, 0]) / _sumexp8[i0, 0]
+            _g24[i0, i1] = p[i0, i1] * _t11[i0, i1] + _g21[i0, 0] * _exp(_t6[i0, i1] - _max7[i0, 0]) / _sumexp8[i0, 0]
     # dJ/db[i] = Σ_j _g24[j, i]    [q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     dJ_db = np.zeros((q,), dt)
@@ -325,19 +410,19 @@ def _predict_kernel(x, W, b):
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(_t6[i0, i1] - _max7[i0, 0])
+            acc += _exp(_t6[i0, i1] - _max7[i0, 0])
         _sumexp8[i0, 0] = acc
     # _t9 = _max7 + log(_sumexp8)    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t9 = _sumexp8  # reuse the buffer
     for i0 in range(n):
         for i1 in range(1):
-            _t9[i0, i1] = _max7[i0, i1] + np.log(_sumexp8[i0, i1])
+            _t9[i0, i1] = _max7[i0, i1] + _log(_sumexp8[i0, i1])
     # p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
     p = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            p[i0, i1] = np.exp(_t6[i0, i1] - _t9[i0, 0])
+            p[i0, i1] = _exp(_t6[i0, i1] - _t9[i0, 0])
     return p
 
 
@@ -382,14 +467,14 @@ def _sgd_step_kernel(x, t, W, b, lr):
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += np.exp(_t6[i0, i1] - _max7[i0, 0])
+            acc += _exp(_t6[i0, i1] - _max7[i0, 0])
         _sumexp8[i0, 0] = acc
     # _t9 = _max7 + log(_sumexp8)    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t9 = _ws[n*q + 2*n:n*q + 3*n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(1):
-            _t9[i0, i1] = _max7[i0, i1] + np.log(_sumexp8[i0, i1])
+            _t9[i0, i1] = _max7[i0, i1] + _log(_sumexp8[i0, i1])
     # one fused loop for the next steps:
     #   p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
     #   _t11 = p - t    [n, q]
@@ -401,7 +486,7 @@ def _sgd_step_kernel(x, t, W, b, lr):
     _acc__t13 = 0.0
     for i0 in range(n):
         for i1 in range(q):
-            _v_p = np.exp(_t6[i0, i1] - _t9[i0, 0])
+            _v_p = _exp(_t6[i0, i1] - _t9[i0, 0])
             p[i0, i1] = _v_p
             _v__t11 = _v_p - t[i0, i1]
             _t11[i0, i1] = _v__t11
@@ -422,7 +507,7 @@ def _sgd_step_kernel(x, t, W, b, lr):
     _g24 = _ws[3*n*q + 4*n:4*n*q + 4*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            _g24[i0, i1] = p[i0, i1] * _t11[i0, i1] + _g21[i0, 0] * np.exp(_t6[i0, i1] - _max7[i0, 0]) / _sumexp8[i0, 0]
+            _g24[i0, i1] = p[i0, i1] * _t11[i0, i1] + _g21[i0, 0] * _exp(_t6[i0, i1] - _max7[i0, 0]) / _sumexp8[i0, 0]
     # dJ/db[i] = Σ_j _g24[j, i]    [q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     dJ_db = _ws[4*n*q + 4*n:4*n*q + 4*n + q].reshape((q,)); dJ_db[:] = 0.0

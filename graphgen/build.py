@@ -190,6 +190,8 @@ def load_python(source: str, name: str = "graphgen_python"):
 
     stub = types.ModuleType("numba")
     stub.njit = njit
+    stub.prange = range
+    stub.config = types.SimpleNamespace(DISABLE_JIT=True)
     real_import = builtins.__import__
 
     def _import(module, *args, **kwargs):

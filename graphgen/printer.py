@@ -2,7 +2,8 @@
 
 A table of the functions it knows; anything else is a compile-time error, never a silent
 fallback. Numerically delicate built-ins are spelled through helper functions defined in the
-generated module (`_sigmoid`, `_softplus`), which use stable forms.
+generated module (`_sigmoid`, `_softplus`), which use stable forms; exp, log, tanh, sin and
+cos through the vectorisable functions of `vecmath`.
 """
 from __future__ import annotations
 
@@ -30,8 +31,12 @@ def _float(x: float) -> str:
 class CodePrinter:
     """Print with a mapping from sympy symbols to code strings (array reads, locals)."""
 
-    def __init__(self, names: dict[sp.Symbol, str]):
+    def __init__(self, names: dict[sp.Symbol, str], trig: str = "libm"):
         self.names = names
+        # sin/cos: "poly" prints the vectorised `_sin(arg)`, exact for |arg| <= 1e6 only, and
+        # collects the arguments so the loop can check them (see vecmath); "libm": `np.sin`
+        self.trig = trig
+        self.trig_args: list[str] = []
 
     def __call__(self, expr: sp.Expr) -> str:
         return self.p(sp.sympify(expr))[0]
@@ -126,9 +131,13 @@ class CodePrinter:
     def function(self, e) -> tuple[str, int]:
         args = [self(a) for a in e.args]
         name = type(e).__name__
+        if name in ("sin", "cos") and self.trig == "poly":
+            if args[0] not in self.trig_args:
+                self.trig_args.append(args[0])
+            return f"_{name}({args[0]})", PREC_ATOM
         simple = {
-            "exp": "np.exp", "log": "np.log", "sin": "np.sin", "cos": "np.cos",
-            "tanh": "np.tanh", "Abs": "abs", "sign": "np.sign",
+            "exp": "_exp", "log": "_log", "tanh": "_tanh", "sin": "np.sin", "cos": "np.cos",
+            "Abs": "abs", "sign": "np.sign",
             "sigmoid": "_sigmoid", "softplus": "_softplus", "relu": "_relu",
             "maximum": "np.maximum", "minimum": "np.minimum",
             "tan": "np.tan", "cosh": "np.cosh", "sinh": "np.sinh",
@@ -156,13 +165,13 @@ HELPERS = {
         "def _sigmoid(x):\n"
         "    # 1/(1+exp(-x)) without overflow; exp(-|x|) is shared with _softplus when both\n"
         "    # are inlined into one loop\n"
-        "    e = np.exp(-abs(x))\n"
+        "    e = _exp(-abs(x))\n"
         "    return 1.0 / (1.0 + e) if x >= 0.0 else e / (1.0 + e)\n"
     ),
     "_softplus": (
         "def _softplus(x):\n"
         "    # log(1+exp(x)) = max(x, 0) + log1p(exp(-|x|)): finite for all finite x\n"
-        "    return max(x, 0.0) + np.log1p(np.exp(-abs(x)))\n"
+        "    return max(x, 0.0) + _log1p(_exp(-abs(x)))\n"
     ),
     "_relu": (
         "def _relu(x):\n"

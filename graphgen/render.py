@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 import sympy as sp
 
-from . import __version__
+from . import __version__, vecmath
 from .explain import derivation_text, display_name, fmt_shape, program_equations
 from .ir import Graph, Node, arg_symbol, dim_symbol, index_symbol
 from .printer import HELPERS, CodePrinter
@@ -107,7 +107,8 @@ class _StepWriter:
         self.graph = graph
         self.kernel = kernel
         self.locals: dict[int, str] = {}  # fused-loop members read as scalar locals
-        self.parallel: list = []  # (name, params, body lines, return) of threaded loops
+        # loops as functions of their own: (name, params, body lines, return, threaded?)
+        self.twins: list = []
         # Values the kernel returns, and the buffers they take over in place, get their own
         # allocations: a returned view into the workspace would keep all of it alive.
         self.returned = {n.id for n in kernel.returns}
@@ -119,38 +120,54 @@ class _StepWriter:
     def fused_lines(self, group: list[Step], keep: set[int]) -> list[tuple[int, str]]:
         """One loop nest for consecutive steps over the same domain (see `fusable_groups`):
         intermediates become scalar locals; only values needed later are stored. A loop heavy
-        in transcendental functions also gets a multi-threaded twin, used on large domains."""
+        in transcendental functions also gets a multi-threaded twin, used on large domains;
+        one calling sin/cos a twin calling libm, used if an argument was out of range."""
         first = group[0]
         sizes = [first.node.sizes[i] for i in _loop_indices(first)]
         out: list[tuple[int, str]] = []
         for s in group:
             if s.node.out and s.node.id in keep:
                 out.append((0, self.alloc(s.node)))
-        serial = self.loop_body(group, keep, sizes, "range")
-        if _transcendentals(group) < PARALLEL_MIN_CALLS:
-            return out + serial
-        name = f"_parallel_{self.kernel.name.strip('_')}_{len(self.parallel)}"
+        serial, trig = self.loop_body(group, keep, sizes, "range", "poly")
+        finals = [(0, f"{s.node.name} = _acc_{s.node.name}") for s in group if not s.node.out]
+        serial = [x for x in serial if x not in finals]
         reductions = [f"_acc_{s.node.name}" for s in group if not s.node.out]
         inputs = sorted({a.node.name for s in group for a in s.node.args
                          if a.node.id not in {m.node.id for m in group}})
         params = list(self.kernel.dims) + inputs + [s.node.name for s in group
                                                     if s.node.id in keep and s.node.out]
-        body = [(1 + depth, line) for depth, line in
-                self.loop_body(group, keep, sizes, "numba.prange")
-                if not line.startswith(tuple(f"{s.node.name} = _acc_" for s in group))]
-        ret = ", ".join(reductions) if reductions else "None"
-        self.parallel.append((name, params, body, ret))
-        total = " * ".join(str(x) for x in sizes)
-        lhs = (", ".join(reductions) + " = ") if reductions else ""
-        out.append((0, f"if {total} >= {PARALLEL_MIN_SIZE}:  # large: use every core"))
-        out.append((1, f"{lhs}{name}({', '.join(params)})"))
-        out.append((0, "else:"))
-        out += [(1 + d, line) for d, line in serial if not line.startswith(
-            tuple(f"{s.node.name} = _acc_" for s in group))]
-        out += [(0, f"{s.node.name} = _acc_{s.node.name}") for s in group if not s.node.out]
-        return out
+        lines = serial
+        if _transcendentals(group) >= PARALLEL_MIN_CALLS:
+            name = self.twin("parallel", group, keep, sizes, params, reductions
+                             + (["_wide"] if trig else []))
+            total = " * ".join(str(x) for x in sizes)
+            lhs = ", ".join(reductions + (["_wide"] if trig else []))
+            lines = [(0, f"if {total} >= {PARALLEL_MIN_SIZE}:  # large: use every core"),
+                     (1, f"{lhs + ' = ' if lhs else ''}{name}({', '.join(params)})"),
+                     (0, "else:")] + [(1 + d, line) for d, line in serial]
+        if trig:
+            name = self.twin("libm", group, keep, sizes, params, reductions)
+            lhs = ", ".join(reductions)
+            lines += [(0, "if _wide:  # sin/cos of an argument beyond 1e6 in size: again, "
+                          "with libm"),
+                      (1, f"{lhs + ' = ' if lhs else ''}{name}({', '.join(params)})")]
+        return out + lines + finals
 
-    def loop_body(self, group, keep, sizes, loop_fn) -> list[tuple[int, str]]:
+    def twin(self, kind: str, group, keep, sizes, params, returns) -> str:
+        """A loop nest as a function of its own: threaded ("parallel": prange, vectorised
+        sin/cos) or with libm's sin/cos ("libm")."""
+        name = f"_{kind}_{self.kernel.name.strip('_')}_{len(self.twins)}"
+        loop_fn, trig = ("numba.prange", "poly") if kind == "parallel" else ("range", "libm")
+        body, _ = self.loop_body(group, keep, sizes, loop_fn, trig)
+        finals = {(0, f"{s.node.name} = _acc_{s.node.name}") for s in group if not s.node.out}
+        body = [(1 + depth, line) for depth, line in body if (depth, line) not in finals]
+        self.twins.append((name, params, body, ", ".join(returns) or "None",
+                           kind == "parallel"))
+        return name
+
+    def loop_body(self, group, keep, sizes, loop_fn, trig) -> tuple[list[tuple[int, str]], bool]:
+        """The loop nest's lines, and whether it calls the vectorised sin/cos (it then also
+        counts, in `_wide`, the arguments they do not cover)."""
         out: list[tuple[int, str]] = []
         for s in group:
             if not s.node.out:
@@ -160,9 +177,12 @@ class _StepWriter:
             out.append((depth, f"for i{depth} in {fn}({size}):"))
         inner = len(sizes)
         self.locals = {}
+        trig_args: list[str] = []
         for s in group:
             loopvars = {i: f"i{k}" for k, i in enumerate(_loop_indices(s))}
-            expr = CodePrinter(self.names(s.node, loopvars))(s.node.body)
+            printer = CodePrinter(self.names(s.node, loopvars), trig)
+            expr = printer(s.node.body)
+            trig_args += [a for a in printer.trig_args if a not in trig_args]
             if s.node.out:
                 local = f"_v_{s.node.name}"
                 out.append((inner, f"{local} = {expr}"))
@@ -172,10 +192,14 @@ class _StepWriter:
             else:
                 out.append((inner, f"_acc_{s.node.name} += {expr}"))
         self.locals = {}
+        if trig_args:
+            out.insert(0, (0, "_wide = 0"))
+            # one update per pass: a threaded loop allows a reduction variable only once
+            out.append((inner, "_wide += " + " + ".join(f"_trig_wide({a})" for a in trig_args)))
         for s in group:
             if not s.node.out:
                 out.append((0, f"{s.node.name} = _acc_{s.node.name}"))
-        return out
+        return out, bool(trig_args)
 
     def read(self, node: Node, idx: tuple, loopvars: dict[str, str]) -> str:
         if not idx:
@@ -228,6 +252,7 @@ class _StepWriter:
             write = f"{step.writes.name}[0]"
         elif step.writes is not None:
             write = self.read(step.writes, node.out, loopvars)
+        # (a loop with the vectorised sin/cos goes through fused_lines: see _kernel_context)
         expr = CodePrinter(self.names(node, loopvars))(node.body)
         if step.inplace_of is not None and len(node.args) == 1 and node.body == arg_symbol(0):
             return [(0, f"{node.name} = {step.inplace_of.name}  # same values: no copy")]
@@ -237,10 +262,10 @@ class _StepWriter:
             elif node.out:
                 out.append((0, self.alloc(node, zero=(step.form == "accumulate"))))
         if step.form == "map":
-            for depth, i in enumerate(step.order):
-                out.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
-            out.append((len(step.order), f"{write} = {expr}"))
-            return out
+            loop = [(depth, f"for {loopvars[i]} in range({sizes[i]}):")
+                    for depth, i in enumerate(step.order)]
+            loop.append((len(step.order), f"{write} = {expr}"))
+            return out + loop
         if step.form == "accumulate":
             for depth, i in enumerate(step.order):
                 out.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
@@ -248,19 +273,19 @@ class _StepWriter:
             return out
         # register: out loops, then an accumulator over the reduced loops
         n_out = len([i for i in node.out if i is not None])
-        for depth, i in enumerate(step.order[:n_out]):
-            out.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
+        loop = [(depth, f"for {loopvars[i]} in range({sizes[i]}):")
+                for depth, i in enumerate(step.order[:n_out])]
         init = "0.0" if node.reducer == "sum" else "-np.inf"
-        out.append((n_out, f"acc = {init}"))
+        loop.append((n_out, f"acc = {init}"))
         for depth, i in enumerate(step.order[n_out:], n_out):
-            out.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
+            loop.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
         inner = len(step.order)
         if node.reducer == "sum":
-            out.append((inner, f"acc += {expr}"))
+            loop.append((inner, f"acc += {expr}"))
         else:
-            out.append((inner, f"acc = max(acc, {expr})"))
-        out.append((n_out, f"{write} = acc" if write else f"{node.name} = acc"))
-        return out
+            loop.append((inner, f"acc = max(acc, {expr})"))
+        loop.append((n_out, f"{write} = acc" if write else f"{node.name} = acc"))
+        return out + loop
 
     def dot_lines(self, step: Step) -> list[tuple[int, str]]:
         node, d = step.node, step.dot
@@ -331,13 +356,17 @@ def _argument_checks(kernel: Kernel) -> list[str]:
 
 PARALLEL_MIN_CALLS = 3  # transcendental calls per element that make threads worth it
 PARALLEL_MIN_SIZE = 65536  # elements; below this, thread start-up costs more than it saves
-_TRANSCENDENTAL = ("np.exp(", "np.log(", "np.log1p(", "np.sin(", "np.cos(", "np.tanh(",
-                   "_sigmoid(", "_softplus(", "np.sqrt(", "np.sinh(", "np.cosh(", "np.tan(")
+_TRANSCENDENTAL = ("_exp(", "_log(", "_sin(", "_cos(", "_tanh(", "_sigmoid(", "_softplus(",
+                   "np.sqrt(", "np.sinh(", "np.cosh(", "np.tan(")
 
 
 def _transcendentals(group: list[Step]) -> int:
     text = " ".join(CodePrinter(_any_names(s.node))(s.node.body) for s in group)
     return sum(text.count(f) for f in _TRANSCENDENTAL)
+
+
+def _calls_trig(step: Step) -> bool:
+    return bool(step.node.body.atoms(sp.sin, sp.cos))
 
 
 def _any_names(node: Node) -> dict:
@@ -393,21 +422,22 @@ def _kernel_context(graph: Graph, kernel: Kernel) -> dict:
     groups = fusable_groups(kernel.program.steps)
     returned = {n.id for n in kernel.returns}
     for gi, group in enumerate(groups):
-        if len(group) == 1:
+        if len(group) == 1 and not (_domain(group[0]) is not None and _calls_trig(group[0])):
             s = group[0]
             eq = eqs.get(id(s), f"{s.node.name} = ...")
             steps.append({"comment": _comment(s, eq), "lines": writer.lines(s)})
             continue
         later = {a.node.id for g in groups[gi + 1:] for s in g for a in s.node.args}
         keep = {s.node.id for s in group if s.node.id in returned or s.node.id in later}
-        comment = ["one fused loop for the next steps:"]
+        comment = ["one fused loop for the next steps:"] if len(group) > 1 else []
         for s in group:
-            comment += ["  " + line for line in _comment(s, eqs.get(id(s), s.node.name))]
+            comment += [("  " if len(group) > 1 else "") + line
+                        for line in _comment(s, eqs.get(id(s), s.node.name))]
         steps.append({"comment": comment, "lines": writer.fused_lines(group, keep)})
     float_reads = [n.name for n in kernel.program.reads if n.shape and n.dtype == "float"]
     return {
         "workspace": str(writer.workspace) if writer.workspace != 0 else None,
-        "parallel": writer.parallel,
+        "twins": writer.twins,
         "checks": _argument_checks(kernel),
         "name": kernel.name,
         "params": kernel.passed_dims + [n.name for n in kernel.program.reads] + (
@@ -419,9 +449,13 @@ def _kernel_context(graph: Graph, kernel: Kernel) -> dict:
     }
 
 
-def _helpers_used(source_parts: list[str]) -> list[str]:
+def _helpers_used(source_parts: list[str]) -> tuple[list[str], tuple[str, str] | None]:
+    """The helpers the kernels call, and the `vecmath` text (constants, functions) that they
+    and the kernels need."""
     joined = "\n".join(source_parts)
-    return [HELPERS[name] for name in sorted(HELPERS) if f"{name}(" in joined]
+    helpers = [HELPERS[name] for name in sorted(HELPERS) if f"{name}(" in joined]
+    joined += "\n".join(helpers)
+    return helpers, vecmath.source({f for f in vecmath.FUNCTIONS if f"{f}(" in joined})
 
 
 def render_module(graph: Graph, kernels: dict[str, Kernel], api: dict, module_name: str) -> str:
@@ -432,6 +466,8 @@ def render_module(graph: Graph, kernels: dict[str, Kernel], api: dict, module_na
     )
     contexts = {name: _kernel_context(graph, k) for name, k in kernels.items()}
     bodies = [line for c in contexts.values() for s in c["steps"] for _, line in s["lines"]]
+    bodies += [line for c in contexts.values() for t in c["twins"] for _, line in t[2]]
+    helpers, vec = _helpers_used(bodies)
     template = env.get_template("module.py.j2")
     text = template.render(
         module_name=module_name,
@@ -443,7 +479,10 @@ def render_module(graph: Graph, kernels: dict[str, Kernel], api: dict, module_na
         spec_literal=repr(graph.text),
         derivation=[safe_comment(line) for line in
                     derivation_text(graph, kernels["value_and_grad"].program).splitlines()],
-        helpers=_helpers_used(bodies),
+        helpers=helpers,
+        vec_imports=vecmath.IMPORTS if vec else (),
+        vec_constants=vec[0] if vec else "",
+        vec_functions=vec[1] if vec else "",
         kernels=contexts,
         api=api,
         repr=repr,

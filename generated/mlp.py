@@ -32,14 +32,14 @@ Derivation:
         s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar
         J   = L + s                                      scalar
     Backward (reverse mode, from the objective J):
-        dJ/do[i, j] = exp(o[i, j] - _max10[i, 0])/(_sumexp11[i, 0]*n) - [y[i] == j]/n [n, q]
+        dJ/do[i, j] = _expshift11[i, j]/(_sumexp12[i, 0]*n) - [y[i] == j]/n [n, q]
         dJ/dhid = dJ/do @ W2                             [n, h]
         dJ/dW2 = (dJ/do.T @ hid) + W2*lam                [q, h]
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: c02aba3c26d879be6eb3a26a555f19f6ea5063a80fe36d2d6540d35c244fc920
-# graphgen-content-sha256: b4d171c8b745e6ca504ed9ab53bf7e86143ca08e1fd8eeb137d53b5d19353385
+# graphgen-spec-hash: b1628ac0ea19a23789bef50c0b516a07508846032507d461ba92b275af6b0dfe
+# graphgen-content-sha256: 3b8287f53c9a456b0a2321ab7ba7ecf6311edc9f2b6b950679159300ebb57092
 import sys as _sys
 
 import numpy as np
@@ -52,12 +52,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_c02aba3c26d8'
+__name__ = 'graphgen_generated_mlp_b1628ac0ea19'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'c02aba3c26d879be6eb3a26a555f19f6ea5063a80fe36d2d6540d35c244fc920'
+SPEC_HASH = 'b1628ac0ea19a23789bef50c0b516a07508846032507d461ba92b275af6b0dfe'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -89,6 +89,8 @@ _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 = _LN2_HI + _LN2_LO; k * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
 _SQRT2 = 1.4142135623730951
+_ROUND = 6755399441055744.0  # 1.5 * 2**52: (v + _ROUND) rounds v to an integer, in the low bits
+_LOW_BITS = 0xFFFFFFFFFFFFF  # 52 bits, less the 2**51 of _ROUND: the integer, signed
 
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests): the same bits via NumPy
@@ -121,11 +123,16 @@ def _pow2(k):
 
 @numba.njit(**_VEC)
 def _expm1_reduced(r):
-    # expm1(r) for |r| <= ln(2)/2 by Taylor's series to r**13 (truncation < 1e-17 relative)
-    return r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
-        1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
-            1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600 + r * (
-                1.0 / 6227020800)))))))))))))
+    # expm1(r) = r * sum(r**j / (j+1)!, j <= 12) for |r| <= ln(2)/2 (truncation < 1e-17
+    # relative), in Estrin's order: pairs combined with r**2, r**4, r**8. A short chain of
+    # dependent operations, so that a lone call (a loop of 3) is as quick as libm's
+    r2 = r * r
+    r4 = r2 * r2
+    low = (1.0 + r * (1.0 / 2)) + r2 * (1.0 / 6 + r * (1.0 / 24)) + r4 * (
+        (1.0 / 120 + r * (1.0 / 720)) + r2 * (1.0 / 5040 + r * (1.0 / 40320)))
+    high = (1.0 / 362880 + r * (1.0 / 3628800)) + r2 * (1.0 / 39916800 + r * (1.0 / 479001600)) \
+        + r4 * (1.0 / 6227020800)
+    return r * (low + (r4 * r4) * high)
 
 
 @numba.njit(**_VEC)
@@ -133,8 +140,10 @@ def _exp(x):
     # exp(x) = 2**k * exp(r), x = k ln2 + r; 2**k applied in two halves so that results
     # down to the subnormals and up to the largest double come out right
     xs = min(max(x, -746.0), 710.0) if x == x else 0.0
-    k = int(np.floor(xs * _LOG2E + 0.5))
-    r = (xs - k * _LN2_HI) - k * _LN2_LO
+    t = xs * _LOG2E + _ROUND
+    kf = t - _ROUND  # k = round(x / ln2), as a float and (below) as an integer
+    k = (_bits_of_f64(t) & _LOW_BITS) - 0x8000000000000
+    r = (xs - kf * _LN2_HI) - kf * _LN2_LO
     half = k >> 1
     y = (1.0 + _expm1_reduced(r)) * _pow2(half) * _pow2(k - half)
     return y if x == x else x
@@ -154,9 +163,12 @@ def _log(x):
     e = e + 1 if big else e
     s = (m - 1.0) / (m + 1.0)
     z = s * s
-    log_m = 2.0 * s + 2.0 * s * z * (1.0 / 3 + z * (1.0 / 5 + z * (1.0 / 7 + z * (1.0 / 9 + z * (
-        1.0 / 11 + z * (1.0 / 13 + z * (1.0 / 15 + z * (1.0 / 17 + z * (1.0 / 19 + z * (
-            1.0 / 21 + z * (1.0 / 23)))))))))))
+    z2 = z * z
+    z4 = z2 * z2
+    tail = (1.0 / 3 + z * (1.0 / 5)) + z2 * (1.0 / 7 + z * (1.0 / 9)) + z4 * (
+        (1.0 / 11 + z * (1.0 / 13)) + z2 * (1.0 / 15 + z * (1.0 / 17))) + (z4 * z4) * (
+        (1.0 / 19 + z * (1.0 / 21)) + z2 * (1.0 / 23))  # Estrin's order, as in _expm1_reduced
+    log_m = 2.0 * s + (2.0 * s * z) * tail
     y = e * _LN2_HI + (log_m + e * _LN2_LO)
     if x > 0.0 and x < np.inf:
         return y
@@ -188,7 +200,7 @@ def _forward_kernel(x, y, W1, W2, lam):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
-    _ws = np.empty(n, dt)  # every temporary of this call, as views
+    _ws = np.empty(2*n, dt)  # every temporary of this call, as views
     # z   = x @ W1.T    [n, h]  (examples/mlp.gg:9)
     z = np.empty((n, h), dt)
     np.dot(x, W1.T, z)
@@ -202,54 +214,60 @@ def _forward_kernel(x, y, W1, W2, lam):
     np.dot(hid, W2.T, o)
     # _max10[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _max10 = np.empty((n, 1), dt)
+    _max10 = _ws[0:n].reshape((n, 1))
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
         _max10[i0, 0] = acc
-    # _sumexp11[i, 0] = Σ_j exp(o[i, j] - _max10[i, 0])    [n, 1]
+    # _expshift11[i, j] = exp(o[i, j] - _max10[i, 0])    [n, q]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _sumexp11 = np.empty((n, 1), dt)
+    _expshift11 = np.empty((n, q), dt)
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift11[i0, i1] = _exp(o[i0, i1] - _max10[i0, 0])
+    # _sumexp12[i, 0] = Σ_j _expshift11[i, j]    [n, 1]
+    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    _sumexp12 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += _exp(o[i0, i1] - _max10[i0, 0])
-        _sumexp11[i0, 0] = acc
-    # _picked14[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += _expshift11[i0, i1]
+        _sumexp12[i0, 0] = acc
+    # _picked15[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _picked14 = _ws[0:n].reshape((n,))
+    _picked15 = _ws[n:2*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked14[i0] = acc
+        _picked15[i0] = acc
     # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp.gg:12)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max10[i0, 0] + _log(_sumexp11[i0, 0]) - _picked14[i0]) / n
+        acc += (_max10[i0, 0] + _log(_sumexp12[i0, 0]) - _picked15[i0]) / n
     L = acc
-    # _t19 = Σ_ij W1[i, j]**2    scalar
+    # _t20 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
     acc = 0.0
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
-    _t19 = acc
-    # _t21 = Σ_ij W2[i, j]**2    scalar
+    _t20 = acc
+    # _t22 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
     acc = 0.0
     for i0 in range(q):
         for i1 in range(h):
             acc += W2[i0, i1] * W2[i0, i1]
-    _t21 = acc
+    _t22 = acc
     # J   = L + s    scalar  (examples/mlp.gg:14)
-    J = L + lam * (_t19 + _t21) / 2.0
-    return J, o, hid, _max10, _sumexp11
+    J = L + lam * (_t20 + _t22) / 2.0
+    return J, o, hid, _expshift11, _sumexp12
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(x, y, W1, W2, lam, hid, o, _max10, _sumexp11):
+def _backward_kernel(x, y, W1, W2, lam, hid, _expshift11, _sumexp12):
     n = x.shape[0]
     d = x.shape[1]
     h = W1.shape[0]
@@ -269,50 +287,48 @@ def _backward_kernel(x, y, W1, W2, lam, hid, o, _max10, _sumexp11):
         raise ValueError("graphgen: shape of W2")
     if hid.shape[0] != n or hid.shape[1] != h:
         raise ValueError("graphgen: shape of hid")
-    if o.shape[0] != n or o.shape[1] != q:
-        raise ValueError("graphgen: shape of o")
-    if _max10.shape[0] != n or _max10.shape[1] != 1:
-        raise ValueError("graphgen: shape of _max10")
-    if _sumexp11.shape[0] != n or _sumexp11.shape[1] != 1:
-        raise ValueError("graphgen: shape of _sumexp11")
+    if _expshift11.shape[0] != n or _expshift11.shape[1] != q:
+        raise ValueError("graphgen: shape of _expshift11")
+    if _sumexp12.shape[0] != n or _sumexp12.shape[1] != 1:
+        raise ValueError("graphgen: shape of _sumexp12")
     dt = x.dtype
     _ws = np.empty(h*n + n*q, dt)  # every temporary of this call, as views
-    # dJ/do[i, j] = exp(o[i, j] - _max10[i, 0])/(_sumexp11[i, 0]*n) - [y[i] == j]/n    [n, q]
+    # dJ/do[i, j] = _expshift11[i, j]/(_sumexp12[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
     dJ_do = _ws[0:n*q].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = _exp(o[i0, i1] - _max10[i0, 0]) / (_sumexp11[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _expshift11[i0, i1] / (_sumexp12[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
     dJ_dhid = _ws[n*q:h*n + n*q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g44 = dJ/do.T @ hid    [q, h]
+    # _g46 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
-    _g44 = np.empty((q, h), dt)
-    np.dot(dJ_do.T, hid, _g44)
+    _g46 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g46)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/mlp.gg:6)
-    dJ_dW2 = _g44  # reuse the buffer
+    dJ_dW2 = _g46  # reuse the buffer
     for i0 in range(q):
         for i1 in range(h):
-            dJ_dW2[i0, i1] = _g44[i0, i1] + W2[i0, i1] * lam
+            dJ_dW2[i0, i1] = _g46[i0, i1] + W2[i0, i1] * lam
     # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp.gg:10)
     dJ_dz = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
             dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
-    # _g48 = dJ/dz.T @ x    [h, d]
+    # _g50 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T  (examples/mlp.gg:9)
-    _g48 = np.empty((h, d), dt)
-    np.dot(dJ_dz.T, x, _g48)
+    _g50 = np.empty((h, d), dt)
+    np.dot(dJ_dz.T, x, _g50)
     # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/mlp.gg:5)
-    dJ_dW1 = _g48  # reuse the buffer
+    dJ_dW1 = _g50  # reuse the buffer
     for i0 in range(h):
         for i1 in range(d):
-            dJ_dW1[i0, i1] = _g48[i0, i1] + W1[i0, i1] * lam
+            dJ_dW1[i0, i1] = _g50[i0, i1] + W1[i0, i1] * lam
     return dJ_dW1, dJ_dW2
 
 
@@ -336,7 +352,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
-    _ws = np.empty(2*h*n + 2*n*q + 3*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(2*h*n + 3*n*q + 3*n, dt)  # every temporary of this call, as views
     # z   = x @ W1.T    [n, h]  (examples/mlp.gg:9)
     z = _ws[0:h*n].reshape((n, h))
     np.dot(x, W1.T, z)
@@ -356,79 +372,85 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
         _max10[i0, 0] = acc
-    # _sumexp11[i, 0] = Σ_j exp(o[i, j] - _max10[i, 0])    [n, 1]
+    # _expshift11[i, j] = exp(o[i, j] - _max10[i, 0])    [n, q]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _sumexp11 = _ws[h*n + n*q + n:h*n + n*q + 2*n].reshape((n, 1))
+    _expshift11 = _ws[h*n + n*q + n:h*n + 2*n*q + n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift11[i0, i1] = _exp(o[i0, i1] - _max10[i0, 0])
+    # _sumexp12[i, 0] = Σ_j _expshift11[i, j]    [n, 1]
+    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    _sumexp12 = _ws[h*n + 2*n*q + n:h*n + 2*n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += _exp(o[i0, i1] - _max10[i0, 0])
-        _sumexp11[i0, 0] = acc
-    # _picked14[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += _expshift11[i0, i1]
+        _sumexp12[i0, 0] = acc
+    # _picked15[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _picked14 = _ws[h*n + n*q + 2*n:h*n + n*q + 3*n].reshape((n,))
+    _picked15 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked14[i0] = acc
+        _picked15[i0] = acc
     # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp.gg:12)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max10[i0, 0] + _log(_sumexp11[i0, 0]) - _picked14[i0]) / n
+        acc += (_max10[i0, 0] + _log(_sumexp12[i0, 0]) - _picked15[i0]) / n
     L = acc
-    # _t19 = Σ_ij W1[i, j]**2    scalar
+    # _t20 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
     acc = 0.0
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
-    _t19 = acc
-    # _t21 = Σ_ij W2[i, j]**2    scalar
+    _t20 = acc
+    # _t22 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
     acc = 0.0
     for i0 in range(q):
         for i1 in range(h):
             acc += W2[i0, i1] * W2[i0, i1]
-    _t21 = acc
+    _t22 = acc
     # J   = L + s    scalar  (examples/mlp.gg:14)
-    J = L + lam * (_t19 + _t21) / 2.0
-    # dJ/do[i, j] = exp(o[i, j] - _max10[i, 0])/(_sumexp11[i, 0]*n) - [y[i] == j]/n    [n, q]
+    J = L + lam * (_t20 + _t22) / 2.0
+    # dJ/do[i, j] = _expshift11[i, j]/(_sumexp12[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
-    dJ_do = _ws[h*n + n*q + 3*n:h*n + 2*n*q + 3*n].reshape((n, q))
+    dJ_do = _ws[h*n + 2*n*q + 3*n:h*n + 3*n*q + 3*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = _exp(o[i0, i1] - _max10[i0, 0]) / (_sumexp11[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _expshift11[i0, i1] / (_sumexp12[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
-    dJ_dhid = _ws[h*n + 2*n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, h))
+    dJ_dhid = _ws[h*n + 3*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g44 = dJ/do.T @ hid    [q, h]
+    # _g46 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
-    _g44 = np.empty((q, h), dt)
-    np.dot(dJ_do.T, hid, _g44)
+    _g46 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g46)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/mlp.gg:6)
-    dJ_dW2 = _g44  # reuse the buffer
+    dJ_dW2 = _g46  # reuse the buffer
     for i0 in range(q):
         for i1 in range(h):
-            dJ_dW2[i0, i1] = _g44[i0, i1] + W2[i0, i1] * lam
+            dJ_dW2[i0, i1] = _g46[i0, i1] + W2[i0, i1] * lam
     # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp.gg:10)
     dJ_dz = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
             dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
-    # _g48 = dJ/dz.T @ x    [h, d]
+    # _g50 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T  (examples/mlp.gg:9)
-    _g48 = np.empty((h, d), dt)
-    np.dot(dJ_dz.T, x, _g48)
+    _g50 = np.empty((h, d), dt)
+    np.dot(dJ_dz.T, x, _g50)
     # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/mlp.gg:5)
-    dJ_dW1 = _g48  # reuse the buffer
+    dJ_dW1 = _g50  # reuse the buffer
     for i0 in range(h):
         for i1 in range(d):
-            dJ_dW1[i0, i1] = _g48[i0, i1] + W1[i0, i1] * lam
+            dJ_dW1[i0, i1] = _g50[i0, i1] + W1[i0, i1] * lam
     return J, dJ_dW1, dJ_dW2
 
 
@@ -482,7 +504,7 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
-    _ws = np.empty(d*h + 2*h*n + h*q + 2*n*q + 3*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(d*h + 2*h*n + h*q + 3*n*q + 3*n, dt)  # every temporary of this call, as views
     # z   = x @ W1.T    [n, h]  (examples/mlp.gg:9)
     z = _ws[0:h*n].reshape((n, h))
     np.dot(x, W1.T, z)
@@ -502,75 +524,81 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
         _max10[i0, 0] = acc
-    # _sumexp11[i, 0] = Σ_j exp(o[i, j] - _max10[i, 0])    [n, 1]
+    # _expshift11[i, j] = exp(o[i, j] - _max10[i, 0])    [n, q]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _sumexp11 = _ws[h*n + n*q + n:h*n + n*q + 2*n].reshape((n, 1))
+    _expshift11 = _ws[h*n + n*q + n:h*n + 2*n*q + n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift11[i0, i1] = _exp(o[i0, i1] - _max10[i0, 0])
+    # _sumexp12[i, 0] = Σ_j _expshift11[i, j]    [n, 1]
+    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    _sumexp12 = _ws[h*n + 2*n*q + n:h*n + 2*n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += _exp(o[i0, i1] - _max10[i0, 0])
-        _sumexp11[i0, 0] = acc
-    # _picked14[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += _expshift11[i0, i1]
+        _sumexp12[i0, 0] = acc
+    # _picked15[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _picked14 = _ws[h*n + n*q + 2*n:h*n + n*q + 3*n].reshape((n,))
+    _picked15 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked14[i0] = acc
+        _picked15[i0] = acc
     # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp.gg:12)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max10[i0, 0] + _log(_sumexp11[i0, 0]) - _picked14[i0]) / n
+        acc += (_max10[i0, 0] + _log(_sumexp12[i0, 0]) - _picked15[i0]) / n
     L = acc
-    # _t19 = Σ_ij W1[i, j]**2    scalar
+    # _t20 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
     acc = 0.0
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
-    _t19 = acc
-    # _t21 = Σ_ij W2[i, j]**2    scalar
+    _t20 = acc
+    # _t22 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
     acc = 0.0
     for i0 in range(q):
         for i1 in range(h):
             acc += W2[i0, i1] * W2[i0, i1]
-    _t21 = acc
+    _t22 = acc
     # J   = L + s    scalar  (examples/mlp.gg:14)
-    J = L + lam * (_t19 + _t21) / 2.0
-    # dJ/do[i, j] = exp(o[i, j] - _max10[i, 0])/(_sumexp11[i, 0]*n) - [y[i] == j]/n    [n, q]
+    J = L + lam * (_t20 + _t22) / 2.0
+    # dJ/do[i, j] = _expshift11[i, j]/(_sumexp12[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
-    dJ_do = _ws[h*n + n*q + 3*n:h*n + 2*n*q + 3*n].reshape((n, q))
+    dJ_do = _ws[h*n + 2*n*q + 3*n:h*n + 3*n*q + 3*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = _exp(o[i0, i1] - _max10[i0, 0]) / (_sumexp11[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _expshift11[i0, i1] / (_sumexp12[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
-    dJ_dhid = _ws[h*n + 2*n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, h))
+    dJ_dhid = _ws[h*n + 3*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g44 = dJ/do.T @ hid    [q, h]
+    # _g46 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
-    _g44 = _ws[2*h*n + 2*n*q + 3*n:2*h*n + h*q + 2*n*q + 3*n].reshape((q, h))
-    np.dot(dJ_do.T, hid, _g44)
+    _g46 = _ws[2*h*n + 3*n*q + 3*n:2*h*n + h*q + 3*n*q + 3*n].reshape((q, h))
+    np.dot(dJ_do.T, hid, _g46)
     # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp.gg:10)
     dJ_dz = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
             dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
-    # _g48 = dJ/dz.T @ x    [h, d]
+    # _g50 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T  (examples/mlp.gg:9)
-    _g48 = _ws[2*h*n + h*q + 2*n*q + 3*n:d*h + 2*h*n + h*q + 2*n*q + 3*n].reshape((h, d))
-    np.dot(dJ_dz.T, x, _g48)
+    _g50 = _ws[2*h*n + h*q + 3*n*q + 3*n:d*h + 2*h*n + h*q + 3*n*q + 3*n].reshape((h, d))
+    np.dot(dJ_dz.T, x, _g50)
     # SGD update of W1: W1 -= lr * dJ/dW1
     for i0 in range(h):
         for i1 in range(d):
-            W1[i0, i1] = W1[i0, i1] - lr * (_g48[i0, i1] + W1[i0, i1] * lam)
+            W1[i0, i1] = W1[i0, i1] - lr * (_g50[i0, i1] + W1[i0, i1] * lam)
     # SGD update of W2: W2 -= lr * dJ/dW2
     for i0 in range(q):
         for i1 in range(h):
-            W2[i0, i1] = W2[i0, i1] - lr * (_g44[i0, i1] + W2[i0, i1] * lam)
+            W2[i0, i1] = W2[i0, i1] - lr * (_g46[i0, i1] + W2[i0, i1] * lam)
     return J
 
 
@@ -723,17 +751,17 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **
         _bad_call('forward', {'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam}, unexpected)
     if _forward_kernel in _READY:
         try:
-            J, o, hid, _max10, _sumexp11 = _forward_kernel(x, y, W1, W2, lam)
+            J, o, hid, _expshift11, _sumexp12 = _forward_kernel(x, y, W1, W2, lam)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
-            return {'J': J, 'o': o, 'hid': hid, '_max10': _max10, '_sumexp11': _sumexp11, 'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam, "_dims": {'n': x.shape[0], 'd': x.shape[1], 'h': W1.shape[0], 'q': W2.shape[0]}}
+            return {'J': J, 'o': o, 'hid': hid, '_expshift11': _expshift11, '_sumexp12': _sumexp12, 'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam, "_dims": {'n': x.shape[0], 'd': x.shape[1], 'h': W1.shape[0], 'q': W2.shape[0]}}
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     lam = _check_scalar('lam', lam)
     with _compiling(_forward_kernel):
-        J, o, hid, _max10, _sumexp11 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['W2'], lam)
-    return {'J': J, 'o': o, 'hid': hid, '_max10': _max10, '_sumexp11': _sumexp11, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
+        J, o, hid, _expshift11, _sumexp12 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['W2'], lam)
+    return {'J': J, 'o': o, 'hid': hid, '_expshift11': _expshift11, '_sumexp12': _sumexp12, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
 
 
 def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **unexpected):
@@ -797,6 +825,6 @@ def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
     if not isinstance(tape, dict) or "_dims" not in tape:
         raise TypeError("backward() takes the dict returned by forward()")
-    grads = _backward_kernel(tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['hid'], tape['o'], tape['_max10'], tape['_sumexp11'])
+    grads = _backward_kernel(tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['hid'], tape['_expshift11'], tape['_sumexp12'])
     grads = dict(zip(['W1', 'W2'], grads))
     return grads

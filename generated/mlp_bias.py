@@ -33,7 +33,7 @@ Derivation:
         s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar
         J   = L + s                                      scalar
     Backward (reverse mode, from the objective J):
-        dJ/do[i, j] = exp(o[i, j] - _max14[i, 0])/(_sumexp15[i, 0]*n) - [y[i] == j]/n [n, q]
+        dJ/do[i, j] = _expshift15[i, j]/(_sumexp16[i, 0]*n) - [y[i] == j]/n [n, q]
         dJ/db2[i] = Σ_j dJ/do[j, i]                      [q]
         dJ/dhid = dJ/do @ W2                             [n, h]
         dJ/dW2 = (dJ/do.T @ hid) + W2*lam                [q, h]
@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: caa8fcc78c871c2d9648010a6e8fb648a149b4fe7ae7e6caf7c4d1617bbb2f54
-# graphgen-content-sha256: 18de7e92eafad3dd17306d490489ade3172d3fbd25f36a2b06fbada3ea1e6b75
+# graphgen-spec-hash: a9c6b9ad35551eff1f798b01b06d5b2c2f9de0fcc3842452155fe97fdfd960e7
+# graphgen-content-sha256: 5dc2e2034552fa8c4a17ecc628340b7740830c403c899270a76229a2bef32200
 import sys as _sys
 
 import numpy as np
@@ -55,12 +55,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_caa8fcc78c87'
+__name__ = 'graphgen_generated_mlp_bias_a9c6b9ad3555'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'caa8fcc78c871c2d9648010a6e8fb648a149b4fe7ae7e6caf7c4d1617bbb2f54'
+SPEC_HASH = 'a9c6b9ad35551eff1f798b01b06d5b2c2f9de0fcc3842452155fe97fdfd960e7'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -94,6 +94,8 @@ _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 = _LN2_HI + _LN2_LO; k * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
 _SQRT2 = 1.4142135623730951
+_ROUND = 6755399441055744.0  # 1.5 * 2**52: (v + _ROUND) rounds v to an integer, in the low bits
+_LOW_BITS = 0xFFFFFFFFFFFFF  # 52 bits, less the 2**51 of _ROUND: the integer, signed
 
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests): the same bits via NumPy
@@ -126,11 +128,16 @@ def _pow2(k):
 
 @numba.njit(**_VEC)
 def _expm1_reduced(r):
-    # expm1(r) for |r| <= ln(2)/2 by Taylor's series to r**13 (truncation < 1e-17 relative)
-    return r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
-        1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
-            1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600 + r * (
-                1.0 / 6227020800)))))))))))))
+    # expm1(r) = r * sum(r**j / (j+1)!, j <= 12) for |r| <= ln(2)/2 (truncation < 1e-17
+    # relative), in Estrin's order: pairs combined with r**2, r**4, r**8. A short chain of
+    # dependent operations, so that a lone call (a loop of 3) is as quick as libm's
+    r2 = r * r
+    r4 = r2 * r2
+    low = (1.0 + r * (1.0 / 2)) + r2 * (1.0 / 6 + r * (1.0 / 24)) + r4 * (
+        (1.0 / 120 + r * (1.0 / 720)) + r2 * (1.0 / 5040 + r * (1.0 / 40320)))
+    high = (1.0 / 362880 + r * (1.0 / 3628800)) + r2 * (1.0 / 39916800 + r * (1.0 / 479001600)) \
+        + r4 * (1.0 / 6227020800)
+    return r * (low + (r4 * r4) * high)
 
 
 @numba.njit(**_VEC)
@@ -138,8 +145,10 @@ def _exp(x):
     # exp(x) = 2**k * exp(r), x = k ln2 + r; 2**k applied in two halves so that results
     # down to the subnormals and up to the largest double come out right
     xs = min(max(x, -746.0), 710.0) if x == x else 0.0
-    k = int(np.floor(xs * _LOG2E + 0.5))
-    r = (xs - k * _LN2_HI) - k * _LN2_LO
+    t = xs * _LOG2E + _ROUND
+    kf = t - _ROUND  # k = round(x / ln2), as a float and (below) as an integer
+    k = (_bits_of_f64(t) & _LOW_BITS) - 0x8000000000000
+    r = (xs - kf * _LN2_HI) - kf * _LN2_LO
     half = k >> 1
     y = (1.0 + _expm1_reduced(r)) * _pow2(half) * _pow2(k - half)
     return y if x == x else x
@@ -159,9 +168,12 @@ def _log(x):
     e = e + 1 if big else e
     s = (m - 1.0) / (m + 1.0)
     z = s * s
-    log_m = 2.0 * s + 2.0 * s * z * (1.0 / 3 + z * (1.0 / 5 + z * (1.0 / 7 + z * (1.0 / 9 + z * (
-        1.0 / 11 + z * (1.0 / 13 + z * (1.0 / 15 + z * (1.0 / 17 + z * (1.0 / 19 + z * (
-            1.0 / 21 + z * (1.0 / 23)))))))))))
+    z2 = z * z
+    z4 = z2 * z2
+    tail = (1.0 / 3 + z * (1.0 / 5)) + z2 * (1.0 / 7 + z * (1.0 / 9)) + z4 * (
+        (1.0 / 11 + z * (1.0 / 13)) + z2 * (1.0 / 15 + z * (1.0 / 17))) + (z4 * z4) * (
+        (1.0 / 19 + z * (1.0 / 21)) + z2 * (1.0 / 23))  # Estrin's order, as in _expm1_reduced
+    log_m = 2.0 * s + (2.0 * s * z) * tail
     y = e * _LN2_HI + (log_m + e * _LN2_LO)
     if x > 0.0 and x < np.inf:
         return y
@@ -197,7 +209,7 @@ def _forward_kernel(x, y, W1, b1, W2, b2, lam):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(n, dt)  # every temporary of this call, as views
+    _ws = np.empty(2*n, dt)  # every temporary of this call, as views
     # _t8 = x @ W1.T    [n, h]
     #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
     _t8 = np.empty((n, h), dt)
@@ -218,54 +230,60 @@ def _forward_kernel(x, y, W1, b1, W2, b2, lam):
             o[i0, i1] = _t12[i0, i1] + b2[i1]
     # _max14[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _max14 = np.empty((n, 1), dt)
+    _max14 = _ws[0:n].reshape((n, 1))
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
         _max14[i0, 0] = acc
-    # _sumexp15[i, 0] = Σ_j exp(o[i, j] - _max14[i, 0])    [n, 1]
+    # _expshift15[i, j] = exp(o[i, j] - _max14[i, 0])    [n, q]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _sumexp15 = np.empty((n, 1), dt)
+    _expshift15 = np.empty((n, q), dt)
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift15[i0, i1] = _exp(o[i0, i1] - _max14[i0, 0])
+    # _sumexp16[i, 0] = Σ_j _expshift15[i, j]    [n, 1]
+    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    _sumexp16 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += _exp(o[i0, i1] - _max14[i0, 0])
-        _sumexp15[i0, 0] = acc
-    # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += _expshift15[i0, i1]
+        _sumexp16[i0, 0] = acc
+    # _picked19[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _picked18 = _ws[0:n].reshape((n,))
+    _picked19 = _ws[n:2*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked18[i0] = acc
+        _picked19[i0] = acc
     # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp_bias.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max14[i0, 0] + _log(_sumexp15[i0, 0]) - _picked18[i0]) / n
+        acc += (_max14[i0, 0] + _log(_sumexp16[i0, 0]) - _picked19[i0]) / n
     L = acc
-    # _t23 = Σ_ij W1[i, j]**2    scalar
+    # _t24 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
     acc = 0.0
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
-    _t23 = acc
-    # _t25 = Σ_ij W2[i, j]**2    scalar
+    _t24 = acc
+    # _t26 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
     acc = 0.0
     for i0 in range(q):
         for i1 in range(h):
             acc += W2[i0, i1] * W2[i0, i1]
-    _t25 = acc
+    _t26 = acc
     # J   = L + s    scalar  (examples/mlp_bias.gg:15)
-    J = L + lam * (_t23 + _t25) / 2.0
-    return J, o, hid, _max14, _sumexp15
+    J = L + lam * (_t24 + _t26) / 2.0
+    return J, o, hid, _expshift15, _sumexp16
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(x, y, W1, W2, lam, hid, o, _max14, _sumexp15):
+def _backward_kernel(x, y, W1, W2, lam, hid, _expshift15, _sumexp16):
     n = x.shape[0]
     d = x.shape[1]
     h = W1.shape[0]
@@ -285,20 +303,18 @@ def _backward_kernel(x, y, W1, W2, lam, hid, o, _max14, _sumexp15):
         raise ValueError("graphgen: shape of W2")
     if hid.shape[0] != n or hid.shape[1] != h:
         raise ValueError("graphgen: shape of hid")
-    if o.shape[0] != n or o.shape[1] != q:
-        raise ValueError("graphgen: shape of o")
-    if _max14.shape[0] != n or _max14.shape[1] != 1:
-        raise ValueError("graphgen: shape of _max14")
-    if _sumexp15.shape[0] != n or _sumexp15.shape[1] != 1:
-        raise ValueError("graphgen: shape of _sumexp15")
+    if _expshift15.shape[0] != n or _expshift15.shape[1] != q:
+        raise ValueError("graphgen: shape of _expshift15")
+    if _sumexp16.shape[0] != n or _sumexp16.shape[1] != 1:
+        raise ValueError("graphgen: shape of _sumexp16")
     dt = x.dtype
     _ws = np.empty(h*n + n*q, dt)  # every temporary of this call, as views
-    # dJ/do[i, j] = exp(o[i, j] - _max14[i, 0])/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
+    # dJ/do[i, j] = _expshift15[i, j]/(_sumexp16[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_do = _ws[0:n*q].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = _exp(o[i0, i1] - _max14[i0, 0]) / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _expshift15[i0, i1] / (_sumexp16[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_db2 = np.zeros((q,), dt)
@@ -309,16 +325,16 @@ def _backward_kernel(x, y, W1, W2, lam, hid, o, _max14, _sumexp15):
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_dhid = _ws[n*q:h*n + n*q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g50 = dJ/do.T @ hid    [q, h]
+    # _g52 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    _g50 = np.empty((q, h), dt)
-    np.dot(dJ_do.T, hid, _g50)
+    _g52 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g52)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/mlp_bias.gg:6)
-    dJ_dW2 = _g50  # reuse the buffer
+    dJ_dW2 = _g52  # reuse the buffer
     for i0 in range(q):
         for i1 in range(h):
-            dJ_dW2[i0, i1] = _g50[i0, i1] + W2[i0, i1] * lam
+            dJ_dW2[i0, i1] = _g52[i0, i1] + W2[i0, i1] * lam
     # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
     dJ_dz = dJ_dhid  # reuse the buffer
@@ -331,16 +347,16 @@ def _backward_kernel(x, y, W1, W2, lam, hid, o, _max14, _sumexp15):
     for i0 in range(n):
         for i1 in range(h):
             dJ_db1[i1] += dJ_dz[i0, i1]
-    # _g56 = dJ/dz.T @ x    [h, d]
+    # _g58 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    _g56 = np.empty((h, d), dt)
-    np.dot(dJ_dz.T, x, _g56)
+    _g58 = np.empty((h, d), dt)
+    np.dot(dJ_dz.T, x, _g58)
     # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/mlp_bias.gg:4)
-    dJ_dW1 = _g56  # reuse the buffer
+    dJ_dW1 = _g58  # reuse the buffer
     for i0 in range(h):
         for i1 in range(d):
-            dJ_dW1[i0, i1] = _g56[i0, i1] + W1[i0, i1] * lam
+            dJ_dW1[i0, i1] = _g58[i0, i1] + W1[i0, i1] * lam
     return dJ_dW1, dJ_db1, dJ_dW2, dJ_db2
 
 
@@ -368,7 +384,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(2*h*n + 2*n*q + 3*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(2*h*n + 3*n*q + 3*n, dt)  # every temporary of this call, as views
     # _t8 = x @ W1.T    [n, h]
     #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
     _t8 = _ws[0:h*n].reshape((n, h))
@@ -395,49 +411,55 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
         _max14[i0, 0] = acc
-    # _sumexp15[i, 0] = Σ_j exp(o[i, j] - _max14[i, 0])    [n, 1]
+    # _expshift15[i, j] = exp(o[i, j] - _max14[i, 0])    [n, q]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _sumexp15 = _ws[h*n + n*q + n:h*n + n*q + 2*n].reshape((n, 1))
+    _expshift15 = _ws[h*n + n*q + n:h*n + 2*n*q + n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift15[i0, i1] = _exp(o[i0, i1] - _max14[i0, 0])
+    # _sumexp16[i, 0] = Σ_j _expshift15[i, j]    [n, 1]
+    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    _sumexp16 = _ws[h*n + 2*n*q + n:h*n + 2*n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += _exp(o[i0, i1] - _max14[i0, 0])
-        _sumexp15[i0, 0] = acc
-    # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += _expshift15[i0, i1]
+        _sumexp16[i0, 0] = acc
+    # _picked19[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _picked18 = _ws[h*n + n*q + 2*n:h*n + n*q + 3*n].reshape((n,))
+    _picked19 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked18[i0] = acc
+        _picked19[i0] = acc
     # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp_bias.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max14[i0, 0] + _log(_sumexp15[i0, 0]) - _picked18[i0]) / n
+        acc += (_max14[i0, 0] + _log(_sumexp16[i0, 0]) - _picked19[i0]) / n
     L = acc
-    # _t23 = Σ_ij W1[i, j]**2    scalar
+    # _t24 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
     acc = 0.0
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
-    _t23 = acc
-    # _t25 = Σ_ij W2[i, j]**2    scalar
+    _t24 = acc
+    # _t26 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
     acc = 0.0
     for i0 in range(q):
         for i1 in range(h):
             acc += W2[i0, i1] * W2[i0, i1]
-    _t25 = acc
+    _t26 = acc
     # J   = L + s    scalar  (examples/mlp_bias.gg:15)
-    J = L + lam * (_t23 + _t25) / 2.0
-    # dJ/do[i, j] = exp(o[i, j] - _max14[i, 0])/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
+    J = L + lam * (_t24 + _t26) / 2.0
+    # dJ/do[i, j] = _expshift15[i, j]/(_sumexp16[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    dJ_do = _ws[h*n + n*q + 3*n:h*n + 2*n*q + 3*n].reshape((n, q))
+    dJ_do = _ws[h*n + 2*n*q + 3*n:h*n + 3*n*q + 3*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = _exp(o[i0, i1] - _max14[i0, 0]) / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _expshift15[i0, i1] / (_sumexp16[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_db2 = np.zeros((q,), dt)
@@ -446,18 +468,18 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
             dJ_db2[i1] += dJ_do[i0, i1]
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    dJ_dhid = _ws[h*n + 2*n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, h))
+    dJ_dhid = _ws[h*n + 3*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g50 = dJ/do.T @ hid    [q, h]
+    # _g52 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    _g50 = np.empty((q, h), dt)
-    np.dot(dJ_do.T, hid, _g50)
+    _g52 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g52)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/mlp_bias.gg:6)
-    dJ_dW2 = _g50  # reuse the buffer
+    dJ_dW2 = _g52  # reuse the buffer
     for i0 in range(q):
         for i1 in range(h):
-            dJ_dW2[i0, i1] = _g50[i0, i1] + W2[i0, i1] * lam
+            dJ_dW2[i0, i1] = _g52[i0, i1] + W2[i0, i1] * lam
     # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
     dJ_dz = dJ_dhid  # reuse the buffer
@@ -470,16 +492,16 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
     for i0 in range(n):
         for i1 in range(h):
             dJ_db1[i1] += dJ_dz[i0, i1]
-    # _g56 = dJ/dz.T @ x    [h, d]
+    # _g58 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    _g56 = np.empty((h, d), dt)
-    np.dot(dJ_dz.T, x, _g56)
+    _g58 = np.empty((h, d), dt)
+    np.dot(dJ_dz.T, x, _g58)
     # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/mlp_bias.gg:4)
-    dJ_dW1 = _g56  # reuse the buffer
+    dJ_dW1 = _g58  # reuse the buffer
     for i0 in range(h):
         for i1 in range(d):
-            dJ_dW1[i0, i1] = _g56[i0, i1] + W1[i0, i1] * lam
+            dJ_dW1[i0, i1] = _g58[i0, i1] + W1[i0, i1] * lam
     return J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2
 
 
@@ -548,7 +570,7 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(d*h + 2*h*n + h*q + h + 2*n*q + 3*n + q, dt)  # every temporary of this call, as views
+    _ws = np.empty(d*h + 2*h*n + h*q + h + 3*n*q + 3*n + q, dt)  # every temporary of this call, as views
     # _t8 = x @ W1.T    [n, h]
     #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
     _t8 = _ws[0:h*n].reshape((n, h))
@@ -575,63 +597,69 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr):
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
         _max14[i0, 0] = acc
-    # _sumexp15[i, 0] = Σ_j exp(o[i, j] - _max14[i, 0])    [n, 1]
+    # _expshift15[i, j] = exp(o[i, j] - _max14[i, 0])    [n, q]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _sumexp15 = _ws[h*n + n*q + n:h*n + n*q + 2*n].reshape((n, 1))
+    _expshift15 = _ws[h*n + n*q + n:h*n + 2*n*q + n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift15[i0, i1] = _exp(o[i0, i1] - _max14[i0, 0])
+    # _sumexp16[i, 0] = Σ_j _expshift15[i, j]    [n, 1]
+    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    _sumexp16 = _ws[h*n + 2*n*q + n:h*n + 2*n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += _exp(o[i0, i1] - _max14[i0, 0])
-        _sumexp15[i0, 0] = acc
-    # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += _expshift15[i0, i1]
+        _sumexp16[i0, 0] = acc
+    # _picked19[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _picked18 = _ws[h*n + n*q + 2*n:h*n + n*q + 3*n].reshape((n,))
+    _picked19 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked18[i0] = acc
+        _picked19[i0] = acc
     # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp_bias.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max14[i0, 0] + _log(_sumexp15[i0, 0]) - _picked18[i0]) / n
+        acc += (_max14[i0, 0] + _log(_sumexp16[i0, 0]) - _picked19[i0]) / n
     L = acc
-    # _t23 = Σ_ij W1[i, j]**2    scalar
+    # _t24 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
     acc = 0.0
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
-    _t23 = acc
-    # _t25 = Σ_ij W2[i, j]**2    scalar
+    _t24 = acc
+    # _t26 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
     acc = 0.0
     for i0 in range(q):
         for i1 in range(h):
             acc += W2[i0, i1] * W2[i0, i1]
-    _t25 = acc
+    _t26 = acc
     # J   = L + s    scalar  (examples/mlp_bias.gg:15)
-    J = L + lam * (_t23 + _t25) / 2.0
-    # dJ/do[i, j] = exp(o[i, j] - _max14[i, 0])/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
+    J = L + lam * (_t24 + _t26) / 2.0
+    # dJ/do[i, j] = _expshift15[i, j]/(_sumexp16[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    dJ_do = _ws[h*n + n*q + 3*n:h*n + 2*n*q + 3*n].reshape((n, q))
+    dJ_do = _ws[h*n + 2*n*q + 3*n:h*n + 3*n*q + 3*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = _exp(o[i0, i1] - _max14[i0, 0]) / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _expshift15[i0, i1] / (_sumexp16[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    dJ_db2 = _ws[h*n + 2*n*q + 3*n:h*n + 2*n*q + 3*n + q].reshape((q,)); dJ_db2[:] = 0.0
+    dJ_db2 = _ws[h*n + 3*n*q + 3*n:h*n + 3*n*q + 3*n + q].reshape((q,)); dJ_db2[:] = 0.0
     for i0 in range(n):
         for i1 in range(q):
             dJ_db2[i1] += dJ_do[i0, i1]
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    dJ_dhid = _ws[h*n + 2*n*q + 3*n + q:2*h*n + 2*n*q + 3*n + q].reshape((n, h))
+    dJ_dhid = _ws[h*n + 3*n*q + 3*n + q:2*h*n + 3*n*q + 3*n + q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g50 = dJ/do.T @ hid    [q, h]
+    # _g52 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    _g50 = _ws[2*h*n + 2*n*q + 3*n + q:2*h*n + h*q + 2*n*q + 3*n + q].reshape((q, h))
-    np.dot(dJ_do.T, hid, _g50)
+    _g52 = _ws[2*h*n + 3*n*q + 3*n + q:2*h*n + h*q + 3*n*q + 3*n + q].reshape((q, h))
+    np.dot(dJ_do.T, hid, _g52)
     # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
     dJ_dz = dJ_dhid  # reuse the buffer
@@ -640,25 +668,25 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr):
             dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
     # dJ/db1[i] = Σ_j dJ/dz[j, i]    [h]
     #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    dJ_db1 = _ws[2*h*n + h*q + 2*n*q + 3*n + q:2*h*n + h*q + h + 2*n*q + 3*n + q].reshape((h,)); dJ_db1[:] = 0.0
+    dJ_db1 = _ws[2*h*n + h*q + 3*n*q + 3*n + q:2*h*n + h*q + h + 3*n*q + 3*n + q].reshape((h,)); dJ_db1[:] = 0.0
     for i0 in range(n):
         for i1 in range(h):
             dJ_db1[i1] += dJ_dz[i0, i1]
-    # _g56 = dJ/dz.T @ x    [h, d]
+    # _g58 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    _g56 = _ws[2*h*n + h*q + h + 2*n*q + 3*n + q:d*h + 2*h*n + h*q + h + 2*n*q + 3*n + q].reshape((h, d))
-    np.dot(dJ_dz.T, x, _g56)
+    _g58 = _ws[2*h*n + h*q + h + 3*n*q + 3*n + q:d*h + 2*h*n + h*q + h + 3*n*q + 3*n + q].reshape((h, d))
+    np.dot(dJ_dz.T, x, _g58)
     # SGD update of W1: W1 -= lr * dJ/dW1
     for i0 in range(h):
         for i1 in range(d):
-            W1[i0, i1] = W1[i0, i1] - lr * (_g56[i0, i1] + W1[i0, i1] * lam)
+            W1[i0, i1] = W1[i0, i1] - lr * (_g58[i0, i1] + W1[i0, i1] * lam)
     # SGD update of b1: b1 -= lr * dJ/db1
     for i0 in range(h):
         b1[i0] = b1[i0] - dJ_db1[i0] * lr
     # SGD update of W2: W2 -= lr * dJ/dW2
     for i0 in range(q):
         for i1 in range(h):
-            W2[i0, i1] = W2[i0, i1] - lr * (_g50[i0, i1] + W2[i0, i1] * lam)
+            W2[i0, i1] = W2[i0, i1] - lr * (_g52[i0, i1] + W2[i0, i1] * lam)
     # SGD update of b2: b2 -= lr * dJ/db2
     for i0 in range(q):
         b2[i0] = b2[i0] - dJ_db2[i0] * lr
@@ -814,17 +842,17 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, 
         _bad_call('forward', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, 'lam': lam}, unexpected)
     if _forward_kernel in _READY:
         try:
-            J, o, hid, _max14, _sumexp15 = _forward_kernel(x, y, W1, b1, W2, b2, lam)
+            J, o, hid, _expshift15, _sumexp16 = _forward_kernel(x, y, W1, b1, W2, b2, lam)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
-            return {'J': J, 'o': o, 'hid': hid, '_max14': _max14, '_sumexp15': _sumexp15, 'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam, "_dims": {'n': x.shape[0], 'd': x.shape[1], 'h': W1.shape[0], 'q': W2.shape[0]}}
+            return {'J': J, 'o': o, 'hid': hid, '_expshift15': _expshift15, '_sumexp16': _sumexp16, 'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam, "_dims": {'n': x.shape[0], 'd': x.shape[1], 'h': W1.shape[0], 'q': W2.shape[0]}}
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
     lam = _check_scalar('lam', lam)
     with _compiling(_forward_kernel):
-        J, o, hid, _max14, _sumexp15 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam)
-    return {'J': J, 'o': o, 'hid': hid, '_max14': _max14, '_sumexp15': _sumexp15, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
+        J, o, hid, _expshift15, _sumexp16 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam)
+    return {'J': J, 'o': o, 'hid': hid, '_expshift15': _expshift15, '_sumexp16': _sumexp16, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
 
 
 def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, lam=0.0001, **unexpected):
@@ -888,6 +916,6 @@ def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
     if not isinstance(tape, dict) or "_dims" not in tape:
         raise TypeError("backward() takes the dict returned by forward()")
-    grads = _backward_kernel(tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['hid'], tape['o'], tape['_max14'], tape['_sumexp15'])
+    grads = _backward_kernel(tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['hid'], tape['_expshift15'], tape['_sumexp16'])
     grads = dict(zip(['W1', 'b1', 'W2', 'b2'], grads))
     return grads

@@ -22,13 +22,13 @@ Derivation:
         p = softmax(x @ W.T + b, axis=-1)                [n, q]
         J = sum((p - t) ** 2) / 2                        scalar
     Backward (reverse mode, from the objective J):
-        _g21[i, 0] = Σ_j -_t11[i, j]*p[i, j]             [n, 1]
-        _g24[i, j] = _t11[i, j]*p[i, j] + _g21[i, 0]*exp(_t6[i, j] - _max7[i, 0])/_sumexp8[i, 0] [n, q]
-        dJ/db[i] = Σ_j _g24[j, i]                        [q]
-        dJ/dW = (_g24.T @ x)                             [q, d]
+        _g22[i, 0] = Σ_j -_t12[i, j]*p[i, j]             [n, 1]
+        _g26[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g22[i, 0]/_sumexp9[i, 0] [n, q]
+        dJ/db[i] = Σ_j _g26[j, i]                        [q]
+        dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 81f464c6d336beb86e22a6bc80da92d0de107f64b8bbab992d58fda37757c6be
-# graphgen-content-sha256: f55c0805a54d51e070d9c2ec1ada367f627f599bdb6d36de036166c24098577e
+# graphgen-spec-hash: 6f63f898aa9c7c34e7225e8cd22e46e0065f089db310ea0039e61398b5da8edb
+# graphgen-content-sha256: a10c8533d71e4a5af2074d95e6404dcafbaba6cd495fbc4c6b18e984605402ed
 import sys as _sys
 
 import numpy as np
@@ -41,12 +41,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_81f464c6d336'
+__name__ = 'graphgen_generated_softmax_mse_6f63f898aa9c'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '81f464c6d336beb86e22a6bc80da92d0de107f64b8bbab992d58fda37757c6be'
+SPEC_HASH = '6f63f898aa9c7c34e7225e8cd22e46e0065f089db310ea0039e61398b5da8edb'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -77,6 +77,8 @@ _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 = _LN2_HI + _LN2_LO; k * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
 _SQRT2 = 1.4142135623730951
+_ROUND = 6755399441055744.0  # 1.5 * 2**52: (v + _ROUND) rounds v to an integer, in the low bits
+_LOW_BITS = 0xFFFFFFFFFFFFF  # 52 bits, less the 2**51 of _ROUND: the integer, signed
 
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests): the same bits via NumPy
@@ -109,11 +111,16 @@ def _pow2(k):
 
 @numba.njit(**_VEC)
 def _expm1_reduced(r):
-    # expm1(r) for |r| <= ln(2)/2 by Taylor's series to r**13 (truncation < 1e-17 relative)
-    return r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
-        1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
-            1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600 + r * (
-                1.0 / 6227020800)))))))))))))
+    # expm1(r) = r * sum(r**j / (j+1)!, j <= 12) for |r| <= ln(2)/2 (truncation < 1e-17
+    # relative), in Estrin's order: pairs combined with r**2, r**4, r**8. A short chain of
+    # dependent operations, so that a lone call (a loop of 3) is as quick as libm's
+    r2 = r * r
+    r4 = r2 * r2
+    low = (1.0 + r * (1.0 / 2)) + r2 * (1.0 / 6 + r * (1.0 / 24)) + r4 * (
+        (1.0 / 120 + r * (1.0 / 720)) + r2 * (1.0 / 5040 + r * (1.0 / 40320)))
+    high = (1.0 / 362880 + r * (1.0 / 3628800)) + r2 * (1.0 / 39916800 + r * (1.0 / 479001600)) \
+        + r4 * (1.0 / 6227020800)
+    return r * (low + (r4 * r4) * high)
 
 
 @numba.njit(**_VEC)
@@ -121,8 +128,10 @@ def _exp(x):
     # exp(x) = 2**k * exp(r), x = k ln2 + r; 2**k applied in two halves so that results
     # down to the subnormals and up to the largest double come out right
     xs = min(max(x, -746.0), 710.0) if x == x else 0.0
-    k = int(np.floor(xs * _LOG2E + 0.5))
-    r = (xs - k * _LN2_HI) - k * _LN2_LO
+    t = xs * _LOG2E + _ROUND
+    kf = t - _ROUND  # k = round(x / ln2), as a float and (below) as an integer
+    k = (_bits_of_f64(t) & _LOW_BITS) - 0x8000000000000
+    r = (xs - kf * _LN2_HI) - kf * _LN2_LO
     half = k >> 1
     y = (1.0 + _expm1_reduced(r)) * _pow2(half) * _pow2(k - half)
     return y if x == x else x
@@ -142,9 +151,12 @@ def _log(x):
     e = e + 1 if big else e
     s = (m - 1.0) / (m + 1.0)
     z = s * s
-    log_m = 2.0 * s + 2.0 * s * z * (1.0 / 3 + z * (1.0 / 5 + z * (1.0 / 7 + z * (1.0 / 9 + z * (
-        1.0 / 11 + z * (1.0 / 13 + z * (1.0 / 15 + z * (1.0 / 17 + z * (1.0 / 19 + z * (
-            1.0 / 21 + z * (1.0 / 23)))))))))))
+    z2 = z * z
+    z4 = z2 * z2
+    tail = (1.0 / 3 + z * (1.0 / 5)) + z2 * (1.0 / 7 + z * (1.0 / 9)) + z4 * (
+        (1.0 / 11 + z * (1.0 / 13)) + z2 * (1.0 / 15 + z * (1.0 / 17))) + (z4 * z4) * (
+        (1.0 / 19 + z * (1.0 / 21)) + z2 * (1.0 / 23))  # Estrin's order, as in _expm1_reduced
+    log_m = 2.0 * s + (2.0 * s * z) * tail
     y = e * _LN2_HI + (log_m + e * _LN2_LO)
     if x > 0.0 and x < np.inf:
         return y
@@ -167,10 +179,10 @@ def _forward_kernel(x, t, W, b):
     if b.shape[0] != q:
         raise ValueError("graphgen: shape of b")
     dt = x.dtype
-    _ws = np.empty(n, dt)  # every temporary of this call, as views
+    _ws = np.empty(n*q + 2*n, dt)  # every temporary of this call, as views
     # _t5 = x @ W.T    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t5 = np.empty((n, q), dt)
+    _t5 = _ws[0:n*q].reshape((n, q))
     np.dot(x, W.T, _t5)
     # _t6 = (x @ W.T) + b    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
@@ -180,96 +192,100 @@ def _forward_kernel(x, t, W, b):
             _t6[i0, i1] = _t5[i0, i1] + b[i1]
     # _max7[i, 0] = max_j _t6[i, j]    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _max7 = np.empty((n, 1), dt)
+    _max7 = _ws[n*q:n*q + n].reshape((n, 1))
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, _t6[i0, i1])
         _max7[i0, 0] = acc
-    # _sumexp8[i, 0] = Σ_j exp(_t6[i, j] - _max7[i, 0])    [n, 1]
+    # _expshift8[i, j] = exp(_t6[i, j] - _max7[i, 0])    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _sumexp8 = np.empty((n, 1), dt)
+    _expshift8 = np.empty((n, q), dt)
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift8[i0, i1] = _exp(_t6[i0, i1] - _max7[i0, 0])
+    # _sumexp9[i, 0] = Σ_j _expshift8[i, j]    [n, 1]
+    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _sumexp9 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += _exp(_t6[i0, i1] - _max7[i0, 0])
-        _sumexp8[i0, 0] = acc
-    # _t9 = _max7 + log(_sumexp8)    [n, 1]
+            acc += _expshift8[i0, i1]
+        _sumexp9[i0, 0] = acc
+    # _t10 = _max7 + log(_sumexp9)    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t9 = _ws[0:n].reshape((n, 1))
+    _t10 = _ws[n*q + n:n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(1):
-            _t9[i0, i1] = _max7[i0, i1] + _log(_sumexp8[i0, i1])
+            _t10[i0, i1] = _max7[i0, i1] + _log(_sumexp9[i0, i1])
     # one fused loop for the next steps:
     #   p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
-    #   _t11 = p - t    [n, q]
+    #   _t12 = p - t    [n, q]
     #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
-    #   _t13 = Σ_ij _t11[i, j]**2    scalar
+    #   _t14 = Σ_ij _t12[i, j]**2    scalar
     #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
     p = np.empty((n, q), dt)
-    _t11 = np.empty((n, q), dt)
-    _acc__t13 = 0.0
+    _t12 = np.empty((n, q), dt)
+    _acc__t14 = 0.0
     for i0 in range(n):
         for i1 in range(q):
-            _v_p = _exp(_t6[i0, i1] - _t9[i0, 0])
+            _v_p = _exp(_t6[i0, i1] - _t10[i0, 0])
             p[i0, i1] = _v_p
-            _v__t11 = _v_p - t[i0, i1]
-            _t11[i0, i1] = _v__t11
-            _acc__t13 += _v__t11 * _v__t11
-    _t13 = _acc__t13
+            _v__t12 = _v_p - t[i0, i1]
+            _t12[i0, i1] = _v__t12
+            _acc__t14 += _v__t12 * _v__t12
+    _t14 = _acc__t14
     # J = sum((p - t) ** 2) / 2    scalar  (examples/softmax_mse.gg:8)
-    J = _t13 / 2.0
-    return J, p, _t6, _max7, _sumexp8, _t11
+    J = _t14 / 2.0
+    return J, p, _expshift8, _sumexp9, _t12
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(x, _t6, _max7, _sumexp8, p, _t11):
+def _backward_kernel(x, _expshift8, _sumexp9, p, _t12):
     n = x.shape[0]
     d = x.shape[1]
-    q = _t6.shape[1]
+    q = _expshift8.shape[1]
     if n < 1 or d < 1 or q < 1:
         raise ValueError("graphgen: empty dimension")
     if x.shape[0] != n or x.shape[1] != d:
         raise ValueError("graphgen: shape of x")
-    if _t6.shape[0] != n or _t6.shape[1] != q:
-        raise ValueError("graphgen: shape of _t6")
-    if _max7.shape[0] != n or _max7.shape[1] != 1:
-        raise ValueError("graphgen: shape of _max7")
-    if _sumexp8.shape[0] != n or _sumexp8.shape[1] != 1:
-        raise ValueError("graphgen: shape of _sumexp8")
+    if _expshift8.shape[0] != n or _expshift8.shape[1] != q:
+        raise ValueError("graphgen: shape of _expshift8")
+    if _sumexp9.shape[0] != n or _sumexp9.shape[1] != 1:
+        raise ValueError("graphgen: shape of _sumexp9")
     if p.shape[0] != n or p.shape[1] != q:
         raise ValueError("graphgen: shape of p")
-    if _t11.shape[0] != n or _t11.shape[1] != q:
-        raise ValueError("graphgen: shape of _t11")
+    if _t12.shape[0] != n or _t12.shape[1] != q:
+        raise ValueError("graphgen: shape of _t12")
     dt = x.dtype
     _ws = np.empty(n*q + n, dt)  # every temporary of this call, as views
-    # _g21[i, 0] = Σ_j -_t11[i, j]*p[i, j]    [n, 1]
+    # _g22[i, 0] = Σ_j -_t12[i, j]*p[i, j]    [n, 1]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g21 = _ws[0:n].reshape((n, 1))
+    _g22 = _ws[0:n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += -p[i0, i1] * _t11[i0, i1]
-        _g21[i0, 0] = acc
-    # _g24[i, j] = _t11[i, j]*p[i, j] + _g21[i, 0]*exp(_t6[i, j] - _max7[i, 0])/_sumexp8[i, 0]    [n, q]
+            acc += -p[i0, i1] * _t12[i0, i1]
+        _g22[i0, 0] = acc
+    # _g26[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g22[i, 0]/_sumexp9[i, 0]    [n, q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g24 = _ws[n:n*q + n].reshape((n, q))
+    _g26 = _ws[n:n*q + n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            _g24[i0, i1] = p[i0, i1] * _t11[i0, i1] + _g21[i0, 0] * _exp(_t6[i0, i1] - _max7[i0, 0]) / _sumexp8[i0, 0]
-    # dJ/db[i] = Σ_j _g24[j, i]    [q]
+            _g26[i0, i1] = p[i0, i1] * _t12[i0, i1] + _expshift8[i0, i1] * _g22[i0, 0] / _sumexp9[i0, 0]
+    # dJ/db[i] = Σ_j _g26[j, i]    [q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     dJ_db = np.zeros((q,), dt)
     for i0 in range(n):
         for i1 in range(q):
-            dJ_db[i1] += _g24[i0, i1]
-    # _g27 = _g24.T @ x    [q, d]
+            dJ_db[i1] += _g26[i0, i1]
+    # _g29 = _g26.T @ x    [q, d]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g27 = np.empty((q, d), dt)
-    np.dot(_g24.T, x, _g27)
-    # dJ/dW = (_g24.T @ x)    [q, d]
+    _g29 = np.empty((q, d), dt)
+    np.dot(_g26.T, x, _g29)
+    # dJ/dW = (_g26.T @ x)    [q, d]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    dJ_dW = _g27  # same values: no copy
+    dJ_dW = _g29  # same values: no copy
     return dJ_dW, dJ_db
 
 
@@ -289,7 +305,7 @@ def _value_and_grad_kernel(x, t, W, b):
     if b.shape[0] != q:
         raise ValueError("graphgen: shape of b")
     dt = x.dtype
-    _ws = np.empty(4*n*q + 4*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(5*n*q + 4*n, dt)  # every temporary of this call, as views
     # _t5 = x @ W.T    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t5 = _ws[0:n*q].reshape((n, q))
@@ -308,66 +324,72 @@ def _value_and_grad_kernel(x, t, W, b):
         for i1 in range(q):
             acc = max(acc, _t6[i0, i1])
         _max7[i0, 0] = acc
-    # _sumexp8[i, 0] = Σ_j exp(_t6[i, j] - _max7[i, 0])    [n, 1]
+    # _expshift8[i, j] = exp(_t6[i, j] - _max7[i, 0])    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _sumexp8 = _ws[n*q + n:n*q + 2*n].reshape((n, 1))
+    _expshift8 = _ws[n*q + n:2*n*q + n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift8[i0, i1] = _exp(_t6[i0, i1] - _max7[i0, 0])
+    # _sumexp9[i, 0] = Σ_j _expshift8[i, j]    [n, 1]
+    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _sumexp9 = _ws[2*n*q + n:2*n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += _exp(_t6[i0, i1] - _max7[i0, 0])
-        _sumexp8[i0, 0] = acc
-    # _t9 = _max7 + log(_sumexp8)    [n, 1]
+            acc += _expshift8[i0, i1]
+        _sumexp9[i0, 0] = acc
+    # _t10 = _max7 + log(_sumexp9)    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t9 = _ws[n*q + 2*n:n*q + 3*n].reshape((n, 1))
+    _t10 = _ws[2*n*q + 2*n:2*n*q + 3*n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(1):
-            _t9[i0, i1] = _max7[i0, i1] + _log(_sumexp8[i0, i1])
+            _t10[i0, i1] = _max7[i0, i1] + _log(_sumexp9[i0, i1])
     # one fused loop for the next steps:
     #   p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
-    #   _t11 = p - t    [n, q]
+    #   _t12 = p - t    [n, q]
     #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
-    #   _t13 = Σ_ij _t11[i, j]**2    scalar
+    #   _t14 = Σ_ij _t12[i, j]**2    scalar
     #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
-    p = _ws[n*q + 3*n:2*n*q + 3*n].reshape((n, q))
-    _t11 = _ws[2*n*q + 3*n:3*n*q + 3*n].reshape((n, q))
-    _acc__t13 = 0.0
+    p = _ws[2*n*q + 3*n:3*n*q + 3*n].reshape((n, q))
+    _t12 = _ws[3*n*q + 3*n:4*n*q + 3*n].reshape((n, q))
+    _acc__t14 = 0.0
     for i0 in range(n):
         for i1 in range(q):
-            _v_p = _exp(_t6[i0, i1] - _t9[i0, 0])
+            _v_p = _exp(_t6[i0, i1] - _t10[i0, 0])
             p[i0, i1] = _v_p
-            _v__t11 = _v_p - t[i0, i1]
-            _t11[i0, i1] = _v__t11
-            _acc__t13 += _v__t11 * _v__t11
-    _t13 = _acc__t13
+            _v__t12 = _v_p - t[i0, i1]
+            _t12[i0, i1] = _v__t12
+            _acc__t14 += _v__t12 * _v__t12
+    _t14 = _acc__t14
     # J = sum((p - t) ** 2) / 2    scalar  (examples/softmax_mse.gg:8)
-    J = _t13 / 2.0
-    # _g21[i, 0] = Σ_j -_t11[i, j]*p[i, j]    [n, 1]
+    J = _t14 / 2.0
+    # _g22[i, 0] = Σ_j -_t12[i, j]*p[i, j]    [n, 1]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g21 = _ws[3*n*q + 3*n:3*n*q + 4*n].reshape((n, 1))
+    _g22 = _ws[4*n*q + 3*n:4*n*q + 4*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += -p[i0, i1] * _t11[i0, i1]
-        _g21[i0, 0] = acc
-    # _g24[i, j] = _t11[i, j]*p[i, j] + _g21[i, 0]*exp(_t6[i, j] - _max7[i, 0])/_sumexp8[i, 0]    [n, q]
+            acc += -p[i0, i1] * _t12[i0, i1]
+        _g22[i0, 0] = acc
+    # _g26[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g22[i, 0]/_sumexp9[i, 0]    [n, q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g24 = _ws[3*n*q + 4*n:4*n*q + 4*n].reshape((n, q))
+    _g26 = _ws[4*n*q + 4*n:5*n*q + 4*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            _g24[i0, i1] = p[i0, i1] * _t11[i0, i1] + _g21[i0, 0] * _exp(_t6[i0, i1] - _max7[i0, 0]) / _sumexp8[i0, 0]
-    # dJ/db[i] = Σ_j _g24[j, i]    [q]
+            _g26[i0, i1] = p[i0, i1] * _t12[i0, i1] + _expshift8[i0, i1] * _g22[i0, 0] / _sumexp9[i0, 0]
+    # dJ/db[i] = Σ_j _g26[j, i]    [q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     dJ_db = np.zeros((q,), dt)
     for i0 in range(n):
         for i1 in range(q):
-            dJ_db[i1] += _g24[i0, i1]
-    # _g27 = _g24.T @ x    [q, d]
+            dJ_db[i1] += _g26[i0, i1]
+    # _g29 = _g26.T @ x    [q, d]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g27 = np.empty((q, d), dt)
-    np.dot(_g24.T, x, _g27)
-    # dJ/dW = (_g24.T @ x)    [q, d]
+    _g29 = np.empty((q, d), dt)
+    np.dot(_g26.T, x, _g29)
+    # dJ/dW = (_g26.T @ x)    [q, d]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    dJ_dW = _g27  # same values: no copy
+    dJ_dW = _g29  # same values: no copy
     return J, dJ_dW, dJ_db
 
 
@@ -404,25 +426,25 @@ def _predict_kernel(x, W, b):
         for i1 in range(q):
             acc = max(acc, _t6[i0, i1])
         _max7[i0, 0] = acc
-    # _sumexp8[i, 0] = Σ_j exp(_t6[i, j] - _max7[i, 0])    [n, 1]
+    # _sumexp9[i, 0] = Σ_j exp(_t6[i, j] - _max7[i, 0])    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _sumexp8 = _ws[n*q + n:n*q + 2*n].reshape((n, 1))
+    _sumexp9 = _ws[n*q + n:n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += _exp(_t6[i0, i1] - _max7[i0, 0])
-        _sumexp8[i0, 0] = acc
-    # _t9 = _max7 + log(_sumexp8)    [n, 1]
+        _sumexp9[i0, 0] = acc
+    # _t10 = _max7 + log(_sumexp9)    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t9 = _sumexp8  # reuse the buffer
+    _t10 = _sumexp9  # reuse the buffer
     for i0 in range(n):
         for i1 in range(1):
-            _t9[i0, i1] = _max7[i0, i1] + _log(_sumexp8[i0, i1])
+            _t10[i0, i1] = _max7[i0, i1] + _log(_sumexp9[i0, i1])
     # p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
     p = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            p[i0, i1] = _exp(_t6[i0, i1] - _t9[i0, 0])
+            p[i0, i1] = _exp(_t6[i0, i1] - _t10[i0, 0])
     return p
 
 
@@ -442,7 +464,7 @@ def _sgd_step_kernel(x, t, W, b, lr):
     if b.shape[0] != q:
         raise ValueError("graphgen: shape of b")
     dt = x.dtype
-    _ws = np.empty(d*q + 4*n*q + 4*n + q, dt)  # every temporary of this call, as views
+    _ws = np.empty(d*q + 5*n*q + 4*n + q, dt)  # every temporary of this call, as views
     # _t5 = x @ W.T    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t5 = _ws[0:n*q].reshape((n, q))
@@ -461,67 +483,73 @@ def _sgd_step_kernel(x, t, W, b, lr):
         for i1 in range(q):
             acc = max(acc, _t6[i0, i1])
         _max7[i0, 0] = acc
-    # _sumexp8[i, 0] = Σ_j exp(_t6[i, j] - _max7[i, 0])    [n, 1]
+    # _expshift8[i, j] = exp(_t6[i, j] - _max7[i, 0])    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _sumexp8 = _ws[n*q + n:n*q + 2*n].reshape((n, 1))
+    _expshift8 = _ws[n*q + n:2*n*q + n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift8[i0, i1] = _exp(_t6[i0, i1] - _max7[i0, 0])
+    # _sumexp9[i, 0] = Σ_j _expshift8[i, j]    [n, 1]
+    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _sumexp9 = _ws[2*n*q + n:2*n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += _exp(_t6[i0, i1] - _max7[i0, 0])
-        _sumexp8[i0, 0] = acc
-    # _t9 = _max7 + log(_sumexp8)    [n, 1]
+            acc += _expshift8[i0, i1]
+        _sumexp9[i0, 0] = acc
+    # _t10 = _max7 + log(_sumexp9)    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t9 = _ws[n*q + 2*n:n*q + 3*n].reshape((n, 1))
+    _t10 = _ws[2*n*q + 2*n:2*n*q + 3*n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(1):
-            _t9[i0, i1] = _max7[i0, i1] + _log(_sumexp8[i0, i1])
+            _t10[i0, i1] = _max7[i0, i1] + _log(_sumexp9[i0, i1])
     # one fused loop for the next steps:
     #   p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
-    #   _t11 = p - t    [n, q]
+    #   _t12 = p - t    [n, q]
     #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
-    #   _t13 = Σ_ij _t11[i, j]**2    scalar
+    #   _t14 = Σ_ij _t12[i, j]**2    scalar
     #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
-    p = _ws[n*q + 3*n:2*n*q + 3*n].reshape((n, q))
-    _t11 = _ws[2*n*q + 3*n:3*n*q + 3*n].reshape((n, q))
-    _acc__t13 = 0.0
+    p = _ws[2*n*q + 3*n:3*n*q + 3*n].reshape((n, q))
+    _t12 = _ws[3*n*q + 3*n:4*n*q + 3*n].reshape((n, q))
+    _acc__t14 = 0.0
     for i0 in range(n):
         for i1 in range(q):
-            _v_p = _exp(_t6[i0, i1] - _t9[i0, 0])
+            _v_p = _exp(_t6[i0, i1] - _t10[i0, 0])
             p[i0, i1] = _v_p
-            _v__t11 = _v_p - t[i0, i1]
-            _t11[i0, i1] = _v__t11
-            _acc__t13 += _v__t11 * _v__t11
-    _t13 = _acc__t13
+            _v__t12 = _v_p - t[i0, i1]
+            _t12[i0, i1] = _v__t12
+            _acc__t14 += _v__t12 * _v__t12
+    _t14 = _acc__t14
     # J = sum((p - t) ** 2) / 2    scalar  (examples/softmax_mse.gg:8)
-    J = _t13 / 2.0
-    # _g21[i, 0] = Σ_j -_t11[i, j]*p[i, j]    [n, 1]
+    J = _t14 / 2.0
+    # _g22[i, 0] = Σ_j -_t12[i, j]*p[i, j]    [n, 1]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g21 = _ws[3*n*q + 3*n:3*n*q + 4*n].reshape((n, 1))
+    _g22 = _ws[4*n*q + 3*n:4*n*q + 4*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += -p[i0, i1] * _t11[i0, i1]
-        _g21[i0, 0] = acc
-    # _g24[i, j] = _t11[i, j]*p[i, j] + _g21[i, 0]*exp(_t6[i, j] - _max7[i, 0])/_sumexp8[i, 0]    [n, q]
+            acc += -p[i0, i1] * _t12[i0, i1]
+        _g22[i0, 0] = acc
+    # _g26[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g22[i, 0]/_sumexp9[i, 0]    [n, q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g24 = _ws[3*n*q + 4*n:4*n*q + 4*n].reshape((n, q))
+    _g26 = _ws[4*n*q + 4*n:5*n*q + 4*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            _g24[i0, i1] = p[i0, i1] * _t11[i0, i1] + _g21[i0, 0] * _exp(_t6[i0, i1] - _max7[i0, 0]) / _sumexp8[i0, 0]
-    # dJ/db[i] = Σ_j _g24[j, i]    [q]
+            _g26[i0, i1] = p[i0, i1] * _t12[i0, i1] + _expshift8[i0, i1] * _g22[i0, 0] / _sumexp9[i0, 0]
+    # dJ/db[i] = Σ_j _g26[j, i]    [q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    dJ_db = _ws[4*n*q + 4*n:4*n*q + 4*n + q].reshape((q,)); dJ_db[:] = 0.0
+    dJ_db = _ws[5*n*q + 4*n:5*n*q + 4*n + q].reshape((q,)); dJ_db[:] = 0.0
     for i0 in range(n):
         for i1 in range(q):
-            dJ_db[i1] += _g24[i0, i1]
-    # _g27 = _g24.T @ x    [q, d]
+            dJ_db[i1] += _g26[i0, i1]
+    # _g29 = _g26.T @ x    [q, d]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g27 = _ws[4*n*q + 4*n + q:d*q + 4*n*q + 4*n + q].reshape((q, d))
-    np.dot(_g24.T, x, _g27)
+    _g29 = _ws[5*n*q + 4*n + q:d*q + 5*n*q + 4*n + q].reshape((q, d))
+    np.dot(_g26.T, x, _g29)
     # SGD update of W: W -= lr * dJ/dW
     for i0 in range(q):
         for i1 in range(d):
-            W[i0, i1] = W[i0, i1] - lr * _g27[i0, i1]
+            W[i0, i1] = W[i0, i1] - lr * _g29[i0, i1]
     # SGD update of b: b -= lr * dJ/db
     for i0 in range(q):
         b[i0] = b[i0] - dJ_db[i0] * lr
@@ -677,16 +705,16 @@ def forward(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
         _bad_call('forward', {'x': x, 't': t, 'W': W, 'b': b, }, unexpected)
     if _forward_kernel in _READY:
         try:
-            J, p, _t6, _max7, _sumexp8, _t11 = _forward_kernel(x, t, W, b)
+            J, p, _expshift8, _sumexp9, _t12 = _forward_kernel(x, t, W, b)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
-            return {'J': J, 'p': p, '_t6': _t6, '_max7': _max7, '_sumexp8': _sumexp8, '_t11': _t11, 'x': x, "_dims": {'n': x.shape[0], 'd': x.shape[1], 'q': t.shape[1]}}
+            return {'J': J, 'p': p, '_expshift8': _expshift8, '_sumexp9': _sumexp9, '_t12': _t12, 'x': x, "_dims": {'n': x.shape[0], 'd': x.shape[1], 'q': t.shape[1]}}
     _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']})
     with _compiling(_forward_kernel):
-        J, p, _t6, _max7, _sumexp8, _t11 = _forward_kernel(_a['x'], _a['t'], _a['W'], _a['b'])
-    return {'J': J, 'p': p, '_t6': _t6, '_max7': _max7, '_sumexp8': _sumexp8, '_t11': _t11, 'x': _a['x'], "_dims": _bound}
+        J, p, _expshift8, _sumexp9, _t12 = _forward_kernel(_a['x'], _a['t'], _a['W'], _a['b'])
+    return {'J': J, 'p': p, '_expshift8': _expshift8, '_sumexp9': _sumexp9, '_t12': _t12, 'x': _a['x'], "_dims": _bound}
 
 
 def value_and_grad(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
@@ -748,6 +776,6 @@ def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
     if not isinstance(tape, dict) or "_dims" not in tape:
         raise TypeError("backward() takes the dict returned by forward()")
-    grads = _backward_kernel(tape['x'], tape['_t6'], tape['_max7'], tape['_sumexp8'], tape['p'], tape['_t11'])
+    grads = _backward_kernel(tape['x'], tape['_expshift8'], tape['_sumexp9'], tape['p'], tape['_t12'])
     grads = dict(zip(['W', 'b'], grads))
     return grads

@@ -28,16 +28,16 @@ Derivation:
         o   = hid @ W2.T + b2                            [n, q]
         J   = mean(cross_entropy(o, y))                  scalar
     Backward (reverse mode, from the objective J):
-        dJ/do[i, j] = exp(o[i, j] - _max13[i, 0])/(_sumexp14[i, 0]*n) - [y[i] == j]/n [n, q]
+        dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n [n, q]
         dJ/db2[i] = Σ_j dJ/do[j, i]                      [q]
         dJ/dhid = dJ/do @ W2                             [n, h]
         dJ/dW2 = (dJ/do.T @ hid)                         [q, h]
-        _g34 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8)) [n, h]
-        dJ/db1[i] = Σ_j _g34[j, i]                       [h]
-        dJ/dW1 = (_g34.T @ x)                            [h, d]
+        _g36 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8)) [n, h]
+        dJ/db1[i] = Σ_j _g36[j, i]                       [h]
+        dJ/dW1 = (_g36.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: d986463761be603b8f9757a75cb51dad2e807796eb3c7a1e0c318a11ae1b1dec
-# graphgen-content-sha256: 5d3f3a7c3f3f66bb33fb2f6e9dc0813bcf88b045f6bd4c1faa7b644fa7ee7e39
+# graphgen-spec-hash: a5a0a24fb3e0153586f2751139646d459494be3369b157c0125b247c47d58f4c
+# graphgen-content-sha256: bc54b17d948a105b602293ce0f9854af4cada5c5224de3d9a1f7f396d028c1b3
 import sys as _sys
 
 import numpy as np
@@ -50,12 +50,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_d986463761be'
+__name__ = 'graphgen_generated_swish_a5a0a24fb3e0'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'd986463761be603b8f9757a75cb51dad2e807796eb3c7a1e0c318a11ae1b1dec'
+SPEC_HASH = 'a5a0a24fb3e0153586f2751139646d459494be3369b157c0125b247c47d58f4c'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -88,6 +88,8 @@ _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 = _LN2_HI + _LN2_LO; k * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
 _SQRT2 = 1.4142135623730951
+_ROUND = 6755399441055744.0  # 1.5 * 2**52: (v + _ROUND) rounds v to an integer, in the low bits
+_LOW_BITS = 0xFFFFFFFFFFFFF  # 52 bits, less the 2**51 of _ROUND: the integer, signed
 
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests): the same bits via NumPy
@@ -120,11 +122,16 @@ def _pow2(k):
 
 @numba.njit(**_VEC)
 def _expm1_reduced(r):
-    # expm1(r) for |r| <= ln(2)/2 by Taylor's series to r**13 (truncation < 1e-17 relative)
-    return r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
-        1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
-            1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600 + r * (
-                1.0 / 6227020800)))))))))))))
+    # expm1(r) = r * sum(r**j / (j+1)!, j <= 12) for |r| <= ln(2)/2 (truncation < 1e-17
+    # relative), in Estrin's order: pairs combined with r**2, r**4, r**8. A short chain of
+    # dependent operations, so that a lone call (a loop of 3) is as quick as libm's
+    r2 = r * r
+    r4 = r2 * r2
+    low = (1.0 + r * (1.0 / 2)) + r2 * (1.0 / 6 + r * (1.0 / 24)) + r4 * (
+        (1.0 / 120 + r * (1.0 / 720)) + r2 * (1.0 / 5040 + r * (1.0 / 40320)))
+    high = (1.0 / 362880 + r * (1.0 / 3628800)) + r2 * (1.0 / 39916800 + r * (1.0 / 479001600)) \
+        + r4 * (1.0 / 6227020800)
+    return r * (low + (r4 * r4) * high)
 
 
 @numba.njit(**_VEC)
@@ -132,8 +139,10 @@ def _exp(x):
     # exp(x) = 2**k * exp(r), x = k ln2 + r; 2**k applied in two halves so that results
     # down to the subnormals and up to the largest double come out right
     xs = min(max(x, -746.0), 710.0) if x == x else 0.0
-    k = int(np.floor(xs * _LOG2E + 0.5))
-    r = (xs - k * _LN2_HI) - k * _LN2_LO
+    t = xs * _LOG2E + _ROUND
+    kf = t - _ROUND  # k = round(x / ln2), as a float and (below) as an integer
+    k = (_bits_of_f64(t) & _LOW_BITS) - 0x8000000000000
+    r = (xs - kf * _LN2_HI) - kf * _LN2_LO
     half = k >> 1
     y = (1.0 + _expm1_reduced(r)) * _pow2(half) * _pow2(k - half)
     return y if x == x else x
@@ -153,9 +162,12 @@ def _log(x):
     e = e + 1 if big else e
     s = (m - 1.0) / (m + 1.0)
     z = s * s
-    log_m = 2.0 * s + 2.0 * s * z * (1.0 / 3 + z * (1.0 / 5 + z * (1.0 / 7 + z * (1.0 / 9 + z * (
-        1.0 / 11 + z * (1.0 / 13 + z * (1.0 / 15 + z * (1.0 / 17 + z * (1.0 / 19 + z * (
-            1.0 / 21 + z * (1.0 / 23)))))))))))
+    z2 = z * z
+    z4 = z2 * z2
+    tail = (1.0 / 3 + z * (1.0 / 5)) + z2 * (1.0 / 7 + z * (1.0 / 9)) + z4 * (
+        (1.0 / 11 + z * (1.0 / 13)) + z2 * (1.0 / 15 + z * (1.0 / 17))) + (z4 * z4) * (
+        (1.0 / 19 + z * (1.0 / 21)) + z2 * (1.0 / 23))  # Estrin's order, as in _expm1_reduced
+    log_m = 2.0 * s + (2.0 * s * z) * tail
     y = e * _LN2_HI + (log_m + e * _LN2_LO)
     if x > 0.0 and x < np.inf:
         return y
@@ -194,7 +206,7 @@ def _forward_kernel(x, y, W1, b1, W2, b2):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(n, dt)  # every temporary of this call, as views
+    _ws = np.empty(2*n, dt)  # every temporary of this call, as views
     # _t7 = x @ W1.T    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _t7 = np.empty((n, h), dt)
@@ -221,38 +233,44 @@ def _forward_kernel(x, y, W1, b1, W2, b2):
             o[i0, i1] = _t11[i0, i1] + b2[i1]
     # _max13[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _max13 = np.empty((n, 1), dt)
+    _max13 = _ws[0:n].reshape((n, 1))
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
         _max13[i0, 0] = acc
-    # _sumexp14[i, 0] = Σ_j exp(o[i, j] - _max13[i, 0])    [n, 1]
+    # _expshift14[i, j] = exp(o[i, j] - _max13[i, 0])    [n, q]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _sumexp14 = np.empty((n, 1), dt)
+    _expshift14 = np.empty((n, q), dt)
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift14[i0, i1] = _exp(o[i0, i1] - _max13[i0, 0])
+    # _sumexp15[i, 0] = Σ_j _expshift14[i, j]    [n, 1]
+    #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    _sumexp15 = np.empty((n, 1), dt)
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += _exp(o[i0, i1] - _max13[i0, 0])
-        _sumexp14[i0, 0] = acc
-    # _picked17[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += _expshift14[i0, i1]
+        _sumexp15[i0, 0] = acc
+    # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _picked17 = _ws[0:n].reshape((n,))
+    _picked18 = _ws[n:2*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked17[i0] = acc
+        _picked18[i0] = acc
     # J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max13[i0, 0] + _log(_sumexp14[i0, 0]) - _picked17[i0]) / n
+        acc += (_max13[i0, 0] + _log(_sumexp15[i0, 0]) - _picked18[i0]) / n
     J = acc
-    return J, o, _t8, hid, _max13, _sumexp14
+    return J, o, _t8, hid, _expshift14, _sumexp15
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(x, y, W2, _t8, hid, o, _max13, _sumexp14):
+def _backward_kernel(x, y, W2, _t8, hid, _expshift14, _sumexp15):
     n = x.shape[0]
     d = x.shape[1]
     q = W2.shape[0]
@@ -272,20 +290,18 @@ def _backward_kernel(x, y, W2, _t8, hid, o, _max13, _sumexp14):
         raise ValueError("graphgen: shape of _t8")
     if hid.shape[0] != n or hid.shape[1] != h:
         raise ValueError("graphgen: shape of hid")
-    if o.shape[0] != n or o.shape[1] != q:
-        raise ValueError("graphgen: shape of o")
-    if _max13.shape[0] != n or _max13.shape[1] != 1:
-        raise ValueError("graphgen: shape of _max13")
-    if _sumexp14.shape[0] != n or _sumexp14.shape[1] != 1:
-        raise ValueError("graphgen: shape of _sumexp14")
+    if _expshift14.shape[0] != n or _expshift14.shape[1] != q:
+        raise ValueError("graphgen: shape of _expshift14")
+    if _sumexp15.shape[0] != n or _sumexp15.shape[1] != 1:
+        raise ValueError("graphgen: shape of _sumexp15")
     dt = x.dtype
     _ws = np.empty(h*n + n*q, dt)  # every temporary of this call, as views
-    # dJ/do[i, j] = exp(o[i, j] - _max13[i, 0])/(_sumexp14[i, 0]*n) - [y[i] == j]/n    [n, q]
+    # dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_do = _ws[0:n*q].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = _exp(o[i0, i1] - _max13[i0, 0]) / (_sumexp14[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _expshift14[i0, i1] / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_db2 = np.zeros((q,), dt)
@@ -296,32 +312,32 @@ def _backward_kernel(x, y, W2, _t8, hid, o, _max13, _sumexp14):
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_dhid = _ws[n*q:h*n + n*q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g32 = dJ/do.T @ hid    [q, h]
+    # _g34 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _g32 = np.empty((q, h), dt)
-    np.dot(dJ_do.T, hid, _g32)
+    _g34 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g34)
     # dJ/dW2 = (dJ/do.T @ hid)    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_dW2 = _g32  # same values: no copy
-    # _g34 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
+    dJ_dW2 = _g34  # same values: no copy
+    # _g36 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g34 = dJ_dhid  # reuse the buffer
+    _g36 = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            _g34[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
-    # dJ/db1[i] = Σ_j _g34[j, i]    [h]
+            _g36[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
+    # dJ/db1[i] = Σ_j _g36[j, i]    [h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     dJ_db1 = np.zeros((h,), dt)
     for i0 in range(n):
         for i1 in range(h):
-            dJ_db1[i1] += _g34[i0, i1]
-    # _g37 = _g34.T @ x    [h, d]
+            dJ_db1[i1] += _g36[i0, i1]
+    # _g39 = _g36.T @ x    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g37 = np.empty((h, d), dt)
-    np.dot(_g34.T, x, _g37)
-    # dJ/dW1 = (_g34.T @ x)    [h, d]
+    _g39 = np.empty((h, d), dt)
+    np.dot(_g36.T, x, _g39)
+    # dJ/dW1 = (_g36.T @ x)    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    dJ_dW1 = _g37  # same values: no copy
+    dJ_dW1 = _g39  # same values: no copy
     return dJ_dW1, dJ_db1, dJ_dW2, dJ_db2
 
 
@@ -349,7 +365,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(3*h*n + 2*n*q + 3*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(3*h*n + 3*n*q + 3*n, dt)  # every temporary of this call, as views
     # _t7 = x @ W1.T    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _t7 = _ws[0:h*n].reshape((n, h))
@@ -382,33 +398,39 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
         _max13[i0, 0] = acc
-    # _sumexp14[i, 0] = Σ_j exp(o[i, j] - _max13[i, 0])    [n, 1]
+    # _expshift14[i, j] = exp(o[i, j] - _max13[i, 0])    [n, q]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _sumexp14 = _ws[2*h*n + n*q + n:2*h*n + n*q + 2*n].reshape((n, 1))
+    _expshift14 = _ws[2*h*n + n*q + n:2*h*n + 2*n*q + n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift14[i0, i1] = _exp(o[i0, i1] - _max13[i0, 0])
+    # _sumexp15[i, 0] = Σ_j _expshift14[i, j]    [n, 1]
+    #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    _sumexp15 = _ws[2*h*n + 2*n*q + n:2*h*n + 2*n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += _exp(o[i0, i1] - _max13[i0, 0])
-        _sumexp14[i0, 0] = acc
-    # _picked17[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += _expshift14[i0, i1]
+        _sumexp15[i0, 0] = acc
+    # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _picked17 = _ws[2*h*n + n*q + 2*n:2*h*n + n*q + 3*n].reshape((n,))
+    _picked18 = _ws[2*h*n + 2*n*q + 2*n:2*h*n + 2*n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked17[i0] = acc
+        _picked18[i0] = acc
     # J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max13[i0, 0] + _log(_sumexp14[i0, 0]) - _picked17[i0]) / n
+        acc += (_max13[i0, 0] + _log(_sumexp15[i0, 0]) - _picked18[i0]) / n
     J = acc
-    # dJ/do[i, j] = exp(o[i, j] - _max13[i, 0])/(_sumexp14[i, 0]*n) - [y[i] == j]/n    [n, q]
+    # dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_do = _ws[2*h*n + n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, q))
+    dJ_do = _ws[2*h*n + 2*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = _exp(o[i0, i1] - _max13[i0, 0]) / (_sumexp14[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _expshift14[i0, i1] / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_db2 = np.zeros((q,), dt)
@@ -417,34 +439,34 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
             dJ_db2[i1] += dJ_do[i0, i1]
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_dhid = _ws[2*h*n + 2*n*q + 3*n:3*h*n + 2*n*q + 3*n].reshape((n, h))
+    dJ_dhid = _ws[2*h*n + 3*n*q + 3*n:3*h*n + 3*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g32 = dJ/do.T @ hid    [q, h]
+    # _g34 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _g32 = np.empty((q, h), dt)
-    np.dot(dJ_do.T, hid, _g32)
+    _g34 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g34)
     # dJ/dW2 = (dJ/do.T @ hid)    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_dW2 = _g32  # same values: no copy
-    # _g34 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
+    dJ_dW2 = _g34  # same values: no copy
+    # _g36 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g34 = dJ_dhid  # reuse the buffer
+    _g36 = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            _g34[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
-    # dJ/db1[i] = Σ_j _g34[j, i]    [h]
+            _g36[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
+    # dJ/db1[i] = Σ_j _g36[j, i]    [h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     dJ_db1 = np.zeros((h,), dt)
     for i0 in range(n):
         for i1 in range(h):
-            dJ_db1[i1] += _g34[i0, i1]
-    # _g37 = _g34.T @ x    [h, d]
+            dJ_db1[i1] += _g36[i0, i1]
+    # _g39 = _g36.T @ x    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g37 = np.empty((h, d), dt)
-    np.dot(_g34.T, x, _g37)
-    # dJ/dW1 = (_g34.T @ x)    [h, d]
+    _g39 = np.empty((h, d), dt)
+    np.dot(_g36.T, x, _g39)
+    # dJ/dW1 = (_g36.T @ x)    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    dJ_dW1 = _g37  # same values: no copy
+    dJ_dW1 = _g39  # same values: no copy
     return J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2
 
 
@@ -513,7 +535,7 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(d*h + 3*h*n + h*q + h + 2*n*q + 3*n + q, dt)  # every temporary of this call, as views
+    _ws = np.empty(d*h + 3*h*n + h*q + h + 3*n*q + 3*n + q, dt)  # every temporary of this call, as views
     # _t7 = x @ W1.T    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _t7 = _ws[0:h*n].reshape((n, h))
@@ -546,74 +568,80 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
         _max13[i0, 0] = acc
-    # _sumexp14[i, 0] = Σ_j exp(o[i, j] - _max13[i, 0])    [n, 1]
+    # _expshift14[i, j] = exp(o[i, j] - _max13[i, 0])    [n, q]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _sumexp14 = _ws[2*h*n + n*q + n:2*h*n + n*q + 2*n].reshape((n, 1))
+    _expshift14 = _ws[2*h*n + n*q + n:2*h*n + 2*n*q + n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift14[i0, i1] = _exp(o[i0, i1] - _max13[i0, 0])
+    # _sumexp15[i, 0] = Σ_j _expshift14[i, j]    [n, 1]
+    #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    _sumexp15 = _ws[2*h*n + 2*n*q + n:2*h*n + 2*n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += _exp(o[i0, i1] - _max13[i0, 0])
-        _sumexp14[i0, 0] = acc
-    # _picked17[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+            acc += _expshift14[i0, i1]
+        _sumexp15[i0, 0] = acc
+    # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _picked17 = _ws[2*h*n + n*q + 2*n:2*h*n + n*q + 3*n].reshape((n,))
+    _picked18 = _ws[2*h*n + 2*n*q + 2*n:2*h*n + 2*n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked17[i0] = acc
+        _picked18[i0] = acc
     # J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max13[i0, 0] + _log(_sumexp14[i0, 0]) - _picked17[i0]) / n
+        acc += (_max13[i0, 0] + _log(_sumexp15[i0, 0]) - _picked18[i0]) / n
     J = acc
-    # dJ/do[i, j] = exp(o[i, j] - _max13[i, 0])/(_sumexp14[i, 0]*n) - [y[i] == j]/n    [n, q]
+    # dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_do = _ws[2*h*n + n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, q))
+    dJ_do = _ws[2*h*n + 2*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = _exp(o[i0, i1] - _max13[i0, 0]) / (_sumexp14[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _expshift14[i0, i1] / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_db2 = _ws[2*h*n + 2*n*q + 3*n:2*h*n + 2*n*q + 3*n + q].reshape((q,)); dJ_db2[:] = 0.0
+    dJ_db2 = _ws[2*h*n + 3*n*q + 3*n:2*h*n + 3*n*q + 3*n + q].reshape((q,)); dJ_db2[:] = 0.0
     for i0 in range(n):
         for i1 in range(q):
             dJ_db2[i1] += dJ_do[i0, i1]
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_dhid = _ws[2*h*n + 2*n*q + 3*n + q:3*h*n + 2*n*q + 3*n + q].reshape((n, h))
+    dJ_dhid = _ws[2*h*n + 3*n*q + 3*n + q:3*h*n + 3*n*q + 3*n + q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g32 = dJ/do.T @ hid    [q, h]
+    # _g34 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _g32 = _ws[3*h*n + 2*n*q + 3*n + q:3*h*n + h*q + 2*n*q + 3*n + q].reshape((q, h))
-    np.dot(dJ_do.T, hid, _g32)
-    # _g34 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
+    _g34 = _ws[3*h*n + 3*n*q + 3*n + q:3*h*n + h*q + 3*n*q + 3*n + q].reshape((q, h))
+    np.dot(dJ_do.T, hid, _g34)
+    # _g36 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g34 = dJ_dhid  # reuse the buffer
+    _g36 = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            _g34[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
-    # dJ/db1[i] = Σ_j _g34[j, i]    [h]
+            _g36[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
+    # dJ/db1[i] = Σ_j _g36[j, i]    [h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    dJ_db1 = _ws[3*h*n + h*q + 2*n*q + 3*n + q:3*h*n + h*q + h + 2*n*q + 3*n + q].reshape((h,)); dJ_db1[:] = 0.0
+    dJ_db1 = _ws[3*h*n + h*q + 3*n*q + 3*n + q:3*h*n + h*q + h + 3*n*q + 3*n + q].reshape((h,)); dJ_db1[:] = 0.0
     for i0 in range(n):
         for i1 in range(h):
-            dJ_db1[i1] += _g34[i0, i1]
-    # _g37 = _g34.T @ x    [h, d]
+            dJ_db1[i1] += _g36[i0, i1]
+    # _g39 = _g36.T @ x    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g37 = _ws[3*h*n + h*q + h + 2*n*q + 3*n + q:d*h + 3*h*n + h*q + h + 2*n*q + 3*n + q].reshape((h, d))
-    np.dot(_g34.T, x, _g37)
+    _g39 = _ws[3*h*n + h*q + h + 3*n*q + 3*n + q:d*h + 3*h*n + h*q + h + 3*n*q + 3*n + q].reshape((h, d))
+    np.dot(_g36.T, x, _g39)
     # SGD update of W1: W1 -= lr * dJ/dW1
     for i0 in range(h):
         for i1 in range(d):
-            W1[i0, i1] = W1[i0, i1] - lr * _g37[i0, i1]
+            W1[i0, i1] = W1[i0, i1] - lr * _g39[i0, i1]
     # SGD update of b1: b1 -= lr * dJ/db1
     for i0 in range(h):
         b1[i0] = b1[i0] - dJ_db1[i0] * lr
     # SGD update of W2: W2 -= lr * dJ/dW2
     for i0 in range(q):
         for i1 in range(h):
-            W2[i0, i1] = W2[i0, i1] - lr * _g32[i0, i1]
+            W2[i0, i1] = W2[i0, i1] - lr * _g34[i0, i1]
     # SGD update of b2: b2 -= lr * dJ/db2
     for i0 in range(q):
         b2[i0] = b2[i0] - dJ_db2[i0] * lr
@@ -769,16 +797,16 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, 
         _bad_call('forward', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
     if _forward_kernel in _READY:
         try:
-            J, o, _t8, hid, _max13, _sumexp14 = _forward_kernel(x, y, W1, b1, W2, b2)
+            J, o, _t8, hid, _expshift14, _sumexp15 = _forward_kernel(x, y, W1, b1, W2, b2)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
-            return {'J': J, 'o': o, '_t8': _t8, 'hid': hid, '_max13': _max13, '_sumexp14': _sumexp14, 'x': x, 'y': y, 'W2': W2, "_dims": {'n': x.shape[0], 'd': x.shape[1], 'h': W1.shape[0], 'q': W2.shape[0]}}
+            return {'J': J, 'o': o, '_t8': _t8, 'hid': hid, '_expshift14': _expshift14, '_sumexp15': _sumexp15, 'x': x, 'y': y, 'W2': W2, "_dims": {'n': x.shape[0], 'd': x.shape[1], 'h': W1.shape[0], 'q': W2.shape[0]}}
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
     with _compiling(_forward_kernel):
-        J, o, _t8, hid, _max13, _sumexp14 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
-    return {'J': J, 'o': o, '_t8': _t8, 'hid': hid, '_max13': _max13, '_sumexp14': _sumexp14, 'x': _a['x'], 'y': _a['y'], 'W2': _a['W2'], "_dims": _bound}
+        J, o, _t8, hid, _expshift14, _sumexp15 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
+    return {'J': J, 'o': o, '_t8': _t8, 'hid': hid, '_expshift14': _expshift14, '_sumexp15': _sumexp15, 'x': _a['x'], 'y': _a['y'], 'W2': _a['W2'], "_dims": _bound}
 
 
 def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, **unexpected):
@@ -840,6 +868,6 @@ def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
     if not isinstance(tape, dict) or "_dims" not in tape:
         raise TypeError("backward() takes the dict returned by forward()")
-    grads = _backward_kernel(tape['x'], tape['y'], tape['W2'], tape['_t8'], tape['hid'], tape['o'], tape['_max13'], tape['_sumexp14'])
+    grads = _backward_kernel(tape['x'], tape['y'], tape['W2'], tape['_t8'], tape['hid'], tape['_expshift14'], tape['_sumexp15'])
     grads = dict(zip(['W1', 'b1', 'W2', 'b2'], grads))
     return grads

@@ -95,7 +95,9 @@ class Lowering:
                          args=(Arg(x, idx),), body=body, sizes=sizes)
 
     def logsumexp(self, x: Node, axes: tuple, keepdims: bool) -> Node:
-        """m = max(x) (not differentiated); log(sum(exp(x - m))) + m."""
+        """m = max(x) (not differentiated); e = exp(x - m); log(sum(e)) + m. e is a node of
+        its own: the backward pass reads it (d/dx log(sum(e)) = e / sum(e)) instead of
+        computing every exponential a second time."""
         idx = self._fresh(len(x.shape))
         sizes = dict(zip(idx, x.shape))
         reduce = tuple(idx[a] for a in axes)
@@ -104,9 +106,11 @@ class Lowering:
         shift = self._add("_max", shape=kshape, out=kept, reduce=reduce, reducer="max",
                           args=(Arg(x, idx),), body=arg_symbol(0), sizes=dict(sizes),
                           differentiable=False)
+        shifted = self._add("_expshift", shape=x.shape, out=idx,
+                            args=(Arg(x, idx), Arg(shift, kept)),
+                            body=sp.exp(arg_symbol(0) - arg_symbol(1)), sizes=dict(sizes))
         total = self._add("_sumexp", shape=kshape, out=kept, reduce=reduce,
-                          args=(Arg(x, idx), Arg(shift, kept)),
-                          body=sp.exp(arg_symbol(0) - arg_symbol(1)), sizes=dict(sizes))
+                          args=(Arg(shifted, idx),), body=arg_symbol(0), sizes=dict(sizes))
         lse = self.map(lambda s, m: sp.log(s) + m, [total, shift])
         if keepdims:
             return lse

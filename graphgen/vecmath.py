@@ -47,6 +47,8 @@ _PIO2_2 = 6.07710050630396597660e-11  # k * _PIO2_i is exact for |k| < 2**20
 _PIO2_3 = 2.02226624871116645580e-21
 _PIO2_4 = 8.47842766036889956997e-32
 _TRIG_LIMIT = 1e6  # |x| up to which the reduction above is exact (k < 2**20)
+_ROUND = 6755399441055744.0  # 1.5 * 2**52: (v + _ROUND) rounds v to an integer, in the low bits
+_LOW_BITS = 0xFFFFFFFFFFFFF  # 52 bits, less the 2**51 of _ROUND: the integer, signed
 
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests): the same bits via NumPy
@@ -79,11 +81,16 @@ def _pow2(k):
 
 @numba.njit(**_VEC)
 def _expm1_reduced(r):
-    # expm1(r) for |r| <= ln(2)/2 by Taylor's series to r**13 (truncation < 1e-17 relative)
-    return r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
-        1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
-            1.0 / 3628800 + r * (1.0 / 39916800 + r * (1.0 / 479001600 + r * (
-                1.0 / 6227020800)))))))))))))
+    # expm1(r) = r * sum(r**j / (j+1)!, j <= 12) for |r| <= ln(2)/2 (truncation < 1e-17
+    # relative), in Estrin's order: pairs combined with r**2, r**4, r**8. A short chain of
+    # dependent operations, so that a lone call (a loop of 3) is as quick as libm's
+    r2 = r * r
+    r4 = r2 * r2
+    low = (1.0 + r * (1.0 / 2)) + r2 * (1.0 / 6 + r * (1.0 / 24)) + r4 * (
+        (1.0 / 120 + r * (1.0 / 720)) + r2 * (1.0 / 5040 + r * (1.0 / 40320)))
+    high = (1.0 / 362880 + r * (1.0 / 3628800)) + r2 * (1.0 / 39916800 + r * (1.0 / 479001600)) \
+        + r4 * (1.0 / 6227020800)
+    return r * (low + (r4 * r4) * high)
 
 
 @numba.njit(**_VEC)
@@ -91,8 +98,10 @@ def _exp(x):
     # exp(x) = 2**k * exp(r), x = k ln2 + r; 2**k applied in two halves so that results
     # down to the subnormals and up to the largest double come out right
     xs = min(max(x, -746.0), 710.0) if x == x else 0.0
-    k = int(np.floor(xs * _LOG2E + 0.5))
-    r = (xs - k * _LN2_HI) - k * _LN2_LO
+    t = xs * _LOG2E + _ROUND
+    kf = t - _ROUND  # k = round(x / ln2), as a float and (below) as an integer
+    k = (_bits_of_f64(t) & _LOW_BITS) - 0x8000000000000
+    r = (xs - kf * _LN2_HI) - kf * _LN2_LO
     half = k >> 1
     y = (1.0 + _expm1_reduced(r)) * _pow2(half) * _pow2(k - half)
     return y if x == x else x
@@ -102,8 +111,10 @@ def _exp(x):
 def _expm1(x):
     # exp(x) - 1 without cancellation: exactly the polynomial when k = 0 (|x| < ln2/2)
     xs = min(max(x, -746.0), 710.0) if x == x else 0.0
-    k = int(np.floor(xs * _LOG2E + 0.5))
-    r = (xs - k * _LN2_HI) - k * _LN2_LO
+    t = xs * _LOG2E + _ROUND
+    kf = t - _ROUND
+    k = (_bits_of_f64(t) & _LOW_BITS) - 0x8000000000000
+    r = (xs - kf * _LN2_HI) - kf * _LN2_LO
     p = _expm1_reduced(r)
     half = k >> 1
     s1 = _pow2(half)
@@ -128,9 +139,12 @@ def _log(x):
     e = e + 1 if big else e
     s = (m - 1.0) / (m + 1.0)
     z = s * s
-    log_m = 2.0 * s + 2.0 * s * z * (1.0 / 3 + z * (1.0 / 5 + z * (1.0 / 7 + z * (1.0 / 9 + z * (
-        1.0 / 11 + z * (1.0 / 13 + z * (1.0 / 15 + z * (1.0 / 17 + z * (1.0 / 19 + z * (
-            1.0 / 21 + z * (1.0 / 23)))))))))))
+    z2 = z * z
+    z4 = z2 * z2
+    tail = (1.0 / 3 + z * (1.0 / 5)) + z2 * (1.0 / 7 + z * (1.0 / 9)) + z4 * (
+        (1.0 / 11 + z * (1.0 / 13)) + z2 * (1.0 / 15 + z * (1.0 / 17))) + (z4 * z4) * (
+        (1.0 / 19 + z * (1.0 / 21)) + z2 * (1.0 / 23))  # Estrin's order, as in _expm1_reduced
+    log_m = 2.0 * s + (2.0 * s * z) * tail
     y = e * _LN2_HI + (log_m + e * _LN2_LO)
     if x > 0.0 and x < np.inf:
         return y
@@ -157,28 +171,36 @@ def _tanh(x):
 
 @numba.njit(**_VEC)
 def _sin_reduced(r):
-    # sin(r) for |r| <= pi/4 by Taylor's series to r**17 (truncation < 1e-19 relative)
+    # sin(r) for |r| <= pi/4 by Taylor's series to r**17 (truncation < 1e-19 relative),
+    # in Estrin's order in z = r**2
     z = r * r
-    return r + r * z * (-1.0 / 6 + z * (1.0 / 120 + z * (-1.0 / 5040 + z * (1.0 / 362880 + z * (
-        -1.0 / 39916800 + z * (1.0 / 6227020800 + z * (-1.0 / 1307674368000 + z * (
-            1.0 / 355687428096000))))))))
+    z2 = z * z
+    tail = (-1.0 / 6 + z * (1.0 / 120)) + z2 * (-1.0 / 5040 + z * (1.0 / 362880)) + (z2 * z2) * (
+        (-1.0 / 39916800 + z * (1.0 / 6227020800))
+        + z2 * (-1.0 / 1307674368000 + z * (1.0 / 355687428096000)))
+    return r + (r * z) * tail
 
 
 @numba.njit(**_VEC)
 def _cos_reduced(r):
-    # cos(r) for |r| <= pi/4 by Taylor's series to r**16 (truncation < 1e-17)
+    # cos(r) for |r| <= pi/4 by Taylor's series to r**16 (truncation < 1e-17), in Estrin's
+    # order in z = r**2
     z = r * r
-    return 1.0 + z * (-1.0 / 2 + z * (1.0 / 24 + z * (-1.0 / 720 + z * (1.0 / 40320 + z * (
-        -1.0 / 3628800 + z * (1.0 / 479001600 + z * (-1.0 / 87178291200 + z * (
-            1.0 / 20922789888000))))))))
+    z2 = z * z
+    tail = (-1.0 / 2 + z * (1.0 / 24)) + z2 * (-1.0 / 720 + z * (1.0 / 40320)) + (z2 * z2) * (
+        (-1.0 / 3628800 + z * (1.0 / 479001600))
+        + z2 * (-1.0 / 87178291200 + z * (1.0 / 20922789888000)))
+    return 1.0 + z * tail
 
 
 @numba.njit(**_VEC)
 def _sin_cos_quadrant(x, shift):
     # sin(x + shift * pi/2) for |x| <= _TRIG_LIMIT: x = k pi/2 + r, |r| <= pi/4
     xs = x if abs(x) <= _TRIG_LIMIT else 0.0  # out of range: the caller uses libm
-    k = int(np.floor(xs * _TWO_OVER_PI + 0.5))
-    r = (((xs - k * _PIO2_1) - k * _PIO2_2) - k * _PIO2_3) - k * _PIO2_4
+    t = xs * _TWO_OVER_PI + _ROUND
+    kf = t - _ROUND
+    k = (_bits_of_f64(t) & _LOW_BITS) - 0x8000000000000
+    r = (((xs - kf * _PIO2_1) - kf * _PIO2_2) - kf * _PIO2_3) - kf * _PIO2_4
     q = (k + shift) & 3
     v = _sin_reduced(r) if (q & 1) == 0 else _cos_reduced(r)
     return -v if q >= 2 else v

@@ -31,8 +31,8 @@ Derivation:
         _g46 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g46.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 1c1fe8e1988ceae6571f03c8a605fedd03d6e3323bfb6d5a19b1fb338acbc25e
-# graphgen-content-sha256: a1d2642217a2fc84f7921e781d437422a482ac229039a31de5d40135314b364a
+# graphgen-spec-hash: 3b67f9366dde337d51e28552204ac329f2e0602593298deed1dd0eea28ff61a0
+# graphgen-content-sha256: c5abe62a773b15ff1995c1055043b032b14d1d8a484f5cbfcb6b0fabf5197f70
 import sys as _sys
 
 import numpy as np
@@ -45,12 +45,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_1c1fe8e1988c'
+__name__ = 'graphgen_generated_einsum_mlp_3b67f9366dde'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '1c1fe8e1988ceae6571f03c8a605fedd03d6e3323bfb6d5a19b1fb338acbc25e'
+SPEC_HASH = '3b67f9366dde337d51e28552204ac329f2e0602593298deed1dd0eea28ff61a0'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -38,8 +38,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: b1628ac0ea19a23789bef50c0b516a07508846032507d461ba92b275af6b0dfe
-# graphgen-content-sha256: 3b8287f53c9a456b0a2321ab7ba7ecf6311edc9f2b6b950679159300ebb57092
+# graphgen-spec-hash: 64adcdbdd8d0ccfff4943b90499ab694f9b2e953d1111122ac4e6c39986fc04e
+# graphgen-content-sha256: a2b8ec6692dc7f3264da86005be54773338bd5f70e9d71b49d40806354ed9c20
 import sys as _sys
 
 import numpy as np
@@ -52,12 +52,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_b1628ac0ea19'
+__name__ = 'graphgen_generated_mlp_64adcdbdd8d0'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'b1628ac0ea19a23789bef50c0b516a07508846032507d461ba92b275af6b0dfe'
+SPEC_HASH = '64adcdbdd8d0ccfff4943b90499ab694f9b2e953d1111122ac4e6c39986fc04e'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

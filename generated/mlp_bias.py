@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: a9c6b9ad35551eff1f798b01b06d5b2c2f9de0fcc3842452155fe97fdfd960e7
-# graphgen-content-sha256: 5dc2e2034552fa8c4a17ecc628340b7740830c403c899270a76229a2bef32200
+# graphgen-spec-hash: 735745a367453e309dd91ff942907c6fcdf83bce9dc8b352435eda2f4377a60d
+# graphgen-content-sha256: ad2eb464d82f866326754a6e944d689d25d85fa4ea14927f25f15626a79e22ee
 import sys as _sys
 
 import numpy as np
@@ -55,12 +55,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_a9c6b9ad3555'
+__name__ = 'graphgen_generated_mlp_bias_735745a36745'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'a9c6b9ad35551eff1f798b01b06d5b2c2f9de0fcc3842452155fe97fdfd960e7'
+SPEC_HASH = '735745a367453e309dd91ff942907c6fcdf83bce9dc8b352435eda2f4377a60d'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 6f63f898aa9c7c34e7225e8cd22e46e0065f089db310ea0039e61398b5da8edb
-# graphgen-content-sha256: a10c8533d71e4a5af2074d95e6404dcafbaba6cd495fbc4c6b18e984605402ed
+# graphgen-spec-hash: 5e5b43ce1086215e001d3eab24d1b795a22689a7f5dff9eca733bd047a1dd91a
+# graphgen-content-sha256: 4941e45b8e8e804dea0b8724304d643070e672ead2a77ce3304aa2d27805d380
 import sys as _sys
 
 import numpy as np
@@ -41,12 +41,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_6f63f898aa9c'
+__name__ = 'graphgen_generated_softmax_mse_5e5b43ce1086'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '6f63f898aa9c7c34e7225e8cd22e46e0065f089db310ea0039e61398b5da8edb'
+SPEC_HASH = '5e5b43ce1086215e001d3eab24d1b795a22689a7f5dff9eca733bd047a1dd91a'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

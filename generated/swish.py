@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g36[j, i]                       [h]
         dJ/dW1 = (_g36.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: a5a0a24fb3e0153586f2751139646d459494be3369b157c0125b247c47d58f4c
-# graphgen-content-sha256: bc54b17d948a105b602293ce0f9854af4cada5c5224de3d9a1f7f396d028c1b3
+# graphgen-spec-hash: 43ecf7e8dade7e47396240d1a0355ac25446f6995e07091b2df3442e3345e8b7
+# graphgen-content-sha256: 477e1f705197cb46bd8b8edef4c92b8c90387f4d37def43f2507e246f1627fd8
 import sys as _sys
 
 import numpy as np
@@ -50,12 +50,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_a5a0a24fb3e0'
+__name__ = 'graphgen_generated_swish_43ecf7e8dade'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'a5a0a24fb3e0153586f2751139646d459494be3369b157c0125b247c47d58f4c'
+SPEC_HASH = '43ecf7e8dade7e47396240d1a0355ac25446f6995e07091b2df3442e3345e8b7'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

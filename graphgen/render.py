@@ -129,8 +129,6 @@ class _StepWriter:
             if s.node.out and s.node.id in keep:
                 out.append((0, self.alloc(s.node)))
         serial, trig = self.loop_body(group, keep, sizes, "range", "poly")
-        finals = [(0, f"{s.node.name} = _acc_{s.node.name}") for s in group if not s.node.out]
-        serial = [x for x in serial if x not in finals]
         reductions = [f"_acc_{s.node.name}" for s in group if not s.node.out]
         inputs = sorted({a.node.name for s in group for a in s.node.args
                          if a.node.id not in {m.node.id for m in group}})
@@ -141,16 +139,14 @@ class _StepWriter:
             name = self.twin("parallel", group, keep, sizes, params, reductions
                              + (["_wide"] if trig else []))
             total = " * ".join(str(x) for x in sizes)
-            lhs = ", ".join(reductions + (["_wide"] if trig else []))
+            call = _call(reductions + (["_wide"] if trig else []), name, params)
             lines = [(0, f"if {total} >= {PARALLEL_MIN_SIZE}:  # large: use every core"),
-                     (1, f"{lhs + ' = ' if lhs else ''}{name}({', '.join(params)})"),
-                     (0, "else:")] + [(1 + d, line) for d, line in serial]
+                     (1, call), (0, "else:")] + [(1 + d, line) for d, line in serial]
         if trig:
             name = self.twin("libm", group, keep, sizes, params, reductions)
-            lhs = ", ".join(reductions)
             lines += [(0, "if _wide:  # sin/cos of an argument beyond 1e6 in size: again, "
-                          "with libm"),
-                      (1, f"{lhs + ' = ' if lhs else ''}{name}({', '.join(params)})")]
+                          "with libm"), (1, _call(reductions, name, params))]
+        finals = [(0, f"{s.node.name} = _acc_{s.node.name}") for s in group if not s.node.out]
         return out + lines + finals
 
     def twin(self, kind: str, group, keep, sizes, params, returns) -> str:
@@ -159,15 +155,15 @@ class _StepWriter:
         name = f"_{kind}_{self.kernel.name.strip('_')}_{len(self.twins)}"
         loop_fn, trig = ("numba.prange", "poly") if kind == "parallel" else ("range", "libm")
         body, _ = self.loop_body(group, keep, sizes, loop_fn, trig)
-        finals = {(0, f"{s.node.name} = _acc_{s.node.name}") for s in group if not s.node.out}
-        body = [(1 + depth, line) for depth, line in body if (depth, line) not in finals]
+        body = [(1 + depth, line) for depth, line in body]
         self.twins.append((name, params, body, ", ".join(returns) or "None",
                            kind == "parallel"))
         return name
 
     def loop_body(self, group, keep, sizes, loop_fn, trig) -> tuple[list[tuple[int, str]], bool]:
-        """The loop nest's lines, and whether it calls the vectorised sin/cos (it then also
-        counts, in `_wide`, the arguments they do not cover)."""
+        """The loop nest's lines (reductions left in `_acc_<name>`), and whether it calls the
+        vectorised sin/cos (it then also counts, in `_wide`, the arguments they do not
+        cover)."""
         out: list[tuple[int, str]] = []
         for s in group:
             if not s.node.out:
@@ -196,9 +192,6 @@ class _StepWriter:
             out.insert(0, (0, "_wide = 0"))
             # one update per pass: a threaded loop allows a reduction variable only once
             out.append((inner, "_wide += " + " + ".join(f"_trig_wide({a})" for a in trig_args)))
-        for s in group:
-            if not s.node.out:
-                out.append((0, f"{s.node.name} = _acc_{s.node.name}"))
         return out, bool(trig_args)
 
     def read(self, node: Node, idx: tuple, loopvars: dict[str, str]) -> str:
@@ -252,7 +245,6 @@ class _StepWriter:
             write = f"{step.writes.name}[0]"
         elif step.writes is not None:
             write = self.read(step.writes, node.out, loopvars)
-        # (a loop with the vectorised sin/cos goes through fused_lines: see _kernel_context)
         expr = CodePrinter(self.names(node, loopvars))(node.body)
         if step.inplace_of is not None and len(node.args) == 1 and node.body == arg_symbol(0):
             return [(0, f"{node.name} = {step.inplace_of.name}  # same values: no copy")]
@@ -262,10 +254,10 @@ class _StepWriter:
             elif node.out:
                 out.append((0, self.alloc(node, zero=(step.form == "accumulate"))))
         if step.form == "map":
-            loop = [(depth, f"for {loopvars[i]} in range({sizes[i]}):")
-                    for depth, i in enumerate(step.order)]
-            loop.append((len(step.order), f"{write} = {expr}"))
-            return out + loop
+            for depth, i in enumerate(step.order):
+                out.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
+            out.append((len(step.order), f"{write} = {expr}"))
+            return out
         if step.form == "accumulate":
             for depth, i in enumerate(step.order):
                 out.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
@@ -273,19 +265,19 @@ class _StepWriter:
             return out
         # register: out loops, then an accumulator over the reduced loops
         n_out = len([i for i in node.out if i is not None])
-        loop = [(depth, f"for {loopvars[i]} in range({sizes[i]}):")
-                for depth, i in enumerate(step.order[:n_out])]
+        for depth, i in enumerate(step.order[:n_out]):
+            out.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
         init = "0.0" if node.reducer == "sum" else "-np.inf"
-        loop.append((n_out, f"acc = {init}"))
+        out.append((n_out, f"acc = {init}"))
         for depth, i in enumerate(step.order[n_out:], n_out):
-            loop.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
+            out.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
         inner = len(step.order)
         if node.reducer == "sum":
-            loop.append((inner, f"acc += {expr}"))
+            out.append((inner, f"acc += {expr}"))
         else:
-            loop.append((inner, f"acc = max(acc, {expr})"))
-        loop.append((n_out, f"{write} = acc" if write else f"{node.name} = acc"))
-        return out + loop
+            out.append((inner, f"acc = max(acc, {expr})"))
+        out.append((n_out, f"{write} = acc" if write else f"{node.name} = acc"))
+        return out
 
     def dot_lines(self, step: Step) -> list[tuple[int, str]]:
         node, d = step.node, step.dot
@@ -363,6 +355,11 @@ _TRANSCENDENTAL = ("_exp(", "_log(", "_sin(", "_cos(", "_tanh(", "_sigmoid(", "_
 def _transcendentals(group: list[Step]) -> int:
     text = " ".join(CodePrinter(_any_names(s.node))(s.node.body) for s in group)
     return sum(text.count(f) for f in _TRANSCENDENTAL)
+
+
+def _call(results: list[str], name: str, params: list[str]) -> str:
+    lhs = ", ".join(results)
+    return f"{lhs + ' = ' if lhs else ''}{name}({', '.join(params)})"
 
 
 def _calls_trig(step: Step) -> bool:

@@ -25,6 +25,7 @@ function's own (strict) flags when LLVM inlines it into a reassociating kernel.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import numba
@@ -234,6 +235,7 @@ IMPORTS = (
 )
 
 
+@functools.cache
 def _definitions() -> list[tuple[set[str], str, set[str]]]:
     """(names defined, source text, names referred to) of each emitted top-level statement,
     in file order."""
@@ -241,10 +243,11 @@ def _definitions() -> list[tuple[set[str], str, set[str]]]:
     start = text.index("# --- emitted from here on")
     end = text.index("# --- emitted up to here")
     lines = text.splitlines(keepends=True)
+    first_line, last_line = text.count("\n", 0, start) + 1, text.count("\n", 0, end) + 1
     out = []
     for node in ast.parse(text).body:
         first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-        if not start < sum(len(x) for x in lines[:first - 1]) < end:
+        if not first_line < first < last_line:
             continue
         top = node.body + node.orelse if isinstance(node, ast.If) else [node]
         defined = {n.name if isinstance(n, ast.FunctionDef) else n.targets[0].id for n in top}

@@ -14,8 +14,8 @@ from pathlib import Path
 import jinja2
 import sympy as sp
 
-from . import __version__, vecmath
-from .explain import derivation_text, display_name, fmt_shape, program_equations
+from . import __version__, blas, vecmath
+from .explain import derivation_text, display_name, equation, fmt_shape, program_equations
 from .ir import Graph, Node, arg_symbol, dim_symbol, index_symbol
 from .printer import HELPERS, CodePrinter
 from .schedule import Program, Step
@@ -237,6 +237,8 @@ class _StepWriter:
             return [(0, f"{node.name} = {expr}")]
         if step.kind == "dot":
             return self.dot_lines(step)
+        if step.gemm:
+            return self.gemm_update_lines(step)
         loopvars = {i: f"i{k}" for k, i in enumerate(step.order)}
         sizes = node.sizes
         out: list[tuple[int, str]] = []
@@ -281,26 +283,78 @@ class _StepWriter:
 
     def dot_lines(self, step: Step) -> list[tuple[int, str]]:
         node, d = step.node, step.dot
-        left = d["left"].name + (".T" if d["left_t"] else "")
-        right = d["right"].name + (".T" if d["right_t"] else "")
+        left, right = _operands(d)
         out: list[tuple[int, str]] = []
         if len(node.shape) == 2:
             out.append((0, self.alloc(node)))
             out.append((0, f"np.dot({left}, {right}, {node.name})"))
         else:
             out.append((0, f"{node.name} = np.dot({left}, {right})"))
-        coef = d["coef"]
-        if coef != 1:
-            scalars = {arg_symbol(k): self.read(a.node, a.idx, {})
-                       for k, a in enumerate(node.args) if not a.idx}  # coef reads scalars only
-            scalars.update({dim_symbol(d): d for d in self.graph.dims})
-            c = CodePrinter(scalars)(coef)
+        coef = self.coef_text(step)
+        if coef is not None:
             if node.shape:
-                out.append((0, f"{node.name} *= {c}"))
+                out.append((0, f"{node.name} *= {coef}"))
             else:
-                out.append((0, f"{node.name} = {node.name} * {c}"))
+                out.append((0, f"{node.name} = {node.name} * {coef}"))
         return out
 
+    def coef_text(self, step: Step) -> str | None:
+        """The scalar factor of a dot step (`1/n` of a mean), None when it is 1."""
+        node, coef = step.node, step.dot["coef"]
+        if coef == 1:
+            return None
+        scalars = {arg_symbol(k): self.read(a.node, a.idx, {})
+                   for k, a in enumerate(node.args) if not a.idx}  # coef reads scalars only
+        scalars.update({dim_symbol(d): d for d in self.graph.dims})
+        return CodePrinter(scalars)(coef)
+
+    def gemm_update_lines(self, step: Step) -> list[tuple[int, str]]:
+        """`p = scale * (a @ b) + beta * p (+ rest)` as one `_gemm` writing p, after a loop
+        that adds `rest` in place if there is one."""
+        node, g = step.node, step.gemm
+        loopvars = {i: f"i{k}" for k, i in enumerate(node.out)}
+        out: list[tuple[int, str]] = []
+        if g["rest"] is not None:
+            names = self.names(node, loopvars)
+            for depth, i in enumerate(node.out):
+                out.append((depth, f"for {loopvars[i]} in range({node.sizes[i]}):"))
+            out.append((len(node.out), f"{self.read(step.writes, node.out, loopvars)} = "
+                                       f"{CodePrinter(names)(g['rest'])}"))
+        alpha, beta = self.gemm_scalars(step)
+        left, right = _operands(g["product"].dot)
+        out.append((0, f"_gemm({alpha}, {left}, {right}, {beta}, {step.writes.name})"))
+        return out
+
+    def gemm_scalars(self, step: Step) -> tuple[str, str]:
+        """alpha and beta of an update's GEMM, as code."""
+        g = step.gemm
+        names = self.names(step.node, {i: f"i{k}" for k, i in enumerate(step.node.out)})
+        alpha = _scalar_text(g["scale"], names)
+        coef = self.coef_text(g["product"])
+        if coef is not None:
+            alpha = f"({alpha}) * ({coef})"
+        return alpha, _scalar_text(g["beta"], names)
+
+    def gemm_comment(self, step: Step) -> str:
+        p, g = step.writes.name, step.gemm
+        alpha, beta = self.gemm_scalars(step)
+        product = equation(g["product"], {})
+        if g["rest"] is not None:
+            return (f"  the loop applies the other terms, then one GEMM adds {alpha} * "
+                    f"({product}) into {p}: no gradient array")
+        if any(c in beta for c in " +-*/"):
+            beta = f"({beta})"
+        return (f"  as one GEMM into {p}, no gradient array: "
+                f"{p} = {alpha} * ({product}) + {beta} * {p}")
+
+
+def _operands(d: dict) -> tuple[str, str]:
+    return (d["left"].name + (".T" if d["left_t"] else ""),
+            d["right"].name + (".T" if d["right_t"] else ""))
+
+
+def _scalar_text(expr: sp.Expr, names: dict) -> str:
+    return repr(float(expr)) if expr.is_Number else CodePrinter(names)(expr)
 
 def _comment(step: Step, equation: str) -> list[str]:
     node = step.node
@@ -312,6 +366,7 @@ def _comment(step: Step, equation: str) -> list[str]:
     if step.writes is not None:
         lines.append(f"SGD update of {step.writes.name}: {step.writes.name} -= lr * "
                      f"d{'J'}/d{step.writes.name}")
+
     elif node.role == "backward" and origin is not None:
         lines.append(f"{equation}    {fmt_shape(node.shape)}")
         lines.append(f"  grad of: {origin.source}{where}")
@@ -419,10 +474,15 @@ def _kernel_context(graph: Graph, kernel: Kernel) -> dict:
     groups = fusable_groups(kernel.program.steps)
     returned = {n.id for n in kernel.returns}
     for gi, group in enumerate(groups):
+        if len(group) == 1 and group[0].folded:
+            continue  # computed by the parameter update's GEMM, further down
         if len(group) == 1 and not (_domain(group[0]) is not None and _calls_trig(group[0])):
             s = group[0]
             eq = eqs.get(id(s), f"{s.node.name} = ...")
-            steps.append({"comment": _comment(s, eq), "lines": writer.lines(s)})
+            comment = _comment(s, eq)
+            if s.gemm:
+                comment.append(safe_comment(writer.gemm_comment(s)))
+            steps.append({"comment": comment, "lines": writer.lines(s)})
             continue
         later = {a.node.id for g in groups[gi + 1:] for s in g for a in s.node.args}
         keep = {s.node.id for s in group if s.node.id in returned or s.node.id in later}
@@ -446,13 +506,20 @@ def _kernel_context(graph: Graph, kernel: Kernel) -> dict:
     }
 
 
-def _helpers_used(source_parts: list[str]) -> tuple[list[str], tuple[str, str] | None]:
-    """The helpers the kernels call, and the `vecmath` text (constants, functions) that they
-    and the kernels need."""
+def _support_used(source_parts: list[str]) -> dict:
+    """What the kernels call besides numpy: printer helpers, and the text of the `vecmath`
+    and `blas` functions (with their constants and imports) that they and the kernels need."""
     joined = "\n".join(source_parts)
     helpers = [HELPERS[name] for name in sorted(HELPERS) if f"{name}(" in joined]
     joined += "\n".join(helpers)
-    return helpers, vecmath.source({f for f in vecmath.FUNCTIONS if f"{f}(" in joined})
+    found = [(m, m.source({f for f in m.FUNCTIONS if f"{f}(" in joined})) for m in (vecmath, blas)]
+    found = [(m, text) for m, text in found if text is not None]
+    return {
+        "helpers": helpers,
+        "support_imports": sorted({line for m, _ in found for line in m.IMPORTS}),
+        "support_constants": "\n".join(text[0] for _, text in found if text[0]),
+        "support_functions": "\n\n\n".join(text[1] for _, text in found),
+    }
 
 
 def render_module(graph: Graph, kernels: dict[str, Kernel], api: dict, module_name: str) -> str:
@@ -464,7 +531,7 @@ def render_module(graph: Graph, kernels: dict[str, Kernel], api: dict, module_na
     contexts = {name: _kernel_context(graph, k) for name, k in kernels.items()}
     bodies = [line for c in contexts.values() for s in c["steps"] for _, line in s["lines"]]
     bodies += [line for c in contexts.values() for t in c["twins"] for _, line in t[2]]
-    helpers, vec = _helpers_used(bodies)
+    support = _support_used(bodies)
     template = env.get_template("module.py.j2")
     text = template.render(
         module_name=module_name,
@@ -476,10 +543,7 @@ def render_module(graph: Graph, kernels: dict[str, Kernel], api: dict, module_na
         spec_literal=repr(graph.text),
         derivation=[safe_comment(line) for line in
                     derivation_text(graph, kernels["value_and_grad"].program).splitlines()],
-        helpers=helpers,
-        vec_imports=vecmath.IMPORTS if vec else (),
-        vec_constants=vec[0] if vec else "",
-        vec_functions=vec[1] if vec else "",
+        **support,
         kernels=contexts,
         api=api,
         repr=repr,

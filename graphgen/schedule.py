@@ -10,7 +10,10 @@ Decisions, in order:
   3. a node whose body is `coef · a · b` summed over one index shared by two 1-D/2-D operands
      becomes `np.dot` on (transposed) views; anything else is one loop nest;
   4. an elementwise node may write into the buffer of a dying single-consumer array it reads
-     at the same indices (a GEMM followed by its epilogue: `dJ/dW1 = dJ/dz.T @ x + lam * W1`).
+     at the same indices (a GEMM followed by its epilogue: `dJ/dW1 = dJ/dz.T @ x + lam * W1`);
+  5. a parameter update linear in a matrix product is that product's GEMM, writing the
+     parameter: `W1 -= lr * (dJ/dz.T @ x + lam * W1)` is `W1 = -lr * (dJ/dz.T @ x)
+     + (1 - lr * lam) * W1`, with no gradient array and no update pass.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from .ir import Arg, Graph, Node, arg_index, arg_symbol, index_symbol
+from .ir import Arg, Graph, Node, arg_index, arg_symbol, dim_symbol, index_symbol
 
 
 @dataclass
@@ -31,6 +34,11 @@ class Step:
     inplace_of: Node | None = None  # loop: reuse this argument's buffer for the output
     writes: Node | None = None  # a parameter updated in place (sgd_step)
     dot: dict = field(default_factory=dict)  # dot: left, right, transposes, coef
+    # an update whose gradient's matrix product is folded into one GEMM writing the
+    # parameter: product (the dot Step), scale (of the product), beta (of the parameter),
+    # rest (what a loop adds first, or None)
+    gemm: dict = field(default_factory=dict)
+    folded: bool = False  # a dot computed by a later update's GEMM (see `gemm`)
 
 
 @dataclass
@@ -357,6 +365,7 @@ def build_program(graph: Graph, roots: list[Node], updates: dict[Node, Node] | N
             if form == "map":
                 step.inplace_of = _reusable(n, uses, root_ids)
             steps.append(step)
+    _fold_updates_into_gemm(steps, uses, root_ids)
     # Nodes computed here are not reads; stored forward values used here are.
     computed = {s.node.id for s in steps}
     for s in steps:
@@ -376,3 +385,51 @@ def _reusable(node: Node, uses, root_ids) -> Node | None:
                 and None not in node.out):
             return p
     return None
+
+
+def _fold_updates_into_gemm(steps: list[Step], uses, root_ids) -> None:
+    """Let each parameter update that is linear in a matrix product be that product's GEMM.
+
+    The product then runs where the update is, after every gradient has been computed, so
+    its operands must not be parameters (those are being updated); they are not overwritten
+    on the way, since an array is reused in place only by its single consumer.
+    """
+    written = {s.writes.id for s in steps if s.writes is not None}
+    dots = {s.node.id: s for s in steps if s.kind == "dot"}
+    for s in steps:
+        if s.writes is None or len(s.node.shape) != 2:
+            continue
+        for k, a in enumerate(s.node.args):
+            d = dots.get(a.node.id)
+            if (d is None or len(d.node.shape) != 2 or d.node.id in root_ids
+                    or uses.get(d.node.id) != 1 or tuple(a.idx) != tuple(s.node.out)
+                    or d.dot["left"].id in written or d.dot["right"].id in written):
+                continue
+            split = _linear_split(s.node, k, s.writes)
+            if split is not None:
+                scale, beta, rest = split
+                s.gemm = {"product": d, "scale": scale, "beta": beta, "rest": rest}
+                d.folded = True
+                break
+
+
+def _linear_split(node: Node, k: int, param: Node) -> tuple | None:
+    """body = scale · a_k + beta · param + rest, with scale and beta scalar expressions;
+    returns (scale, beta, rest), rest None when it is zero (beta is 1 when rest is not), or
+    None if the body is not linear in a_k."""
+    def scalar(expr):
+        return all(x == dim_symbol(str(x)) or (
+            arg_index(x) is not None and not node.args[arg_index(x)].idx)
+            for x in expr.free_symbols) and not expr.has(sp.nan, sp.zoo)
+    sym = arg_symbol(k)
+    scale = sp.diff(node.body, sym)
+    rest = node.body.xreplace({sym: sp.Integer(0)})
+    if not scalar(scale) or sp.expand(node.body - scale * sym - rest) != 0:
+        return None
+    own = next((arg_symbol(j) for j, a in enumerate(node.args)
+                if a.node is param and tuple(a.idx) == tuple(node.out)), None)
+    if own is not None:
+        beta = sp.diff(rest, own)
+        if scalar(beta) and sp.expand(rest - beta * own) == 0:
+            return scale, beta, None
+    return scale, sp.Integer(1), rest

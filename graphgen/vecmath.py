@@ -24,20 +24,18 @@ function's own (strict) flags when LLVM inlines it into a reassociating kernel.
 """
 from __future__ import annotations
 
-import ast
-import functools
-from pathlib import Path
-
 import numba
 import numpy as np
 from llvmlite import ir as _llvm_ir
 from numba.core import types as _nb_types
 from numba.extending import intrinsic as _intrinsic
 
+from . import excerpt
+
 # In the generated module `_VEC` also has cache=True; here (tests, a read-only install) not.
 _VEC = dict(error_model="numpy", nogil=True, forceinline=True)
 
-# --- emitted from here on (see `source`) -------------------------------------------------
+# --- emitted from here on (see `excerpt`) -------------------------------------------------
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 = _LN2_HI + _LN2_LO; k * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
@@ -235,42 +233,7 @@ IMPORTS = (
 )
 
 
-@functools.cache
-def _definitions() -> list[tuple[set[str], str, set[str]]]:
-    """(names defined, source text, names referred to) of each emitted top-level statement,
-    in file order."""
-    text = Path(__file__).read_text(encoding="utf-8")
-    start = text.index("# --- emitted from here on")
-    end = text.index("# --- emitted up to here")
-    lines = text.splitlines(keepends=True)
-    first_line, last_line = text.count("\n", 0, start) + 1, text.count("\n", 0, end) + 1
-    out = []
-    for node in ast.parse(text).body:
-        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-        if not first_line < first < last_line:
-            continue
-        top = node.body + node.orelse if isinstance(node, ast.If) else [node]
-        defined = {n.name if isinstance(n, ast.FunctionDef) else n.targets[0].id for n in top}
-        refs = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-        out.append((defined, "".join(lines[first - 1:node.end_lineno]).rstrip("\n"), refs))
-    return out
-
-
 def source(used: set[str]) -> tuple[str, str] | None:
-    """(constants, functions) as text for the emitted functions in `used` and everything they
-    call, in this file's order; None if none is used."""
-    wanted = set(used) & set(FUNCTIONS)
-    if not wanted:
-        return None
-    defs = _definitions()
-    refs_of = {name: refs for names, _, refs in defs for name in names}
-    todo = list(wanted)
-    while todo:
-        for ref in refs_of[todo.pop()]:
-            if ref in refs_of and ref not in wanted:
-                wanted.add(ref)
-                todo.append(ref)
-    chosen = [(names, body) for names, body, _ in defs if names & wanted]
-    constants = [body for names, body in chosen if not any(n.islower() for n in names)]
-    functions = [body for names, body in chosen if any(n.islower() for n in names)]
-    return "\n".join(constants), "\n\n\n".join(functions)
+    """(constants, functions) as text for the functions in `used` that are ours and everything
+    they call, in this file's order; None if none is used."""
+    return excerpt.source(__file__, set(used) & set(FUNCTIONS))

@@ -31,8 +31,8 @@ Derivation:
         _g46 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g46.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 8e239c7868f7d5de6fb69626c72429b344246bf7cc6e91ced4b8c967224e1a30
-# graphgen-content-sha256: e683ccb46f67b699df7199b965e66274e8ce6104d7327f30d93757569ee0b02e
+# graphgen-spec-hash: 8c4a9cbecc5796069797c2b0aafc10fd2457597cab787f2ebe076668d8dac652
+# graphgen-content-sha256: e6be5760cbc2cfa83120f55821d543af94bba7b32f910c3b844bfb4d4747ff6e
 import sys as _sys
 
 import numpy as np
@@ -46,12 +46,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_8e239c7868f7'
+__name__ = 'graphgen_generated_einsum_mlp_8c4a9cbecc57'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '8e239c7868f7d5de6fb69626c72429b344246bf7cc6e91ced4b8c967224e1a30'
+SPEC_HASH = '8c4a9cbecc5796069797c2b0aafc10fd2457597cab787f2ebe076668d8dac652'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -70,9 +70,11 @@ HYPERS = {
 }
 
 # One place for the JIT options: cached on disk next to this file; IEEE semantics
-# (1/0 = inf, not an exception, NaN and inf kept); reassociation only, which lets sums
-# vectorise (a sum of squares of a 256x784 matrix: 110 us strict, 8 us reassociated).
-_JIT = dict(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
+# (1/0 = inf, not an exception, NaN and inf kept); two relaxations only: reassociation,
+# which lets sums vectorise (a sum of squares of a 256x784 matrix: 110 us strict, 8 us
+# reassociated), and reciprocals (a / b may be a * (1 / b), within an ulp), which hoists
+# the division by a row's sum out of the loop over the row.
+_JIT = dict(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc", "arcp"})
 
 # The functions below: strict IEEE (the range reductions of exp, log, tanh, sin and cos
 # rely on the order of operations) and inlined into the kernels that call them, so that
@@ -303,7 +305,10 @@ def _forward_kernel(x, y, W1, W2, lam):
     _expshift9 = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            _expshift9[i0, i1] = _exp(o[i0, i1] - _max8[i0, 0])
+            _expshift9[i0, i1] = o[i0, i1] - _max8[i0, 0]
+    _flat = _expshift9.reshape(n * q)  # the same buffer, as one row
+    for i0 in range(n * q):
+        _flat[i0] = _exp(_flat[i0])
     # _sumexp10[i, 0] = Σ_j _expshift9[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     _sumexp10 = np.empty((n, 1), dt)
@@ -457,7 +462,10 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     _expshift9 = _ws[h*n + n*q + n:h*n + 2*n*q + n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            _expshift9[i0, i1] = _exp(o[i0, i1] - _max8[i0, 0])
+            _expshift9[i0, i1] = o[i0, i1] - _max8[i0, 0]
+    _flat = _expshift9.reshape(n * q)  # the same buffer, as one row
+    for i0 in range(n * q):
+        _flat[i0] = _exp(_flat[i0])
     # _sumexp10[i, 0] = Σ_j _expshift9[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     _sumexp10 = _ws[h*n + 2*n*q + n:h*n + 2*n*q + 2*n].reshape((n, 1))
@@ -612,7 +620,10 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
     _expshift9 = _ws[h*n + n*q + n:h*n + 2*n*q + n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            _expshift9[i0, i1] = _exp(o[i0, i1] - _max8[i0, 0])
+            _expshift9[i0, i1] = o[i0, i1] - _max8[i0, 0]
+    _flat = _expshift9.reshape(n * q)  # the same buffer, as one row
+    for i0 in range(n * q):
+        _flat[i0] = _exp(_flat[i0])
     # _sumexp10[i, 0] = Σ_j _expshift9[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     _sumexp10 = _ws[h*n + 2*n*q + n:h*n + 2*n*q + 2*n].reshape((n, 1))

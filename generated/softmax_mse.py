@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: ac21e135d13a716cd3234687275f2fae6ba4a414f6046247aa01c1bc882fd8dc
-# graphgen-content-sha256: b405d454d7d96469f69ee1274509a0b844013d15abd753e631c96f3767d3b8e2
+# graphgen-spec-hash: 8ea45e4c36498f2aeee09b4ab0aa22f14ad61543d97ab4cf4a2efb0bd2827850
+# graphgen-content-sha256: 12cfe613d489fa8c5b449cae2649319d5ab86b1a31db30385e54b5463f5eb46d
 import sys as _sys
 
 import numpy as np
@@ -42,12 +42,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_ac21e135d13a'
+__name__ = 'graphgen_generated_softmax_mse_8ea45e4c3649'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'ac21e135d13a716cd3234687275f2fae6ba4a414f6046247aa01c1bc882fd8dc'
+SPEC_HASH = '8ea45e4c36498f2aeee09b4ab0aa22f14ad61543d97ab4cf4a2efb0bd2827850'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -65,9 +65,11 @@ HYPERS = {
 }
 
 # One place for the JIT options: cached on disk next to this file; IEEE semantics
-# (1/0 = inf, not an exception, NaN and inf kept); reassociation only, which lets sums
-# vectorise (a sum of squares of a 256x784 matrix: 110 us strict, 8 us reassociated).
-_JIT = dict(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
+# (1/0 = inf, not an exception, NaN and inf kept); two relaxations only: reassociation,
+# which lets sums vectorise (a sum of squares of a 256x784 matrix: 110 us strict, 8 us
+# reassociated), and reciprocals (a / b may be a * (1 / b), within an ulp), which hoists
+# the division by a row's sum out of the loop over the row.
+_JIT = dict(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc", "arcp"})
 
 # The functions below: strict IEEE (the range reductions of exp, log, tanh, sin and cos
 # rely on the order of operations) and inlined into the kernels that call them, so that
@@ -264,7 +266,10 @@ def _forward_kernel(x, t, W, b):
     _expshift8 = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            _expshift8[i0, i1] = _exp(_t6[i0, i1] - _max7[i0, 0])
+            _expshift8[i0, i1] = _t6[i0, i1] - _max7[i0, 0]
+    _flat = _expshift8.reshape(n * q)  # the same buffer, as one row
+    for i0 in range(n * q):
+        _flat[i0] = _exp(_flat[i0])
     # _sumexp9[i, 0] = Σ_j _expshift8[i, j]    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _sumexp9 = np.empty((n, 1), dt)
@@ -390,7 +395,10 @@ def _value_and_grad_kernel(x, t, W, b):
     _expshift8 = _ws[n*q + n:2*n*q + n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            _expshift8[i0, i1] = _exp(_t6[i0, i1] - _max7[i0, 0])
+            _expshift8[i0, i1] = _t6[i0, i1] - _max7[i0, 0]
+    _flat = _expshift8.reshape(n * q)  # the same buffer, as one row
+    for i0 in range(n * q):
+        _flat[i0] = _exp(_flat[i0])
     # _sumexp9[i, 0] = Σ_j _expshift8[i, j]    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _sumexp9 = _ws[2*n*q + n:2*n*q + 2*n].reshape((n, 1))
@@ -505,7 +513,10 @@ def _predict_kernel(x, W, b):
     p = np.empty((n, q), dt)
     for i0 in range(n):
         for i1 in range(q):
-            p[i0, i1] = _exp(_t6[i0, i1] - _t10[i0, 0])
+            p[i0, i1] = _t6[i0, i1] - _t10[i0, 0]
+    _flat = p.reshape(n * q)  # the same buffer, as one row
+    for i0 in range(n * q):
+        _flat[i0] = _exp(_flat[i0])
     return p
 
 
@@ -549,7 +560,10 @@ def _sgd_step_kernel(x, t, W, b, lr):
     _expshift8 = _ws[n*q + n:2*n*q + n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
-            _expshift8[i0, i1] = _exp(_t6[i0, i1] - _max7[i0, 0])
+            _expshift8[i0, i1] = _t6[i0, i1] - _max7[i0, 0]
+    _flat = _expshift8.reshape(n * q)  # the same buffer, as one row
+    for i0 in range(n * q):
+        _flat[i0] = _exp(_flat[i0])
     # _sumexp9[i, 0] = Σ_j _expshift8[i, j]    [n, 1]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _sumexp9 = _ws[2*n*q + n:2*n*q + 2*n].reshape((n, 1))

@@ -256,9 +256,18 @@ class _StepWriter:
             elif node.out:
                 out.append((0, self.alloc(node, zero=(step.form == "accumulate"))))
         if step.form == "map":
+            outer = _row_constant_call(step)
+            if outer is not None:  # the argument first, then the function in a flat pass
+                expr = CodePrinter(self.names(node, loopvars))(node.body.args[0])
             for depth, i in enumerate(step.order):
                 out.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
             out.append((len(step.order), f"{write} = {expr}"))
+            if outer is not None:
+                total = " * ".join(str(sizes[i]) for i in step.order)
+                flat = f"{node.name}.reshape({total})"
+                call = CodePrinter({arg_symbol(0): "_flat[i0]"})(outer(arg_symbol(0)))
+                out += [(0, f"_flat = {flat}  # the same buffer, as one row"),
+                        (0, f"for i0 in range({total}):"), (1, f"_flat[i0] = {call}")]
             return out
         if step.form == "accumulate":
             for depth, i in enumerate(step.order):
@@ -415,6 +424,28 @@ def _transcendentals(group: list[Step]) -> int:
 def _call(results: list[str], name: str, params: list[str]) -> str:
     lhs = ", ".join(results)
     return f"{lhs + ' = ' if lhs else ''}{name}({', '.join(params)})"
+
+
+# Applied to a loop-wide argument in a pass of its own when the argument reads a value
+# constant along the inner loop (exp(o[i, j] - max[i]) over few classes j): one flat pass
+# vectorises (1.4 ns/element for 3 classes, 0.9 for 10) where rows of a few elements run
+# the function scalar (6.4 and 1.9 ns); for long rows both take ~0.7 ns.
+_FLAT_PASS_FUNCTIONS = (sp.exp, sp.log, sp.tanh)
+
+
+def _row_constant_call(step: Step):
+    """The function of `f(argument)` if a map step's body is that, with f one of
+    _FLAT_PASS_FUNCTIONS and some operand constant along the innermost loop; else None."""
+    node = step.node
+    if (step.writes is not None or len(step.order) < 2 or None in node.out
+            or node.body.func not in _FLAT_PASS_FUNCTIONS or len(node.body.args) != 1):
+        return None
+    inner = step.order[-1]
+    used = node.body.free_symbols
+    if any(arg_symbol(k) in used and a.idx and inner not in a.idx
+           for k, a in enumerate(node.args)):
+        return node.body.func
+    return None
 
 
 def _calls_trig(step: Step) -> bool:

@@ -31,8 +31,8 @@ Derivation:
         _g46 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g46.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 8c4a9cbecc5796069797c2b0aafc10fd2457597cab787f2ebe076668d8dac652
-# graphgen-content-sha256: e6be5760cbc2cfa83120f55821d543af94bba7b32f910c3b844bfb4d4747ff6e
+# graphgen-spec-hash: 429bfeb1a76e814a59524267a59b2f8fedc57e1fa79d02c50d69292d3d3c6420
+# graphgen-content-sha256: e71b1ab5ebac21548f21664bf2c35f7b0d07d3e0a34c857312d47076ccb5d8af
 import sys as _sys
 
 import numpy as np
@@ -46,12 +46,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_8c4a9cbecc57'
+__name__ = 'graphgen_generated_einsum_mlp_429bfeb1a76e'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '8c4a9cbecc5796069797c2b0aafc10fd2457597cab787f2ebe076668d8dac652'
+SPEC_HASH = '429bfeb1a76e814a59524267a59b2f8fedc57e1fa79d02c50d69292d3d3c6420'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -652,6 +652,7 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
+            W1[i0, i1] *= 1.0 - lr * lam  # decay of the W1 update below, while this pass reads W1
     _t18 = acc
     # _t20 = Σ_ij W2[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
@@ -679,8 +680,8 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
         for i1 in range(h):
             _g46[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
     # SGD update of W1: W1 -= lr * dJ/dW1
-    #   as one GEMM into W1, no gradient array: W1 = -lr * (_g46.T @ x) + (1.0 - lr * lam) * W1
-    _gemm(-lr, _g46.T, x, 1.0 - lr * lam, W1)
+    #   as one GEMM into W1, no gradient array: W1 = -lr * (_g46.T @ x) + W1, after W1 *= (1.0 - lr * lam) in the last pass that read it
+    _gemm(-lr, _g46.T, x, 1.0, W1)
     # SGD update of W2: W2 -= lr * dJ/dW2
     #   as one GEMM into W2, no gradient array: W2 = -lr * (dJ/do.T @ hid) + (1.0 - lr * lam) * W2
     _gemm(-lr, dJ_do.T, hid, 1.0 - lr * lam, W2)

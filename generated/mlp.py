@@ -38,8 +38,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 71102a602c1111277f12c30d12ffd33c449162cde3b732ca723d1b62979f0c4e
-# graphgen-content-sha256: ad3d8367f2a3c846953aad0065f339ca4beaf6d3487f50791d06705e44918585
+# graphgen-spec-hash: 8eec892014030f62ee408232b4df1ac159fed51e93c90739a3100b587ea59608
+# graphgen-content-sha256: 06e760e2223eb9337ebff936199688ea2f92e192327bd5a1360c7a12b400cf7f
 import sys as _sys
 
 import numpy as np
@@ -53,12 +53,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_71102a602c11'
+__name__ = 'graphgen_generated_mlp_8eec89201403'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '71102a602c1111277f12c30d12ffd33c449162cde3b732ca723d1b62979f0c4e'
+SPEC_HASH = '8eec892014030f62ee408232b4df1ac159fed51e93c90739a3100b587ea59608'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -629,6 +629,7 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
+            W1[i0, i1] *= 1.0 - lr * lam  # decay of the W1 update below, while this pass reads W1
     _t20 = acc
     # _t22 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
@@ -656,8 +657,8 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
         for i1 in range(h):
             dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
     # SGD update of W1: W1 -= lr * dJ/dW1
-    #   as one GEMM into W1, no gradient array: W1 = -lr * (dJ/dz.T @ x) + (1.0 - lr * lam) * W1
-    _gemm(-lr, dJ_dz.T, x, 1.0 - lr * lam, W1)
+    #   as one GEMM into W1, no gradient array: W1 = -lr * (dJ/dz.T @ x) + W1, after W1 *= (1.0 - lr * lam) in the last pass that read it
+    _gemm(-lr, dJ_dz.T, x, 1.0, W1)
     # SGD update of W2: W2 -= lr * dJ/dW2
     #   as one GEMM into W2, no gradient array: W2 = -lr * (dJ/do.T @ hid) + (1.0 - lr * lam) * W2
     _gemm(-lr, dJ_do.T, hid, 1.0 - lr * lam, W2)

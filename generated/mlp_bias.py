@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: c5004abc71d96f8d28e9e190c37f94aedde8474eee788a62ab61a5485fdab4bb
-# graphgen-content-sha256: 056ce6d29f242e41f96fffe4254c14cd52c75acac0693b4c99fe95d241a64c2d
+# graphgen-spec-hash: 24ddd6305095571ed15c794f7ef09e051abd94e9e0ec289d73dc1ec957f4f5d6
+# graphgen-content-sha256: a5d32772067fde38b2eafd03cde8b5483adb3478673d2829a90370344e418ab7
 import sys as _sys
 
 import numpy as np
@@ -56,12 +56,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_c5004abc71d9'
+__name__ = 'graphgen_generated_mlp_bias_24ddd6305095'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'c5004abc71d96f8d28e9e190c37f94aedde8474eee788a62ab61a5485fdab4bb'
+SPEC_HASH = '24ddd6305095571ed15c794f7ef09e051abd94e9e0ec289d73dc1ec957f4f5d6'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -702,6 +702,7 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr):
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
+            W1[i0, i1] *= 1.0 - lr * lam  # decay of the W1 update below, while this pass reads W1
     _t24 = acc
     # _t26 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
@@ -741,8 +742,8 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr):
         for i1 in range(h):
             dJ_db1[i1] += dJ_dz[i0, i1]
     # SGD update of W1: W1 -= lr * dJ/dW1
-    #   as one GEMM into W1, no gradient array: W1 = -lr * (dJ/dz.T @ x) + (1.0 - lr * lam) * W1
-    _gemm(-lr, dJ_dz.T, x, 1.0 - lr * lam, W1)
+    #   as one GEMM into W1, no gradient array: W1 = -lr * (dJ/dz.T @ x) + W1, after W1 *= (1.0 - lr * lam) in the last pass that read it
+    _gemm(-lr, dJ_dz.T, x, 1.0, W1)
     # SGD update of b1: b1 -= lr * dJ/db1
     for i0 in range(h):
         b1[i0] = b1[i0] - dJ_db1[i0] * lr

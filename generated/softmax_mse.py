@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 8ea45e4c36498f2aeee09b4ab0aa22f14ad61543d97ab4cf4a2efb0bd2827850
-# graphgen-content-sha256: 12cfe613d489fa8c5b449cae2649319d5ab86b1a31db30385e54b5463f5eb46d
+# graphgen-spec-hash: e4cd6b454e585ac2d3befc7cbc2d0da60f5371488df48a759c7ec3e03318554b
+# graphgen-content-sha256: 894cf9072bd6b5ae644689237ab3556223ae480254ce8ebfaeb4ee78d4736ee7
 import sys as _sys
 
 import numpy as np
@@ -42,12 +42,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_8ea45e4c3649'
+__name__ = 'graphgen_generated_softmax_mse_e4cd6b454e58'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '8ea45e4c36498f2aeee09b4ab0aa22f14ad61543d97ab4cf4a2efb0bd2827850'
+SPEC_HASH = 'e4cd6b454e585ac2d3befc7cbc2d0da60f5371488df48a759c7ec3e03318554b'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g36[j, i]                       [h]
         dJ/dW1 = (_g36.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: fb9426272bf7022e92dd8076e5352c8d64d95d22ce856b2307ff92d269ad742b
-# graphgen-content-sha256: 41ffc49384ab247e9ca1176dd06bfc8a09c4912b8711f65cd2e669891b0ad889
+# graphgen-spec-hash: e6593fd0edf820f45592d2fe78dc34607a3752ebd332aa1be652d40e9120d775
+# graphgen-content-sha256: f4e5ad2ecab9d492f0611ee287074d1ed30f445fe8eaf80e3fd79e628ff3bb5c
 import sys as _sys
 
 import numpy as np
@@ -51,12 +51,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_fb9426272bf7'
+__name__ = 'graphgen_generated_swish_e6593fd0edf8'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'fb9426272bf7022e92dd8076e5352c8d64d95d22ce856b2307ff92d269ad742b'
+SPEC_HASH = 'e6593fd0edf820f45592d2fe78dc34607a3752ebd332aa1be652d40e9120d775'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -187,6 +187,7 @@ class _StepWriter:
                 self.locals[s.node.id] = local
             else:
                 out.append((inner, f"_acc_{s.node.name} += {expr}"))
+            out += [(inner, line) for line in self.decay_lines(s, loopvars)]
         self.locals = {}
         if trig_args:
             out.insert(0, (0, "_wide = 0"))
@@ -287,6 +288,7 @@ class _StepWriter:
             out.append((inner, f"acc += {expr}"))
         else:
             out.append((inner, f"acc = max(acc, {expr})"))
+        out += [(inner, line) for line in self.decay_lines(step, loopvars)]
         out.append((n_out, f"{write} = acc" if write else f"{node.name} = acc"))
         return out
 
@@ -334,25 +336,41 @@ class _StepWriter:
         out.append((0, f"_gemm({alpha}, {left}, {right}, {beta}, {step.writes.name})"))
         return out
 
-    def gemm_scalars(self, step: Step) -> tuple[str, str]:
-        """alpha and beta of an update's GEMM, as code."""
+    def gemm_scalars(self, step: Step, applied: bool = True) -> tuple[str, str]:
+        """alpha and beta of an update's GEMM, as code; beta is 1.0 where an earlier pass
+        applied it (`applied`: what that pass multiplies by)."""
         g = step.gemm
         names = self.names(step.node, {i: f"i{k}" for k, i in enumerate(step.node.out)})
         alpha = _scalar_text(g["scale"], names)
         coef = self.coef_text(g["product"])
         if coef is not None:
             alpha = f"({alpha}) * ({coef})"
-        return alpha, _scalar_text(g["beta"], names)
+        beta = _scalar_text(g["beta"], names)
+        return alpha, ("1.0" if g.get("decayed") and applied else beta)
+
+    def decay_lines(self, step: Step, loopvars: dict[str, str]) -> list[str]:
+        """`W[i, j] *= beta` for the updates whose decay this reading pass applies."""
+        out = []
+        for update in step.decays:
+            param = update.writes
+            idx = next(a.idx for a in step.node.args if a.node.id == param.id)
+            _, beta = self.gemm_scalars(update, applied=False)
+            out.append(f"{self.read(param, idx, loopvars)} *= {beta}  # decay of the "
+                       f"{param.name} update below, while this pass reads {param.name}")
+        return out
 
     def gemm_comment(self, step: Step) -> str:
         p, g = step.writes.name, step.gemm
-        alpha, beta = self.gemm_scalars(step)
+        alpha, beta = self.gemm_scalars(step, applied=False)
         product = equation(g["product"], {})
+        if any(c in beta for c in " +-*/"):
+            beta = f"({beta})"
+        if g.get("decayed"):
+            return (f"  as one GEMM into {p}, no gradient array: {p} = {alpha} * ({product})"
+                    f" + {p}, after {p} *= {beta} in the last pass that read it")
         if g["rest"] is not None:
             return (f"  the loop applies the other terms, then one GEMM adds {alpha} * "
                     f"({product}) into {p}: no gradient array")
-        if any(c in beta for c in " +-*/"):
-            beta = f"({beta})"
         return (f"  as one GEMM into {p}, no gradient array: "
                 f"{p} = {alpha} * ({product}) + {beta} * {p}")
 

@@ -104,6 +104,11 @@ def test_updates_fold_into_gemm_where_they_can():
     l2 = _update_steps(L2)
     assert {p: s.gemm["rest"] is None for p, s in l2.items() if s.gemm} == {"W1": True,
                                                                              "W2": True}
+    # W1's decay (1 - lr*lam) is applied in the penalty's pass over W1, its last reader;
+    # W2 is read again by dJ/dhid = dJ/do @ W2, so its GEMM keeps beta
+    assert l2["W1"].gemm.get("decayed") and not l2["W2"].gemm.get("decayed")
+    source = compile_source(L2, "t.gg").source
+    assert "W1[i0, i1] *= 1.0 - lr * lam" in source and ".T, x, 1.0, W1)" in source
     l1 = _update_steps(L1)
     assert l1["W1"].gemm and l1["W1"].gemm["rest"] is not None  # sign(W1): a loop first
     assert l1["W2"].gemm and l1["W2"].gemm["rest"] is None

@@ -31,8 +31,8 @@ Derivation:
         _g46 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g46.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 429bfeb1a76e814a59524267a59b2f8fedc57e1fa79d02c50d69292d3d3c6420
-# graphgen-content-sha256: e71b1ab5ebac21548f21664bf2c35f7b0d07d3e0a34c857312d47076ccb5d8af
+# graphgen-spec-hash: d09c7d360088fd7477de22677f93350b04e769c2ef5cb3ec02989548eed8a27e
+# graphgen-content-sha256: d948a0675f6be9ff12f2bfb3a825e89fb26576e70122f7c02143d0fbe472cfb4
 import sys as _sys
 
 import numpy as np
@@ -46,12 +46,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_429bfeb1a76e'
+__name__ = 'graphgen_generated_einsum_mlp_d09c7d360088'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '429bfeb1a76e814a59524267a59b2f8fedc57e1fa79d02c50d69292d3d3c6420'
+SPEC_HASH = 'd09c7d360088fd7477de22677f93350b04e769c2ef5cb3ec02989548eed8a27e'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -87,6 +87,7 @@ _LN2_LO = 1.90821492927058770002e-10
 _SQRT2 = 1.4142135623730951
 _ROUND = 6755399441055744.0  # 1.5 * 2**52: (v + _ROUND) rounds v to an integer, in the low bits
 _LOW_BITS = 0xFFFFFFFFFFFFF  # 52 bits, less the 2**51 of _ROUND: the integer, signed
+_DOT_T_SMALL = 524288  # multiply-adds up to which OpenBLAS's a @ b.T is the slow path
 
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests): the same bits via NumPy
@@ -259,6 +260,21 @@ def _gemm(alpha, a, b, beta, c):
     _xxgemm(alpha, a, b, beta, c)
 
 
+@numba.njit(**_VEC)
+def _dot_t(a, b, out, scratch):
+    # out = a @ b.T. OpenBLAS's small-matrix kernels do not cover this transpose: below
+    # ~5e5 multiply-adds it takes up to 2x a plain product (0.3 us instead of 0.1 for
+    # 32x8 @ 8x16), so a small b is first copied, transposed, into scratch
+    if b.size <= scratch.size and a.shape[0] * b.size <= _DOT_T_SMALL:
+        bt = scratch[:b.size].reshape((b.shape[1], b.shape[0]))
+        for i in range(b.shape[0]):
+            for j in range(b.shape[1]):
+                bt[j, i] = b[i, j]
+        _gemm(1.0, a, bt, 0.0, out)
+    else:
+        _gemm(1.0, a, b.T, 0.0, out)
+
+
 @numba.njit(**_JIT)
 def _forward_kernel(x, y, W1, W2, lam):
     n = x.shape[0]
@@ -279,11 +295,12 @@ def _forward_kernel(x, y, W1, W2, lam):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
-    _ws = np.empty(2*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(2*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[2*n:]  # room for a small operand, transposed (_dot_t)
     # _t5 = x @ W1.T    [n, h]
     #   part of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
     _t5 = np.empty((n, h), dt)
-    np.dot(x, W1.T, _t5)
+    _dot_t(x, W1, _t5, _scratch)
     # hid = tanh(einsum(\"nd,hd->nh\", x, W1))    [n, h]  (examples/einsum_mlp.gg:8)
     hid = _t5  # reuse the buffer
     for i0 in range(n):
@@ -291,7 +308,7 @@ def _forward_kernel(x, y, W1, W2, lam):
             hid[i0, i1] = _tanh(_t5[i0, i1])
     # o   = einsum(\"nh,qh->nq\", hid, W2)    [n, q]  (examples/einsum_mlp.gg:9)
     o = np.empty((n, q), dt)
-    np.dot(hid, W2.T, o)
+    _dot_t(hid, W2, o, _scratch)
     # _max8[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     _max8 = _ws[0:n].reshape((n, 1))
@@ -436,11 +453,12 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
-    _ws = np.empty(2*h*n + 3*n*q + 3*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(2*h*n + 3*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[2*h*n + 3*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
     # _t5 = x @ W1.T    [n, h]
     #   part of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
     _t5 = _ws[0:h*n].reshape((n, h))
-    np.dot(x, W1.T, _t5)
+    _dot_t(x, W1, _t5, _scratch)
     # hid = tanh(einsum(\"nd,hd->nh\", x, W1))    [n, h]  (examples/einsum_mlp.gg:8)
     hid = _t5  # reuse the buffer
     for i0 in range(n):
@@ -448,7 +466,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
             hid[i0, i1] = _tanh(_t5[i0, i1])
     # o   = einsum(\"nh,qh->nq\", hid, W2)    [n, q]  (examples/einsum_mlp.gg:9)
     o = _ws[h*n:h*n + n*q].reshape((n, q))
-    np.dot(hid, W2.T, o)
+    _dot_t(hid, W2, o, _scratch)
     # _max8[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     _max8 = _ws[h*n + n*q:h*n + n*q + n].reshape((n, 1))
@@ -558,11 +576,12 @@ def _predict_kernel(x, W1, W2):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
-    _ws = np.empty(h*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(h*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[h*n:]  # room for a small operand, transposed (_dot_t)
     # _t5 = x @ W1.T    [n, h]
     #   part of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
     _t5 = _ws[0:h*n].reshape((n, h))
-    np.dot(x, W1.T, _t5)
+    _dot_t(x, W1, _t5, _scratch)
     # hid = tanh(einsum(\"nd,hd->nh\", x, W1))    [n, h]  (examples/einsum_mlp.gg:8)
     hid = _t5  # reuse the buffer
     for i0 in range(n):
@@ -570,7 +589,7 @@ def _predict_kernel(x, W1, W2):
             hid[i0, i1] = _tanh(_t5[i0, i1])
     # o   = einsum(\"nh,qh->nq\", hid, W2)    [n, q]  (examples/einsum_mlp.gg:9)
     o = np.empty((n, q), dt)
-    np.dot(hid, W2.T, o)
+    _dot_t(hid, W2, o, _scratch)
     return o
 
 
@@ -594,11 +613,12 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
-    _ws = np.empty(2*h*n + 3*n*q + 3*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(2*h*n + 3*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[2*h*n + 3*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
     # _t5 = x @ W1.T    [n, h]
     #   part of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
     _t5 = _ws[0:h*n].reshape((n, h))
-    np.dot(x, W1.T, _t5)
+    _dot_t(x, W1, _t5, _scratch)
     # hid = tanh(einsum(\"nd,hd->nh\", x, W1))    [n, h]  (examples/einsum_mlp.gg:8)
     hid = _t5  # reuse the buffer
     for i0 in range(n):
@@ -606,7 +626,7 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
             hid[i0, i1] = _tanh(_t5[i0, i1])
     # o   = einsum(\"nh,qh->nq\", hid, W2)    [n, q]  (examples/einsum_mlp.gg:9)
     o = _ws[h*n:h*n + n*q].reshape((n, q))
-    np.dot(hid, W2.T, o)
+    _dot_t(hid, W2, o, _scratch)
     # _max8[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     _max8 = _ws[h*n + n*q:h*n + n*q + n].reshape((n, 1))

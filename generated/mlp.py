@@ -38,8 +38,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 8eec892014030f62ee408232b4df1ac159fed51e93c90739a3100b587ea59608
-# graphgen-content-sha256: 06e760e2223eb9337ebff936199688ea2f92e192327bd5a1360c7a12b400cf7f
+# graphgen-spec-hash: 94cdeca429037506ec289c38d1721aa3a2be14859b6382aeab31f04503af9eb1
+# graphgen-content-sha256: a9185c47d590d7f11be75a1d3497830d6e769d282e1d6bc24e006f21846c52bf
 import sys as _sys
 
 import numpy as np
@@ -53,12 +53,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_8eec89201403'
+__name__ = 'graphgen_generated_mlp_94cdeca42903'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '8eec892014030f62ee408232b4df1ac159fed51e93c90739a3100b587ea59608'
+SPEC_HASH = '94cdeca429037506ec289c38d1721aa3a2be14859b6382aeab31f04503af9eb1'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -94,6 +94,7 @@ _LN2_LO = 1.90821492927058770002e-10
 _SQRT2 = 1.4142135623730951
 _ROUND = 6755399441055744.0  # 1.5 * 2**52: (v + _ROUND) rounds v to an integer, in the low bits
 _LOW_BITS = 0xFFFFFFFFFFFFF  # 52 bits, less the 2**51 of _ROUND: the integer, signed
+_DOT_T_SMALL = 524288  # multiply-adds up to which OpenBLAS's a @ b.T is the slow path
 
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests): the same bits via NumPy
@@ -239,6 +240,21 @@ def _gemm(alpha, a, b, beta, c):
 
 
 @numba.njit(**_VEC)
+def _dot_t(a, b, out, scratch):
+    # out = a @ b.T. OpenBLAS's small-matrix kernels do not cover this transpose: below
+    # ~5e5 multiply-adds it takes up to 2x a plain product (0.3 us instead of 0.1 for
+    # 32x8 @ 8x16), so a small b is first copied, transposed, into scratch
+    if b.size <= scratch.size and a.shape[0] * b.size <= _DOT_T_SMALL:
+        bt = scratch[:b.size].reshape((b.shape[1], b.shape[0]))
+        for i in range(b.shape[0]):
+            for j in range(b.shape[1]):
+                bt[j, i] = b[i, j]
+        _gemm(1.0, a, bt, 0.0, out)
+    else:
+        _gemm(1.0, a, b.T, 0.0, out)
+
+
+@numba.njit(**_VEC)
 def _relu(x):
     return 0.0 if x < 0.0 else x  # NaN propagates
 
@@ -263,10 +279,11 @@ def _forward_kernel(x, y, W1, W2, lam):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
-    _ws = np.empty(2*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(2*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[2*n:]  # room for a small operand, transposed (_dot_t)
     # z   = x @ W1.T    [n, h]  (examples/mlp.gg:9)
     z = np.empty((n, h), dt)
-    np.dot(x, W1.T, z)
+    _dot_t(x, W1, z, _scratch)
     # hid = relu(z)    [n, h]  (examples/mlp.gg:10)
     hid = z  # reuse the buffer
     for i0 in range(n):
@@ -274,7 +291,7 @@ def _forward_kernel(x, y, W1, W2, lam):
             hid[i0, i1] = _relu(z[i0, i1])
     # o   = hid @ W2.T    [n, q]  (examples/mlp.gg:11)
     o = np.empty((n, q), dt)
-    np.dot(hid, W2.T, o)
+    _dot_t(hid, W2, o, _scratch)
     # _max10[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
     _max10 = _ws[0:n].reshape((n, 1))
@@ -418,10 +435,11 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
-    _ws = np.empty(2*h*n + 3*n*q + 3*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(2*h*n + 3*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[2*h*n + 3*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
     # z   = x @ W1.T    [n, h]  (examples/mlp.gg:9)
     z = _ws[0:h*n].reshape((n, h))
-    np.dot(x, W1.T, z)
+    _dot_t(x, W1, z, _scratch)
     # hid = relu(z)    [n, h]  (examples/mlp.gg:10)
     hid = z  # reuse the buffer
     for i0 in range(n):
@@ -429,7 +447,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
             hid[i0, i1] = _relu(z[i0, i1])
     # o   = hid @ W2.T    [n, q]  (examples/mlp.gg:11)
     o = _ws[h*n:h*n + n*q].reshape((n, q))
-    np.dot(hid, W2.T, o)
+    _dot_t(hid, W2, o, _scratch)
     # _max10[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
     _max10 = _ws[h*n + n*q:h*n + n*q + n].reshape((n, 1))
@@ -538,10 +556,11 @@ def _predict_kernel(x, W1, W2):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
-    _ws = np.empty(h*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(h*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[h*n:]  # room for a small operand, transposed (_dot_t)
     # z   = x @ W1.T    [n, h]  (examples/mlp.gg:9)
     z = _ws[0:h*n].reshape((n, h))
-    np.dot(x, W1.T, z)
+    _dot_t(x, W1, z, _scratch)
     # hid = relu(z)    [n, h]  (examples/mlp.gg:10)
     hid = z  # reuse the buffer
     for i0 in range(n):
@@ -549,7 +568,7 @@ def _predict_kernel(x, W1, W2):
             hid[i0, i1] = _relu(z[i0, i1])
     # o   = hid @ W2.T    [n, q]  (examples/mlp.gg:11)
     o = np.empty((n, q), dt)
-    np.dot(hid, W2.T, o)
+    _dot_t(hid, W2, o, _scratch)
     return o
 
 
@@ -573,10 +592,11 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
-    _ws = np.empty(2*h*n + 3*n*q + 3*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(2*h*n + 3*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[2*h*n + 3*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
     # z   = x @ W1.T    [n, h]  (examples/mlp.gg:9)
     z = _ws[0:h*n].reshape((n, h))
-    np.dot(x, W1.T, z)
+    _dot_t(x, W1, z, _scratch)
     # hid = relu(z)    [n, h]  (examples/mlp.gg:10)
     hid = z  # reuse the buffer
     for i0 in range(n):
@@ -584,7 +604,7 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
             hid[i0, i1] = _relu(z[i0, i1])
     # o   = hid @ W2.T    [n, q]  (examples/mlp.gg:11)
     o = _ws[h*n:h*n + n*q].reshape((n, q))
-    np.dot(hid, W2.T, o)
+    _dot_t(hid, W2, o, _scratch)
     # _max10[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
     _max10 = _ws[h*n + n*q:h*n + n*q + n].reshape((n, 1))

@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 24ddd6305095571ed15c794f7ef09e051abd94e9e0ec289d73dc1ec957f4f5d6
-# graphgen-content-sha256: a5d32772067fde38b2eafd03cde8b5483adb3478673d2829a90370344e418ab7
+# graphgen-spec-hash: e37aceb31263e3d7390256695d2249457d89bb67daa96c08ebfcbba60e29cabd
+# graphgen-content-sha256: 12519822f2d095ade6677d803dc0c0245e7f2f88cade4687b7fe0767e9abd995
 import sys as _sys
 
 import numpy as np
@@ -56,12 +56,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_24ddd6305095'
+__name__ = 'graphgen_generated_mlp_bias_e37aceb31263'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '24ddd6305095571ed15c794f7ef09e051abd94e9e0ec289d73dc1ec957f4f5d6'
+SPEC_HASH = 'e37aceb31263e3d7390256695d2249457d89bb67daa96c08ebfcbba60e29cabd'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -99,6 +99,7 @@ _LN2_LO = 1.90821492927058770002e-10
 _SQRT2 = 1.4142135623730951
 _ROUND = 6755399441055744.0  # 1.5 * 2**52: (v + _ROUND) rounds v to an integer, in the low bits
 _LOW_BITS = 0xFFFFFFFFFFFFF  # 52 bits, less the 2**51 of _ROUND: the integer, signed
+_DOT_T_SMALL = 524288  # multiply-adds up to which OpenBLAS's a @ b.T is the slow path
 
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests): the same bits via NumPy
@@ -244,6 +245,21 @@ def _gemm(alpha, a, b, beta, c):
 
 
 @numba.njit(**_VEC)
+def _dot_t(a, b, out, scratch):
+    # out = a @ b.T. OpenBLAS's small-matrix kernels do not cover this transpose: below
+    # ~5e5 multiply-adds it takes up to 2x a plain product (0.3 us instead of 0.1 for
+    # 32x8 @ 8x16), so a small b is first copied, transposed, into scratch
+    if b.size <= scratch.size and a.shape[0] * b.size <= _DOT_T_SMALL:
+        bt = scratch[:b.size].reshape((b.shape[1], b.shape[0]))
+        for i in range(b.shape[0]):
+            for j in range(b.shape[1]):
+                bt[j, i] = b[i, j]
+        _gemm(1.0, a, bt, 0.0, out)
+    else:
+        _gemm(1.0, a, b.T, 0.0, out)
+
+
+@numba.njit(**_VEC)
 def _relu(x):
     return 0.0 if x < 0.0 else x  # NaN propagates
 
@@ -272,11 +288,12 @@ def _forward_kernel(x, y, W1, b1, W2, b2, lam):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(2*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(2*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[2*n:]  # room for a small operand, transposed (_dot_t)
     # _t8 = x @ W1.T    [n, h]
     #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
     _t8 = np.empty((n, h), dt)
-    np.dot(x, W1.T, _t8)
+    _dot_t(x, W1, _t8, _scratch)
     # hid = relu(z)    [n, h]  (examples/mlp_bias.gg:11)
     hid = _t8  # reuse the buffer
     for i0 in range(n):
@@ -285,7 +302,7 @@ def _forward_kernel(x, y, W1, b1, W2, b2, lam):
     # _t12 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     _t12 = np.empty((n, q), dt)
-    np.dot(hid, W2.T, _t12)
+    _dot_t(hid, W2, _t12, _scratch)
     # o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
     o = _t12  # reuse the buffer
     for i0 in range(n):
@@ -450,11 +467,12 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(2*h*n + 3*n*q + 3*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(2*h*n + 3*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[2*h*n + 3*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
     # _t8 = x @ W1.T    [n, h]
     #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
     _t8 = _ws[0:h*n].reshape((n, h))
-    np.dot(x, W1.T, _t8)
+    _dot_t(x, W1, _t8, _scratch)
     # hid = relu(z)    [n, h]  (examples/mlp_bias.gg:11)
     hid = _t8  # reuse the buffer
     for i0 in range(n):
@@ -463,7 +481,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
     # _t12 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     _t12 = _ws[h*n:h*n + n*q].reshape((n, q))
-    np.dot(hid, W2.T, _t12)
+    _dot_t(hid, W2, _t12, _scratch)
     # o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
     o = _t12  # reuse the buffer
     for i0 in range(n):
@@ -593,11 +611,12 @@ def _predict_kernel(x, W1, b1, W2, b2):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(h*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(h*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[h*n:]  # room for a small operand, transposed (_dot_t)
     # _t8 = x @ W1.T    [n, h]
     #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
     _t8 = _ws[0:h*n].reshape((n, h))
-    np.dot(x, W1.T, _t8)
+    _dot_t(x, W1, _t8, _scratch)
     # hid = relu(z)    [n, h]  (examples/mlp_bias.gg:11)
     hid = _t8  # reuse the buffer
     for i0 in range(n):
@@ -606,7 +625,7 @@ def _predict_kernel(x, W1, b1, W2, b2):
     # _t12 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     _t12 = np.empty((n, q), dt)
-    np.dot(hid, W2.T, _t12)
+    _dot_t(hid, W2, _t12, _scratch)
     # o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
     o = _t12  # reuse the buffer
     for i0 in range(n):
@@ -639,11 +658,12 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(2*h*n + h + 3*n*q + 3*n + q, dt)  # every temporary of this call, as views
+    _ws = np.empty(2*h*n + h + 3*n*q + 3*n + q + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[2*h*n + h + 3*n*q + 3*n + q:]  # room for a small operand, transposed (_dot_t)
     # _t8 = x @ W1.T    [n, h]
     #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
     _t8 = _ws[0:h*n].reshape((n, h))
-    np.dot(x, W1.T, _t8)
+    _dot_t(x, W1, _t8, _scratch)
     # hid = relu(z)    [n, h]  (examples/mlp_bias.gg:11)
     hid = _t8  # reuse the buffer
     for i0 in range(n):
@@ -652,7 +672,7 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr):
     # _t12 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     _t12 = _ws[h*n:h*n + n*q].reshape((n, q))
-    np.dot(hid, W2.T, _t12)
+    _dot_t(hid, W2, _t12, _scratch)
     # o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
     o = _t12  # reuse the buffer
     for i0 in range(n):

@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g36[j, i]                       [h]
         dJ/dW1 = (_g36.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: e6593fd0edf820f45592d2fe78dc34607a3752ebd332aa1be652d40e9120d775
-# graphgen-content-sha256: f4e5ad2ecab9d492f0611ee287074d1ed30f445fe8eaf80e3fd79e628ff3bb5c
+# graphgen-spec-hash: 321d1bb328dce5cd1092db85d9ffaad404c69c727d643232a6353f4cb3366691
+# graphgen-content-sha256: 369343ca96a33d0eb3d21aec130ebec6a1e927c601a4e7af447e07ff2a752929
 import sys as _sys
 
 import numpy as np
@@ -51,12 +51,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_e6593fd0edf8'
+__name__ = 'graphgen_generated_swish_321d1bb328dc'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'e6593fd0edf820f45592d2fe78dc34607a3752ebd332aa1be652d40e9120d775'
+SPEC_HASH = '321d1bb328dce5cd1092db85d9ffaad404c69c727d643232a6353f4cb3366691'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -93,6 +93,7 @@ _LN2_LO = 1.90821492927058770002e-10
 _SQRT2 = 1.4142135623730951
 _ROUND = 6755399441055744.0  # 1.5 * 2**52: (v + _ROUND) rounds v to an integer, in the low bits
 _LOW_BITS = 0xFFFFFFFFFFFFF  # 52 bits, less the 2**51 of _ROUND: the integer, signed
+_DOT_T_SMALL = 524288  # multiply-adds up to which OpenBLAS's a @ b.T is the slow path
 
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests): the same bits via NumPy
@@ -238,6 +239,21 @@ def _gemm(alpha, a, b, beta, c):
 
 
 @numba.njit(**_VEC)
+def _dot_t(a, b, out, scratch):
+    # out = a @ b.T. OpenBLAS's small-matrix kernels do not cover this transpose: below
+    # ~5e5 multiply-adds it takes up to 2x a plain product (0.3 us instead of 0.1 for
+    # 32x8 @ 8x16), so a small b is first copied, transposed, into scratch
+    if b.size <= scratch.size and a.shape[0] * b.size <= _DOT_T_SMALL:
+        bt = scratch[:b.size].reshape((b.shape[1], b.shape[0]))
+        for i in range(b.shape[0]):
+            for j in range(b.shape[1]):
+                bt[j, i] = b[i, j]
+        _gemm(1.0, a, bt, 0.0, out)
+    else:
+        _gemm(1.0, a, b.T, 0.0, out)
+
+
+@numba.njit(**_VEC)
 def _sigmoid(x):
     # 1/(1+exp(-x)) without overflow; exp(-|x|) is shared with _softplus when both
     # are inlined into one loop
@@ -269,11 +285,12 @@ def _forward_kernel(x, y, W1, b1, W2, b2):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(2*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(2*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[2*n:]  # room for a small operand, transposed (_dot_t)
     # _t7 = x @ W1.T    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _t7 = np.empty((n, h), dt)
-    np.dot(x, W1.T, _t7)
+    _dot_t(x, W1, _t7, _scratch)
     # _t8 = (x @ W1.T) + b1    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _t8 = _t7  # reuse the buffer
@@ -288,7 +305,7 @@ def _forward_kernel(x, y, W1, b1, W2, b2):
     # _t11 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     _t11 = np.empty((n, q), dt)
-    np.dot(hid, W2.T, _t11)
+    _dot_t(hid, W2, _t11, _scratch)
     # o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
     o = _t11  # reuse the buffer
     for i0 in range(n):
@@ -431,11 +448,12 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(3*h*n + 3*n*q + 3*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(3*h*n + 3*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[3*h*n + 3*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
     # _t7 = x @ W1.T    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _t7 = _ws[0:h*n].reshape((n, h))
-    np.dot(x, W1.T, _t7)
+    _dot_t(x, W1, _t7, _scratch)
     # _t8 = (x @ W1.T) + b1    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _t8 = _t7  # reuse the buffer
@@ -450,7 +468,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
     # _t11 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     _t11 = _ws[2*h*n:2*h*n + n*q].reshape((n, q))
-    np.dot(hid, W2.T, _t11)
+    _dot_t(hid, W2, _t11, _scratch)
     # o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
     o = _t11  # reuse the buffer
     for i0 in range(n):
@@ -558,11 +576,12 @@ def _predict_kernel(x, W1, b1, W2, b2):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(h*n, dt)  # every temporary of this call, as views
+    _ws = np.empty(h*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[h*n:]  # room for a small operand, transposed (_dot_t)
     # _t7 = x @ W1.T    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _t7 = _ws[0:h*n].reshape((n, h))
-    np.dot(x, W1.T, _t7)
+    _dot_t(x, W1, _t7, _scratch)
     # hid = swish(x @ W1.T + b1)    [n, h]  (examples/swish.gg:11)
     hid = _t7  # reuse the buffer
     for i0 in range(n):
@@ -571,7 +590,7 @@ def _predict_kernel(x, W1, b1, W2, b2):
     # _t11 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     _t11 = np.empty((n, q), dt)
-    np.dot(hid, W2.T, _t11)
+    _dot_t(hid, W2, _t11, _scratch)
     # o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
     o = _t11  # reuse the buffer
     for i0 in range(n):
@@ -604,11 +623,12 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(3*h*n + h + 3*n*q + 3*n + q, dt)  # every temporary of this call, as views
+    _ws = np.empty(3*h*n + h + 3*n*q + 3*n + q + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[3*h*n + h + 3*n*q + 3*n + q:]  # room for a small operand, transposed (_dot_t)
     # _t7 = x @ W1.T    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _t7 = _ws[0:h*n].reshape((n, h))
-    np.dot(x, W1.T, _t7)
+    _dot_t(x, W1, _t7, _scratch)
     # _t8 = (x @ W1.T) + b1    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _t8 = _t7  # reuse the buffer
@@ -623,7 +643,7 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
     # _t11 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     _t11 = _ws[2*h*n:2*h*n + n*q].reshape((n, q))
-    np.dot(hid, W2.T, _t11)
+    _dot_t(hid, W2, _t11, _scratch)
     # o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
     o = _t11  # reuse the buffer
     for i0 in range(n):

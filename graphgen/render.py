@@ -116,6 +116,7 @@ class _StepWriter:
             if step.inplace_of is not None and step.node.id in self.returned:
                 self.returned.add(step.inplace_of.id)
         self.workspace = sp.Integer(0)  # elements of the per-call workspace so far
+        self.scratch = False  # whether `_scratch` (blas._dot_t's room) follows the workspace
 
     def fused_lines(self, group: list[Step], keep: set[int]) -> list[tuple[int, str]]:
         """One loop nest for consecutive steps over the same domain (see `fusable_groups`):
@@ -296,7 +297,11 @@ class _StepWriter:
         node, d = step.node, step.dot
         left, right = _operands(d)
         out: list[tuple[int, str]] = []
-        if len(node.shape) == 2:
+        if len(node.shape) == 2 and d["right_t"] and not d["left_t"]:
+            out.append((0, self.alloc(node)))  # a @ b.T: see blas._dot_t
+            out.append((0, f"_dot_t({left}, {d['right'].name}, {node.name}, _scratch)"))
+            self.scratch = True
+        elif len(node.shape) == 2:
             out.append((0, self.alloc(node)))
             out.append((0, f"np.dot({left}, {right}, {node.name})"))
         else:
@@ -541,8 +546,12 @@ def _kernel_context(graph: Graph, kernel: Kernel) -> dict:
                         for line in _comment(s, eqs.get(id(s), s.node.name))]
         steps.append({"comment": comment, "lines": writer.fused_lines(group, keep)})
     float_reads = [n.name for n in kernel.program.reads if n.shape and n.dtype == "float"]
+    workspace, scratch = writer.workspace, None
+    if writer.scratch:
+        scratch, workspace = str(workspace), workspace + blas._SCRATCH
     return {
-        "workspace": str(writer.workspace) if writer.workspace != 0 else None,
+        "workspace": str(workspace) if workspace != 0 else None,
+        "scratch": scratch,
         "twins": writer.twins,
         "checks": _argument_checks(kernel),
         "name": kernel.name,

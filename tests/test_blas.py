@@ -57,17 +57,48 @@ def test_gemm_refuses_strided_or_mixed_arrays_at_compile_time():
         _call_gemm(1.0, a.astype(np.float32), b, 0.0, c)
 
 
+@numba.njit(cache=False)
+def _call_dot_t(a, b, out, scratch):
+    blas._dot_t(a, b, out, scratch)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, n, k, room", [
+    (32, 16, 8, 4096),     # small: b copied, transposed, into the scratch
+    (128, 10, 256, 4096),  # still small in multiply-adds
+    (64, 100, 50, 4096),   # b larger than the scratch: BLAS's transposed path
+    (700, 10, 80, 4096),   # too many multiply-adds for the copy to pay
+    (5, 4, 3, 11),         # scratch shorter than b: the transposed path
+])
+def test_dot_t_is_a_times_b_transposed(dtype, m, n, k, room):
+    a = RNG.standard_normal((m, k)).astype(dtype)
+    b = RNG.standard_normal((n, k)).astype(dtype)
+    out = np.full((m, n), np.nan, dtype)
+    scratch = np.full(room, 7.0, dtype)
+    _call_dot_t(a, b, out, scratch)
+    rtol = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(out, a.astype(np.float64) @ b.T, rtol=rtol, atol=rtol * k)
+    copied = b.size <= room and m * b.size <= blas._DOT_T_SMALL
+    assert np.array_equal(scratch[:b.size], b.T.ravel()) == copied
+
+
 def test_emitted_text_is_this_module_and_runs_without_the_jit():
     constants, functions = blas.source({"_gemm"})
     assert constants == "" and "def _gemm(" in functions and "numba_xxgemm" in functions
+    assert "_dot_t" not in functions
+    constants, functions = blas.source({"_dot_t"})
+    assert "_DOT_T_SMALL = " in constants and "def _gemm(" in functions
     module = load_python(
         "import numpy as np\nimport numba\n" + "\n".join(blas.IMPORTS) + "\n_VEC = {}\n"
-        + functions + "\n")
+        + constants + "\n\n\n" + functions + "\n")
     a, b, c = RNG.standard_normal((3, 4)), RNG.standard_normal((4, 2)), RNG.standard_normal((3, 2))
     expected = c.copy()
     _call_gemm(2.0, a, b, -1.0, expected)
     module._gemm(2.0, a, b, -1.0, c)
     np.testing.assert_allclose(c, expected, rtol=1e-14)
+    out = np.empty((3, 3))
+    module._dot_t(a, a, out, np.empty(blas._SCRATCH))
+    np.testing.assert_allclose(out, a @ a.T, rtol=1e-14)
     assert blas.source({"_exp"}) is None
 
 

@@ -38,7 +38,7 @@ def test_show_stages():
     for stage in ("ast", "ir", "schedule", "source"):
         proc = run("show", MLP, "--stage", stage)
         assert proc.returncode == 0 and proc.stdout.strip(), stage
-    assert "np.dot(x, W1.T, z)" in run("show", MLP, "--stage", "source").stdout
+    assert "_dot_t(x, W1, z, _scratch)" in run("show", MLP, "--stage", "source").stdout
 
 
 def test_graph_is_dot_with_boxes_and_circles():

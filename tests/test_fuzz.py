@@ -4,6 +4,7 @@ finite-difference check (with the JIT off for speed, and a few through Numba).""
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -154,6 +155,13 @@ def _check(module, seed):
         args[name] = rng.uniform(-1.5, 1.5, size=tuple(dims[s] for s in shape))
     results = check_gradients(module, args, rtol=1e-6, seed=seed)
     assert all(r.ok for r in results), [(r.name, r.max_rel_error) for r in results]
+    # sgd_step (updates folded into GEMMs, decays moved into earlier passes) is p - lr * g
+    J, grads = module.value_and_grad(**args)
+    params = {name: args[name].copy() for name in grads}
+    assert module.sgd_step(**{**args, **params}, lr=0.125) == pytest.approx(J, rel=1e-12)
+    for name, g in grads.items():
+        np.testing.assert_allclose(params[name], args[name] - 0.125 * g, rtol=1e-12,
+                                   atol=1e-14)
 
 
 @settings(max_examples=60, deadline=None, derandomize=True,

@@ -28,7 +28,9 @@ def _table(rows: list, unit_per_element: bool = False) -> list[str]:
                 text = f"{row['ns_per_element'][n]:.1f} ns/elem"
             else:
                 text = _t(v["median_s"])
-            cells.append(f"{text} ({v['ratio_vs_graphgen']:.2f}×)")
+            low, high = v.get("iqr_s") or (v["median_s"], v["median_s"])
+            spread = (high - low) / (2 * v["median_s"])  # half the IQR, relative
+            cells.append(f"{text} ({v['ratio_vs_graphgen']:.2f}×, ±{spread:.0%})")
         out.append(f"| {row['workload']} | {row['size']} | {row['dtype']} | "
                    + " | ".join(cells) + " |")
     return out
@@ -43,8 +45,10 @@ def markdown(results: dict) -> str:
              + (", ".join(f"{b['architecture']} ({Path(b['filepath']).name})" for b in m["blas"])
                 if isinstance(m["blas"], list) else str(m["blas"])) + ".", "",
              "Medians over interleaved rounds (each preceded by 0.3 s of untimed calls); in "
-             "parentheses the ratio to graphgen (> 1: graphgen is faster). Every peer was "
-             "checked to agree with graphgen before timing (float64 rel 1e-10, float32 1e-4).",
+             "parentheses the ratio to graphgen (> 1: graphgen is faster) and the spread "
+             "(half the interquartile range, relative to the median; the JSON has the "
+             "quartiles). Every peer was checked to agree with graphgen before timing "
+             "(float64 rel 1e-10, float32 1e-4).",
              ""]
     lines += ["## SGD step of the seed network", ""] + _table(results["sgd_step"]) + [""]
     lines += ["## Inference (predict)", ""] + _table(results["predict"]) + [""]

@@ -488,7 +488,8 @@ def _loop_indices(step: Step) -> tuple:
 def _domain(step: Step) -> tuple | None:
     """The iteration domain of a step that can share a loop nest, or None."""
     node = step.node
-    if step.kind != "loop" or step.writes is not None or step.inplace_of is not None:
+    if step.kind != "loop" or step.writes is not None or step.inplace_of is not None \
+            or step.decays:  # a pass that writes a parameter runs once, on its own
         return None
     if step.form == "map" and node.out and None not in node.out:
         return tuple(node.sizes[i] for i in node.out)

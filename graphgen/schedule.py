@@ -436,8 +436,9 @@ def _decay_in_last_read(steps: list[Step]) -> None:
             continue
         last = readers[-1]
         reads = [a for a in last.node.args if a.node.id == param.id]
+        # (not a loop that calls sin/cos: it may run twice, see render.fused_lines)
         full = last.kind == "loop" and last.writes is None and last.form == "register" \
-            and not last.node.out and all(
+            and not last.node.out and not last.node.body.atoms(sp.sin, sp.cos) and all(
                 None not in a.idx and len(a.idx) == len(param.shape) == len(last.order)
                 and set(a.idx) == set(last.order) and a.idx == reads[0].idx for a in reads) \
             and tuple(last.node.sizes[i] for i in reads[0].idx) == tuple(param.shape)

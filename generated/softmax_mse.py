@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 9213027caab21a284331f140e3e38a4d0f4e2987ad6ff4a6d5549f3f0c7c2ee8
-# graphgen-content-sha256: 64b12bdd7ac8161062d84158cff2349009f88d51ffa107acd4f92b201e89d13c
+# graphgen-spec-hash: 6607c44049d5ac6c98761d677a04279dd28e0101a0340f030e910497bb9279e0
+# graphgen-content-sha256: ec8afdd0d207968ccb0111caab524a5b699651ac51c78cc30d13948b3e19f021
 import sys as _sys
 
 import numpy as np
@@ -42,12 +42,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_9213027caab2'
+__name__ = 'graphgen_generated_softmax_mse_6607c44049d5'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '9213027caab21a284331f140e3e38a4d0f4e2987ad6ff4a6d5549f3f0c7c2ee8'
+SPEC_HASH = '6607c44049d5ac6c98761d677a04279dd28e0101a0340f030e910497bb9279e0'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

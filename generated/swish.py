@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g36[j, i]                       [h]
         dJ/dW1 = (_g36.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 2c75e9170dba3773c68dbd2d9ce924f4763a10e5ca4025e27591fb4885ef1530
-# graphgen-content-sha256: 09f72dc009a9dc84a277f56ec753781ee46758fd2a8040c97df0c9c09156f367
+# graphgen-spec-hash: fe2e7f33ca984d9e5012e5356468d243f3e558f646754199b79665f8a3552554
+# graphgen-content-sha256: 7d9a3a69650452eef2b5a616c781e6031ad4af4b9651326efe1d24ef78926f6f
 import sys as _sys
 
 import numpy as np
@@ -51,12 +51,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_2c75e9170dba'
+__name__ = 'graphgen_generated_swish_fe2e7f33ca98'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '2c75e9170dba3773c68dbd2d9ce924f4763a10e5ca4025e27591fb4885ef1530'
+SPEC_HASH = 'fe2e7f33ca984d9e5012e5356468d243f3e558f646754199b79665f8a3552554'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

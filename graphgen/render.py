@@ -188,7 +188,6 @@ class _StepWriter:
                 self.locals[s.node.id] = local
             else:
                 out.append((inner, f"_acc_{s.node.name} += {expr}"))
-            out += [(inner, line) for line in self.decay_lines(s, loopvars)]
         self.locals = {}
         if trig_args:
             out.insert(0, (0, "_wide = 0"))
@@ -388,6 +387,7 @@ def _operands(d: dict) -> tuple[str, str]:
 def _scalar_text(expr: sp.Expr, names: dict) -> str:
     return repr(float(expr)) if expr.is_Number else CodePrinter(names)(expr)
 
+
 def _comment(step: Step, equation: str) -> list[str]:
     node = step.node
     lines = []
@@ -398,7 +398,6 @@ def _comment(step: Step, equation: str) -> list[str]:
     if step.writes is not None:
         lines.append(f"SGD update of {step.writes.name}: {step.writes.name} -= lr * "
                      f"d{'J'}/d{step.writes.name}")
-
     elif node.role == "backward" and origin is not None:
         lines.append(f"{equation}    {fmt_shape(node.shape)}")
         lines.append(f"  grad of: {origin.source}{where}")

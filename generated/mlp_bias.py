@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 07d937d2bfc22ba5d1a6afb54935c7dc537fc214cbd72a33013da3a616c687a9
-# graphgen-content-sha256: 12bc943a1546a143b0f046bf966533bd076f954afeaba6e3c818aa3dee3b264e
+# graphgen-spec-hash: b8de7d5db468dfec62fcf675b323ecbea63df92ceec1cea8df5db4f3a37f2051
+# graphgen-content-sha256: b72d95827429b7ffb96746a792d577bd1e27ed833172cfdf5a7d13a2cc61aa26
 import sys as _sys
 
 import numpy as np
@@ -56,12 +56,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_07d937d2bfc2'
+__name__ = 'graphgen_generated_mlp_bias_b8de7d5db468'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '07d937d2bfc22ba5d1a6afb54935c7dc537fc214cbd72a33013da3a616c687a9'
+SPEC_HASH = 'b8de7d5db468dfec62fcf675b323ecbea63df92ceec1cea8df5db4f3a37f2051'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

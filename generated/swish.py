@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g36[j, i]                       [h]
         dJ/dW1 = (_g36.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: fe2e7f33ca984d9e5012e5356468d243f3e558f646754199b79665f8a3552554
-# graphgen-content-sha256: 7d9a3a69650452eef2b5a616c781e6031ad4af4b9651326efe1d24ef78926f6f
+# graphgen-spec-hash: 036fd8ec8349abd7a3f44fa2c95132e258e458d3faedb433014a63f9a524a8fe
+# graphgen-content-sha256: 3542675cce93fa29c32112c5dcd3495ad4560165d3adff673efa320f5205d4bc
 import sys as _sys
 
 import numpy as np
@@ -51,12 +51,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_fe2e7f33ca98'
+__name__ = 'graphgen_generated_swish_036fd8ec8349'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'fe2e7f33ca984d9e5012e5356468d243f3e558f646754199b79665f8a3552554'
+SPEC_HASH = '036fd8ec8349abd7a3f44fa2c95132e258e458d3faedb433014a63f9a524a8fe'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -13,7 +13,9 @@ Decisions, in order:
      at the same indices (a GEMM followed by its epilogue: `dJ/dW1 = dJ/dz.T @ x + lam * W1`);
   5. a parameter update linear in a matrix product is that product's GEMM, writing the
      parameter: `W1 -= lr * (dJ/dz.T @ x + lam * W1)` is `W1 = -lr * (dJ/dz.T @ x)
-     + (1 - lr * lam) * W1`, with no gradient array and no update pass.
+     + (1 - lr * lam) * W1`, with no gradient array and no update pass; the decay
+     `1 - lr * lam` is applied by the last full pass that reads W1 (the penalty's sum of
+     squares) when there is one, so BLAS need not scale W1 in a pass of its own.
 """
 from __future__ import annotations
 

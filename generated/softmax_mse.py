@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 4c0354f6d8ac7910b2815f5c22357e4e36927b176041bc7c28a89d6913b2fbde
-# graphgen-content-sha256: c7632b12fc4758b77ba54ab97f642769ddd1a37033bd375f429157609b189e5b
+# graphgen-spec-hash: d2b2fecf3b0d469567c86762e1b48c97326ab18db9eaf196b1b9c950cd767c25
+# graphgen-content-sha256: 06bc988499878125d8c76578bc32514358931997f2826cc524af59232f8e3676
 import sys as _sys
 
 import numpy as np
@@ -42,12 +42,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_4c0354f6d8ac'
+__name__ = 'graphgen_generated_softmax_mse_d2b2fecf3b0d'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '4c0354f6d8ac7910b2815f5c22357e4e36927b176041bc7c28a89d6913b2fbde'
+SPEC_HASH = 'd2b2fecf3b0d469567c86762e1b48c97326ab18db9eaf196b1b9c950cd767c25'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

@@ -438,7 +438,7 @@ def _decay_in_last_read(steps: list[Step]) -> None:
             continue
         last = readers[-1]
         reads = [a for a in last.node.args if a.node.id == param.id]
-        # (not a loop that calls sin/cos: it may run twice, see render.fused_lines)
+        # (not a loop that calls sin/cos: it may run twice, see statements.StepWriter.fused_lines)
         full = last.kind == "loop" and last.writes is None and last.form == "register" \
             and not last.node.out and not last.node.body.atoms(sp.sin, sp.cos) and all(
                 None not in a.idx and len(a.idx) == len(param.shape) == len(last.order)

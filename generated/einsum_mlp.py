@@ -31,8 +31,8 @@ Derivation:
         _g46 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g46.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: e1889ac2e1167d2acd7fe251be5f170afb98d55f8fd98d613ff720d0c5c7bdd6
-# graphgen-content-sha256: 286825d42d01366e396fef1091b199db7921f6fd9171fcce55d0230be24dc5a2
+# graphgen-spec-hash: d439bb030ef97937fc9de7dc0df5bf9022602fa644d3b140d8e7045f81dfcafe
+# graphgen-content-sha256: 890853e085baeba9824af929c7aa01a7b4ed8d005e37de3f89d3b1cdd4b4a61a
 import sys as _sys
 
 import numpy as np
@@ -46,12 +46,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_e1889ac2e116'
+__name__ = 'graphgen_generated_einsum_mlp_d439bb030ef9'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'e1889ac2e1167d2acd7fe251be5f170afb98d55f8fd98d613ff720d0c5c7bdd6'
+SPEC_HASH = 'd439bb030ef97937fc9de7dc0df5bf9022602fa644d3b140d8e7045f81dfcafe'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

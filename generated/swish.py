@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g36[j, i]                       [h]
         dJ/dW1 = (_g36.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 2af63ad74d2b4eb667327270898374e8886b3f01e13d58a14b5e3f48bb59f66e
-# graphgen-content-sha256: 3be9e5a807665f097102338325ba4f0733fd9d69e442ad63d77b65bf7ee000f1
+# graphgen-spec-hash: a85d65748d793fef607a7b76e14fb61eb9a04afc0418dd1f1c08d68923172e8b
+# graphgen-content-sha256: d71444b0dd5811764fa2a9670abb96255e47ad6353835229ca22c30ec8ce39c3
 import sys as _sys
 
 import numpy as np
@@ -51,12 +51,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_2af63ad74d2b'
+__name__ = 'graphgen_generated_swish_a85d65748d79'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '2af63ad74d2b4eb667327270898374e8886b3f01e13d58a14b5e3f48bb59f66e'
+SPEC_HASH = 'a85d65748d793fef607a7b76e14fb61eb9a04afc0418dd1f1c08d68923172e8b'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -55,6 +55,10 @@ class StepWriter:
                 self.returned.add(step.inplace_of.id)
         self.workspace = sp.Integer(0)  # elements of the per-call workspace so far
         self.scratch = False  # whether `_scratch` (blas._dot_t's room) follows the workspace
+        # Threads only where no BLAS call runs: right after a GEMM, OpenBLAS's threads still
+        # spin on the two cores, and a threaded loop then waited for them (8x slower on 65k
+        # elements)
+        self.threads = not any(s.kind == "dot" for s in kernel.program.steps)
 
     def fused_lines(self, group: list[Step], keep: set[int]) -> list[tuple[int, str]]:
         """One loop nest for consecutive steps over the same domain (see `fusable_groups`):
@@ -74,7 +78,7 @@ class StepWriter:
         params = list(self.kernel.dims) + inputs + [s.node.name for s in group
                                                     if s.node.id in keep and s.node.out]
         lines = serial
-        if _transcendentals(group) >= PARALLEL_MIN_CALLS:
+        if self.threads and _transcendentals(group) >= PARALLEL_MIN_CALLS:
             name = self.twin("parallel", group, keep, sizes, params, reductions
                              + (["_wide"] if trig else []))
             total = " * ".join(str(x) for x in sizes)

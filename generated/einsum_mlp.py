@@ -31,8 +31,8 @@ Derivation:
         _g46 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g46.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: d439bb030ef97937fc9de7dc0df5bf9022602fa644d3b140d8e7045f81dfcafe
-# graphgen-content-sha256: 890853e085baeba9824af929c7aa01a7b4ed8d005e37de3f89d3b1cdd4b4a61a
+# graphgen-spec-hash: cd1a073d9e3ded5b8b9690b0c55022c021653784922519fcb5e93d629e25bc3c
+# graphgen-content-sha256: a5c9bf749a4cf6e2c9b53be928f2f7e7d7152c2599c50002c54016c3c6b7f46e
 import sys as _sys
 
 import numpy as np
@@ -46,12 +46,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_d439bb030ef9'
+__name__ = 'graphgen_generated_einsum_mlp_cd1a073d9e3d'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'd439bb030ef97937fc9de7dc0df5bf9022602fa644d3b140d8e7045f81dfcafe'
+SPEC_HASH = 'cd1a073d9e3ded5b8b9690b0c55022c021653784922519fcb5e93d629e25bc3c'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

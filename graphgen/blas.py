@@ -5,7 +5,8 @@ Why: Numba's `np.dot(a, b, out)` always computes `out = a @ b` (alpha 1, beta 0)
 step then needs the gradient as an array of its own and one more pass over it and the
 parameter: `W1 -= lr * (dJ/dz.T @ x + lam * W1)`. BLAS can fold both into the product:
 `W1 = -lr * (dJ/dz.T @ x) + (1 - lr * lam) * W1`, one GEMM writing straight into W1
-(at the seed network's size this saves ~20% of the step).
+(with the decay moved into the penalty's pass, the float32 seed step went from 333 to
+304 us; the five products alone take ~288).
 
 `_gemm` calls the same BLAS entry point as Numba's `np.dot` (`numba_xxgemm` in Numba's
 helper library, which calls SciPy's BLAS), with the alpha and beta that `np.dot` fixes at

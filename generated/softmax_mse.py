@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 7cc3e98c126f763aa34c3cbbb147de787ca29cc4a75766196cbeb67a36e62ebc
-# graphgen-content-sha256: e9e55ced453eb9a239f5b87bb4460078a0273aeb3eb1a696be0f82db13f2cd39
+# graphgen-spec-hash: 49030e0ae8f8c6aff98690a3b5241a51aa0585cc709eece30f87a29cb952aa6c
+# graphgen-content-sha256: fe9d6e7c0ba39339d828c715f3b237e504bc410e00ee07f9a3575e12c41ecdb4
 import sys as _sys
 
 import numpy as np
@@ -42,12 +42,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_7cc3e98c126f'
+__name__ = 'graphgen_generated_softmax_mse_49030e0ae8f8'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '7cc3e98c126f763aa34c3cbbb147de787ca29cc4a75766196cbeb67a36e62ebc'
+SPEC_HASH = '49030e0ae8f8c6aff98690a3b5241a51aa0585cc709eece30f87a29cb952aa6c'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

@@ -429,8 +429,8 @@ def _decay_in_last_read(steps: list[Step]) -> None:
     """
     for k, update in enumerate(steps):
         g = update.gemm
-        if not g or g["rest"] is not None or g["beta"] == 1 or not _hypers_only(
-                update.node, g["beta"]):
+        if not g or g["rest"] is not None or g["beta"] == 1 or not _scalar_in(
+                update.node, g["beta"], hypers_only=True):
             continue
         param = update.writes
         readers = [s for s in steps[:k] if any(a.node.id == param.id for a in s.node.args)]
@@ -449,30 +449,31 @@ def _decay_in_last_read(steps: list[Step]) -> None:
             g["decayed"] = True
 
 
-def _hypers_only(node: Node, expr: sp.Expr) -> bool:
-    """expr reads nothing but hyperparameters, lr and dims: valid anywhere in a kernel."""
-    return all(x == dim_symbol(str(x)) or (
-        arg_index(x) is not None and node.args[arg_index(x)].node.kind == "hyper")
-        for x in expr.free_symbols)
+def _scalar_in(node: Node, expr: sp.Expr, hypers_only: bool = False) -> bool:
+    """expr reads only dims and scalar arguments of node (only hyperparameters and lr, which
+    are valid anywhere in a kernel, with `hypers_only`)."""
+    def ok(x):
+        if x == dim_symbol(str(x)):
+            return True
+        k = arg_index(x)
+        return k is not None and not node.args[k].idx and (
+            not hypers_only or node.args[k].node.kind == "hyper")
+    return all(ok(x) for x in expr.free_symbols) and not expr.has(sp.nan, sp.zoo)
 
 
 def _linear_split(node: Node, k: int, param: Node) -> tuple | None:
     """body = scale · a_k + beta · param + rest, with scale and beta scalar expressions;
     returns (scale, beta, rest), rest None when it is zero (beta is 1 when rest is not), or
     None if the body is not linear in a_k."""
-    def scalar(expr):
-        return all(x == dim_symbol(str(x)) or (
-            arg_index(x) is not None and not node.args[arg_index(x)].idx)
-            for x in expr.free_symbols) and not expr.has(sp.nan, sp.zoo)
     sym = arg_symbol(k)
     scale = sp.diff(node.body, sym)
     rest = node.body.xreplace({sym: sp.Integer(0)})
-    if not scalar(scale) or sp.expand(node.body - scale * sym - rest) != 0:
+    if not _scalar_in(node, scale) or sp.expand(node.body - scale * sym - rest) != 0:
         return None
     own = next((arg_symbol(j) for j, a in enumerate(node.args)
                 if a.node is param and tuple(a.idx) == tuple(node.out)), None)
     if own is not None:
         beta = sp.diff(rest, own)
-        if scalar(beta) and sp.expand(rest - beta * own) == 0:
+        if _scalar_in(node, beta) and sp.expand(rest - beta * own) == 0:
             return scale, beta, None
     return scale, sp.Integer(1), rest

@@ -172,7 +172,7 @@ def _rewrite(order: list[Node], roots: set[int], updates: dict[int, Node]) -> li
         k = 0
         while k < len(cur.args):
             p = cur.args[k].node
-            if p.is_identity:
+            if p.is_identity and _update_may_read(p, cur, k, updates.get(n.id)):
                 args, body = _splice(cur, k, p)
                 cur = _normalize(cur, args, body)
                 k = 0
@@ -216,9 +216,13 @@ def _rewrite(order: list[Node], roots: set[int], updates: dict[int, Node]) -> li
                 continue
             k += 1
         final[n.id] = cur
-    # identity maps were spliced into every consumer in pass 1; only roots keep theirs
-    return [final[n.id] for n in order if n.id in live and n.id not in inlined
-            and (n.id in roots or not final[n.id].is_identity)]
+    # A node inlined into some consumers is still computed for those that refused it (an
+    # update may not read another parameter through it); identity maps spliced into every
+    # consumer in pass 1 are computed only as roots or where an update refused them.
+    kept = [final[n.id] for n in order if n.id in final]
+    read = {a.node.id for c in kept for a in c.args}
+    return [c for c in kept if c.id in roots or c.id in read
+            or (c.id not in inlined and not c.is_identity)]
 
 
 def _reorient(order: list[Node], nodes: dict[int, Node], roots: set[int]) -> None:
@@ -263,6 +267,24 @@ def _reorient(order: list[Node], nodes: dict[int, Node], roots: set[int]) -> Non
                 c, args=tuple(Arg(nodes[a.node.id], a.idx) for a in c.args))
 
 
+def _update_may_read(p: Node, c: Node, k: int, writes: Node | None) -> bool:
+    """Whether `p` may be inlined into argument k of `c`, when `c` updates the parameter
+    `writes` in place (sgd_step): only if the parameters `p` reads are that one, at the very
+    index being written. Updates run one after another, so any other read would see an
+    already updated parameter (a bilinear `sum(a * c)` would step `c` along the new `a`);
+    such values are computed as arrays before the first update instead."""
+    if writes is None:
+        return True
+    mapping = {pi: ci for pi, ci in zip(p.out, c.args[k].idx) if pi is not None}
+    for a in p.args:
+        if a.node.kind != "param":
+            continue
+        mapped = tuple(None if i is None else mapping[i] for i in a.idx)
+        if a.node.id != writes.id or mapped != c.out:
+            return False
+    return True
+
+
 def _should_inline(p: Node, c: Node, k: int, uses, roots, blas: bool,
                    writes: Node | None) -> bool:
     if p.kind != "op" or p.reduce or p.id in roots:
@@ -273,15 +295,8 @@ def _should_inline(p: Node, c: Node, k: int, uses, roots, blas: bool,
         # recomputing a forward map in the backward pass is fine only when cheap
         if not _is_cheap(p.body):
             return False
-    if writes is not None:
-        # an in-place parameter update may read parameters only at the index it writes
-        mapping = {pi: ci for pi, ci in zip(p.out, c.args[k].idx) if pi is not None}
-        for a in p.args:
-            if a.node.kind != "param":
-                continue
-            mapped = tuple(None if i is None else mapping[i] for i in a.idx)
-            if a.node is not writes or mapped != c.out:
-                return False
+    if not _update_may_read(p, c, k, writes):
+        return False
     if not p.args:
         return True  # a constant
     if p.shape == () and _is_cheap(p.body):

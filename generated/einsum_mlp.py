@@ -31,8 +31,8 @@ Derivation:
         _g46 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g46.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 8cfc40adfe7b92993dcfdca4161ebd55bdf8fd5cbdec78f1ab24bbff4feaf6f2
-# graphgen-content-sha256: cfba3511840222e0699e47df41bb4508562d4a840b9db87da15b9befa5fcad09
+# graphgen-spec-hash: 8818bed198cadd095b8fd29c7f49967cad5e032ad454f6e03fa9800420ad1c5f
+# graphgen-content-sha256: 48cb681494edc0d2a22696c4bc587ea58ab6124cd9b2fd3c3abbc61ae4bee951
 import sys as _sys
 
 import numpy as np
@@ -41,17 +41,21 @@ from llvmlite import ir as _llvm_ir
 from numba.core import cgutils as _cgutils
 from numba.core import types as _nb_types
 from numba.extending import intrinsic as _intrinsic
+import ctypes as _ctypes
+import glob as _glob
+import os as _os
+import time as _time
 
 # One canonical module name, however this file is imported (graphgen.load, `import mlp`,
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_8cfc40adfe7b'
+__name__ = 'graphgen_generated_einsum_mlp_8818bed198ca'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '8cfc40adfe7b92993dcfdca4161ebd55bdf8fd5cbdec78f1ab24bbff4feaf6f2'
+SPEC_HASH = '8818bed198cadd095b8fd29c7f49967cad5e032ad454f6e03fa9800420ad1c5f'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -88,6 +92,8 @@ _SQRT2 = 1.4142135623730951
 _ROUND = 6755399441055744.0  # 1.5 * 2**52: (v + _ROUND) rounds v to an integer, in the low bits
 _LOW_BITS = 0xFFFFFFFFFFFFF  # 52 bits, less the 2**51 of _ROUND: the integer, signed
 _DOT_T_SMALL = 524288  # multiply-adds up to which OpenBLAS's a @ b.T is the slow path
+_LOOK_EVERY = 0.01  # seconds between two looks at the machine's load
+_SMOOTHING = 0.5  # weight of the newest look in the running estimate of other tasks
 
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests): the same bits via NumPy
@@ -273,6 +279,84 @@ def _dot_t(a, b, out, scratch):
         _gemm(1.0, a, bt, 0.0, out)
     else:
         _gemm(1.0, a, b.T, 0.0, out)
+
+
+def _blas_thread_control():
+    """(get, set) of the number of threads of SciPy's OpenBLAS, or (None, None)."""
+    try:
+        import scipy
+    except ImportError:
+        return None, None
+    base = _os.path.dirname(scipy.__file__)
+    paths = sorted(_glob.glob(_os.path.join(base, "..", "scipy.libs", "*openblas*"))
+                   + _glob.glob(_os.path.join(base, ".dylibs", "*openblas*")))
+    for path in paths:
+        try:
+            lib = _ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_openblas", "openblas", "scipy_openblas64_", "openblas64_"):
+            get = getattr(lib, prefix + "_get_num_threads", None)
+            put = getattr(lib, prefix + "_set_num_threads", None)
+            if get is not None and put is not None:
+                get.restype, put.argtypes = _ctypes.c_int, [_ctypes.c_int]
+                return get, put
+    return None, None
+
+
+def _runnable_tasks():
+    """Tasks running or ready to run on the machine right now (this one included), or None
+    where /proc/loadavg does not exist."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            return int(f.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class _Threads:
+    """The thread counts of this process's BLAS and Numba, and the load estimate they follow."""
+
+    def __init__(self):
+        self.get_blas, self.set_blas = _blas_thread_control()
+        try:
+            cores = len(_os.sched_getaffinity(0))
+        except AttributeError:
+            cores = _os.cpu_count() or 1
+        # OpenBLAS's own start-up rule (another module may have lowered its count since)
+        for name in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
+            if _os.environ.get(name, "").strip().isdigit() and int(_os.environ[name]) > 0:
+                cores = min(cores, int(_os.environ[name]))
+                break
+        self.ceiling = max(1, cores)
+        self.numba_ceiling = numba.config.NUMBA_NUM_THREADS
+        self.numba_current = None
+        self.others = 0.0
+        self.next_look = 0.0
+
+    def choose(self, numba_too):
+        """Give BLAS (and Numba's parallel loops, with `numba_too`) the idle cores."""
+        now = _time.perf_counter()
+        if now < self.next_look:
+            return
+        self.next_look = now + _LOOK_EVERY
+        running = _runnable_tasks()
+        if running is None:
+            return
+        # this thread is running; the other threads of a call may still be spinning
+        current = self.get_blas() if self.get_blas is not None else 1
+        others = max(0, running - max(1, current))
+        self.others += _SMOOTHING * (others - self.others)
+        # a core counts as taken once the estimate passes 3/4: two looks in a row, not one
+        want = max(1, self.ceiling - int(self.others + 0.25))
+        if want != current and self.set_blas is not None:
+            self.set_blas(want)
+        if numba_too and want != self.numba_current:
+            numba.set_num_threads(max(1, min(want, self.numba_ceiling)))
+            self.numba_current = want
+
+
+_threads = _Threads()
 
 
 @numba.njit(**_JIT)
@@ -855,6 +939,7 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **
     """Training forward pass: a tape dict with J, the outputs and the values backward() reuses."""
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
         _bad_call('forward', {'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam}, unexpected)
+    _threads.choose(False)  # the idle cores (see _Threads)
     if _forward_kernel in _READY:
         try:
             J, o, hid, _expshift9, _sumexp10 = _forward_kernel(x, y, W1, W2, lam)
@@ -874,6 +959,7 @@ def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0
     """(J, {param: dJ/dparam}) in one native call."""
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
         _bad_call('value_and_grad', {'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam}, unexpected)
+    _threads.choose(False)  # the idle cores (see _Threads)
     if _value_and_grad_kernel in _READY:
         try:
             J, dJ_dW1, dJ_dW2 = _value_and_grad_kernel(x, y, W1, W2, lam)
@@ -893,6 +979,7 @@ def predict(x=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, **unexpected):
     """Inference: o; keeps nothing for a backward pass."""
     if unexpected or x is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
         _bad_call('predict', {'x': x, 'W1': W1, 'W2': W2, }, unexpected)
+    _threads.choose(False)  # the idle cores (see _Threads)
     if _predict_kernel in _READY:
         try:
             o = _predict_kernel(x, W1, W2)
@@ -911,6 +998,7 @@ def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, *
     """One SGD step in one native call: updates the params in place (p -= lr * dJ/dp) and returns J before the update."""
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED or lr is _REQUIRED:
         _bad_call('sgd_step', {'x': x, 'y': y, 'W1': W1, 'W2': W2, "lr": lr, 'lam': lam}, unexpected)
+    _threads.choose(False)  # the idle cores (see _Threads)
     if _sgd_step_kernel in _READY:
         try:
             J = _sgd_step_kernel(x, y, W1, W2, lam, lr)
@@ -931,6 +1019,7 @@ def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
     if not isinstance(tape, dict) or "_dims" not in tape:
         raise TypeError("backward() takes the dict returned by forward()")
+    _threads.choose(False)
     grads = _backward_kernel(tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['hid'], tape['_expshift9'], tape['_sumexp10'])
     grads = dict(zip(['W1', 'W2'], grads))
     return grads

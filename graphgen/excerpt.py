@@ -18,8 +18,9 @@ END = "# --- emitted up to here"
 
 @functools.cache
 def definitions(path: str) -> tuple[tuple[frozenset, str, frozenset], ...]:
-    """(names defined, source text, names referred to) of each top-level statement between
-    the markers of the file at `path`, in file order."""
+    """(names defined, source text, names referred to, whether it is a constant) of each
+    top-level statement between the markers of the file at `path`, in file order. Constants
+    are UPPER_CASE assignments; they go first in a generated module."""
     text = Path(path).read_text(encoding="utf-8")
     start, end = text.index(BEGIN), text.index(END)
     lines = text.splitlines(keepends=True)
@@ -30,20 +31,22 @@ def definitions(path: str) -> tuple[tuple[frozenset, str, frozenset], ...]:
         if not first_line < first < last_line:
             continue
         top = node.body + node.orelse if isinstance(node, ast.If) else [node]
-        defined = {n.name if isinstance(n, ast.FunctionDef) else n.targets[0].id for n in top}
+        defined = {n.name if isinstance(n, (ast.FunctionDef, ast.ClassDef)) else n.targets[0].id
+                   for n in top}
         refs = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        constant = isinstance(node, ast.Assign) and not any(n.islower() for n in defined)
         out.append((frozenset(defined), "".join(lines[first - 1:node.end_lineno]).rstrip("\n"),
-                    frozenset(refs)))
+                    frozenset(refs), constant))
     return tuple(out)
 
 
 def source(path: str, used: set[str]) -> tuple[str, str] | None:
     """(constants, functions) as text for the names in `used` and everything they refer to;
-    None if `used` is empty. Constants are the UPPER_CASE assignments."""
+    None if `used` is empty."""
     if not used:
         return None
     defs = definitions(path)
-    refs_of = {name: refs for names, _, refs in defs for name in names}
+    refs_of = {name: refs for names, _, refs, _ in defs for name in names}
     wanted = set(used)
     todo = list(wanted)
     while todo:
@@ -51,7 +54,7 @@ def source(path: str, used: set[str]) -> tuple[str, str] | None:
             if ref in refs_of and ref not in wanted:
                 wanted.add(ref)
                 todo.append(ref)
-    chosen = [(names, body) for names, body, _ in defs if names & wanted]
-    constants = [body for names, body in chosen if not any(n.islower() for n in names)]
-    functions = [body for names, body in chosen if any(n.islower() for n in names)]
+    chosen = [(body, constant) for names, body, _, constant in defs if names & wanted]
+    constants = [body for body, constant in chosen if constant]
+    functions = [body for body, constant in chosen if not constant]
     return "\n".join(constants), "\n\n\n".join(functions)

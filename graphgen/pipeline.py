@@ -209,7 +209,7 @@ def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
 
     def add(name, kernel, fn_arrays, fn_hypers, sig, lhs, result, doc, writable=()):
         functions.append({
-            "name": name, "signature": sig, "doc": doc,
+            "name": name, "signature": sig, "doc": doc, "kernel": kernel.name,
             "arrays": [n.name for n in fn_arrays], "table": _table(fn_arrays),
             "writable": writable, "hypers": [h.name for h in fn_hypers], "lr": kernel.lr,
             "fast": _fast_path(kernel, fn_arrays, fn_hypers, writable, lhs, result),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jinja2
 
-from . import __version__, blas, vecmath
+from . import __version__, blas, threads, vecmath
 from .explain import derivation_text, program_equations
 from .ir import Graph, Node
 from .printer import HELPERS
@@ -126,7 +126,11 @@ def _kernel_context(graph: Graph, kernel: Kernel) -> dict:
     workspace, scratch = writer.workspace, None
     if writer.scratch:
         scratch, workspace = str(workspace), workspace + blas._SCRATCH
+    body = "\n".join(line for s in steps for _, line in s["lines"])
     return {
+        # BLAS's and Numba's threads are set before the call (see `threads`)
+        "threads": "numba" if any(t[4] for t in writer.twins) else "blas" if any(
+            f"{f}(" in body for f in ("np.dot", "_gemm", "_dot_t")) else None,
         "workspace": str(workspace) if workspace != 0 else None,
         "scratch": scratch,
         "twins": writer.twins,
@@ -141,14 +145,17 @@ def _kernel_context(graph: Graph, kernel: Kernel) -> dict:
     }
 
 
-def _support_used(source_parts: list[str]) -> dict:
+def _support_used(source_parts: list[str], threaded: bool) -> dict:
     """What the kernels call besides numpy: printer helpers, and the text of the `vecmath`
-    and `blas` functions (with their constants and imports) that they and the kernels need."""
+    and `blas` functions (with their constants and imports) that they and the kernels need;
+    the thread control of `threads` if any kernel runs BLAS or threaded loops."""
     joined = "\n".join(source_parts)
     helpers = [HELPERS[name] for name in sorted(HELPERS) if f"{name}(" in joined]
     joined += "\n".join(helpers)
     found = [(m, m.source({f for f in m.FUNCTIONS if f"{f}(" in joined})) for m in (vecmath, blas)]
     found = [(m, text) for m, text in found if text is not None]
+    if threaded:
+        found.append((threads, threads.source()))
     return {
         "helpers": helpers,
         "support_imports": sorted({line for m, _ in found for line in m.IMPORTS}),
@@ -166,7 +173,7 @@ def render_module(graph: Graph, kernels: dict[str, Kernel], api: dict, module_na
     contexts = {name: _kernel_context(graph, k) for name, k in kernels.items()}
     bodies = [line for c in contexts.values() for s in c["steps"] for _, line in s["lines"]]
     bodies += [line for c in contexts.values() for t in c["twins"] for _, line in t[2]]
-    support = _support_used(bodies)
+    support = _support_used(bodies, any(c["threads"] for c in contexts.values()))
     template = env.get_template("module.py.j2")
     text = template.render(
         module_name=module_name,
@@ -181,6 +188,7 @@ def render_module(graph: Graph, kernels: dict[str, Kernel], api: dict, module_na
         **support,
         kernels=contexts,
         api=api,
+        threads_of={k.name: contexts[key]["threads"] for key, k in kernels.items()},
         repr=repr,
         content_placeholder=CONTENT_PLACEHOLDER,
     )

@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 4897b9f0e4d66fbda92b99e8482923aff8f59677fd57ecf8a0d33a8fbb703940
-# graphgen-content-sha256: cb1dc5aa1a9aac84eb12da50ea43e4a9b079620323d61fe1f64f2fc88a4e46ff
+# graphgen-spec-hash: 98bd7a48c141a8c0ae607e99a51562f5096ca51fa6f404e18cc763c59a9c516e
+# graphgen-content-sha256: 8c96345a57a13b82c19e4007c12127421c7386bf09e7680cc3a4e322aed712ab
 import sys as _sys
 
 import numpy as np
@@ -60,12 +60,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_4897b9f0e4d6'
+__name__ = 'graphgen_generated_mlp_bias_98bd7a48c141'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '4897b9f0e4d66fbda92b99e8482923aff8f59677fd57ecf8a0d33a8fbb703940'
+SPEC_HASH = '98bd7a48c141a8c0ae607e99a51562f5096ca51fa6f404e18cc763c59a9c516e'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 09ed61bc6a483b1a09da5259f7704948daad4b703aad2ab9a6b9adf82c305d6d
-# graphgen-content-sha256: ada23fe06eec66952627cf103a6b16f6ed3a1f277d93781eb9ee474f1c870630
+# graphgen-spec-hash: 45ee884fa48b2b256ccd0192157f8c5deb856c94128719ba703245cdec16fe28
+# graphgen-content-sha256: 1598c2440f969077d1a377b6899973c2835335da9f381f59390ec4d0b93c6c13
 import sys as _sys
 
 import numpy as np
@@ -46,12 +46,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_09ed61bc6a48'
+__name__ = 'graphgen_generated_softmax_mse_45ee884fa48b'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '09ed61bc6a483b1a09da5259f7704948daad4b703aad2ab9a6b9adf82c305d6d'
+SPEC_HASH = '45ee884fa48b2b256ccd0192157f8c5deb856c94128719ba703245cdec16fe28'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g36[j, i]                       [h]
         dJ/dW1 = (_g36.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 95a1f2feae98dd53bae29bf3e7dc52f6aad8bb389e02da4cc525d19cfd1a7660
-# graphgen-content-sha256: 409804319869506a41a5ed7d0e215a7bac6f7cd3a1f0a8e91dd5223585af3954
+# graphgen-spec-hash: 84b6e06ba35e63fc31873a5db79fda9ca363b996943e0f705f274f90b7820cda
+# graphgen-content-sha256: 44342344cf43264b5749337e077efc3c2c9432896647547741e55090e25ea9c8
 import sys as _sys
 
 import numpy as np
@@ -55,12 +55,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_95a1f2feae98'
+__name__ = 'graphgen_generated_swish_84b6e06ba35e'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '95a1f2feae98dd53bae29bf3e7dc52f6aad8bb389e02da4cc525d19cfd1a7660'
+SPEC_HASH = '84b6e06ba35e63fc31873a5db79fda9ca363b996943e0f705f274f90b7820cda'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

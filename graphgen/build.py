@@ -191,7 +191,8 @@ def load_python(source: str, name: str = "graphgen_python"):
     stub = types.ModuleType("numba")
     stub.njit = njit
     stub.prange = range
-    stub.config = types.SimpleNamespace(DISABLE_JIT=True)
+    stub.config = types.SimpleNamespace(DISABLE_JIT=True, NUMBA_NUM_THREADS=1)
+    stub.set_num_threads = lambda count: None  # plain Python runs on one thread
     real_import = builtins.__import__
 
     def _import(module, *args, **kwargs):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from . import ops
+from . import contract, ops
 from .ir import Arg, Graph, Node, Origin, arg_symbol, dim_symbol, index_symbol
 
 
@@ -139,7 +139,25 @@ class Lowering:
 
     def einsum(self, terms: list[str], rhs: str, operands: list[Node],
                sizes: dict[str, object]) -> Node:
-        """Products of the operands summed over the letters missing from `rhs`."""
+        """Products of the operands summed over the letters missing from `rhs`; three or more
+        operands are contracted pair by pair, in the order `contract` chooses."""
+        if len(operands) <= 2:
+            return self._product(terms, rhs, operands, sizes)
+        tree = contract.contraction_tree(terms, rhs, sizes)
+
+        def build(sub, letters):
+            if isinstance(sub, int):
+                return operands[sub], terms[sub]
+            (a, ta), (b, tb) = (build(t, contract.intermediate_letters(t, terms, rhs))
+                                for t in sub)
+            return self._product([ta, tb], letters, [a, b], sizes), letters
+
+        return build(tree, rhs)[0]
+
+    def _product(self, terms: list[str], rhs: str, operands: list[Node],
+                 sizes: dict[str, object]) -> Node:
+        """One node: the product of the operands summed over the letters not in `rhs`."""
+        sizes = {c: sizes[c] for c in dict.fromkeys("".join(terms))}
         names = {c: self.graph.fresh_index() for c in sizes}
         body = sp.Integer(1)
         for k in range(len(operands)):

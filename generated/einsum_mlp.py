@@ -31,8 +31,8 @@ Derivation:
         _g46 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g46.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 1548b200a493db81178f600d5b614a5ebcf2bea53f0d9101e33593ce01573876
-# graphgen-content-sha256: 63a76a6cf4cf975ae8d4cf7caaf09e25ed72c76163bec2aaa4a591495703d62f
+# graphgen-spec-hash: c72fee298ed37b783b61e5af064668299d5c881974911983a4b943b795fef9b3
+# graphgen-content-sha256: 4bac6088a0d88f006072b4858009276db96340896f92dc0e249f6e529476cafa
 import sys as _sys
 
 import numpy as np
@@ -50,12 +50,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_1548b200a493'
+__name__ = 'graphgen_generated_einsum_mlp_c72fee298ed3'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '1548b200a493db81178f600d5b614a5ebcf2bea53f0d9101e33593ce01573876'
+SPEC_HASH = 'c72fee298ed37b783b61e5af064668299d5c881974911983a4b943b795fef9b3'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 98bd7a48c141a8c0ae607e99a51562f5096ca51fa6f404e18cc763c59a9c516e
-# graphgen-content-sha256: 8c96345a57a13b82c19e4007c12127421c7386bf09e7680cc3a4e322aed712ab
+# graphgen-spec-hash: 2aff1f9c66af483736c7d2e1d01b8f4c2883144b2472bcdeea031c5f1d83037e
+# graphgen-content-sha256: a7a2779e55fe377c6b663a168323402a20608fa681f44a6f76545146382f49da
 import sys as _sys
 
 import numpy as np
@@ -60,12 +60,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_98bd7a48c141'
+__name__ = 'graphgen_generated_mlp_bias_2aff1f9c66af'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '98bd7a48c141a8c0ae607e99a51562f5096ca51fa6f404e18cc763c59a9c516e'
+SPEC_HASH = '2aff1f9c66af483736c7d2e1d01b8f4c2883144b2472bcdeea031c5f1d83037e'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -476,18 +476,19 @@ def _backward_kernel(x, y, W1, W2, lam, hid, _expshift15, _sumexp16):
         raise ValueError("graphgen: shape of _sumexp16")
     dt = x.dtype
     _ws = np.empty(h*n + n*q, dt)  # every temporary of this call, as views
-    # dJ/do[i, j] = _expshift15[i, j]/(_sumexp16[i, 0]*n) - [y[i] == j]/n    [n, q]
-    #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    # one fused loop for the next steps:
+    #   dJ/do[i, j] = _expshift15[i, j]/(_sumexp16[i, 0]*n) - [y[i] == j]/n    [n, q]
+    #     grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    #   dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
+    #     grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_do = _ws[0:n*q].reshape((n, q))
+    dJ_db2 = np.empty((q,), dt)
+    dJ_db2[:] = 0.0
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = _expshift15[i0, i1] / (_sumexp16[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
-    # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
-    #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    dJ_db2 = np.zeros((q,), dt)
-    for i0 in range(n):
-        for i1 in range(q):
-            dJ_db2[i1] += dJ_do[i0, i1]
+            _v_dJ_do = _expshift15[i0, i1] / (_sumexp16[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _v_dJ_do
+            dJ_db2[i1] += _v_dJ_do
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_dhid = _ws[n*q:h*n + n*q].reshape((n, h))
@@ -502,18 +503,19 @@ def _backward_kernel(x, y, W1, W2, lam, hid, _expshift15, _sumexp16):
     for i0 in range(q):
         for i1 in range(h):
             dJ_dW2[i0, i1] = _g52[i0, i1] + W2[i0, i1] * lam
-    # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
-    #   grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
+    # one fused loop for the next steps:
+    #   dJ/dz = dJ/dhid*(hid > 0)    [n, h]
+    #     grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
+    #   dJ/db1[i] = Σ_j dJ/dz[j, i]    [h]
+    #     grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
     dJ_dz = dJ_dhid  # reuse the buffer
+    dJ_db1 = np.empty((h,), dt)
+    dJ_db1[:] = 0.0
     for i0 in range(n):
         for i1 in range(h):
-            dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
-    # dJ/db1[i] = Σ_j dJ/dz[j, i]    [h]
-    #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    dJ_db1 = np.zeros((h,), dt)
-    for i0 in range(n):
-        for i1 in range(h):
-            dJ_db1[i1] += dJ_dz[i0, i1]
+            _v_dJ_dz = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
+            dJ_dz[i0, i1] = _v_dJ_dz
+            dJ_db1[i1] += _v_dJ_dz
     # _g58 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
     _g58 = np.empty((h, d), dt)
@@ -625,18 +627,19 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
     _t26 = acc
     # J   = L + s    scalar  (examples/mlp_bias.gg:15)
     J = L + lam * (_t24 + _t26) / 2.0
-    # dJ/do[i, j] = _expshift15[i, j]/(_sumexp16[i, 0]*n) - [y[i] == j]/n    [n, q]
-    #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    # one fused loop for the next steps:
+    #   dJ/do[i, j] = _expshift15[i, j]/(_sumexp16[i, 0]*n) - [y[i] == j]/n    [n, q]
+    #     grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    #   dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
+    #     grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_do = _ws[h*n + 2*n*q + 3*n:h*n + 3*n*q + 3*n].reshape((n, q))
+    dJ_db2 = np.empty((q,), dt)
+    dJ_db2[:] = 0.0
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = _expshift15[i0, i1] / (_sumexp16[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
-    # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
-    #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    dJ_db2 = np.zeros((q,), dt)
-    for i0 in range(n):
-        for i1 in range(q):
-            dJ_db2[i1] += dJ_do[i0, i1]
+            _v_dJ_do = _expshift15[i0, i1] / (_sumexp16[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _v_dJ_do
+            dJ_db2[i1] += _v_dJ_do
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_dhid = _ws[h*n + 3*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, h))
@@ -651,18 +654,19 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
     for i0 in range(q):
         for i1 in range(h):
             dJ_dW2[i0, i1] = _g52[i0, i1] + W2[i0, i1] * lam
-    # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
-    #   grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
+    # one fused loop for the next steps:
+    #   dJ/dz = dJ/dhid*(hid > 0)    [n, h]
+    #     grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
+    #   dJ/db1[i] = Σ_j dJ/dz[j, i]    [h]
+    #     grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
     dJ_dz = dJ_dhid  # reuse the buffer
+    dJ_db1 = np.empty((h,), dt)
+    dJ_db1[:] = 0.0
     for i0 in range(n):
         for i1 in range(h):
-            dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
-    # dJ/db1[i] = Σ_j dJ/dz[j, i]    [h]
-    #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    dJ_db1 = np.zeros((h,), dt)
-    for i0 in range(n):
-        for i1 in range(h):
-            dJ_db1[i1] += dJ_dz[i0, i1]
+            _v_dJ_dz = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
+            dJ_dz[i0, i1] = _v_dJ_dz
+            dJ_db1[i1] += _v_dJ_dz
     # _g58 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
     _g58 = np.empty((h, d), dt)
@@ -817,34 +821,36 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr):
     _t26 = acc
     # J   = L + s    scalar  (examples/mlp_bias.gg:15)
     J = L + lam * (_t24 + _t26) / 2.0
-    # dJ/do[i, j] = _expshift15[i, j]/(_sumexp16[i, 0]*n) - [y[i] == j]/n    [n, q]
-    #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    # one fused loop for the next steps:
+    #   dJ/do[i, j] = _expshift15[i, j]/(_sumexp16[i, 0]*n) - [y[i] == j]/n    [n, q]
+    #     grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    #   dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
+    #     grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_do = _ws[h*n + 2*n*q + 3*n:h*n + 3*n*q + 3*n].reshape((n, q))
+    dJ_db2 = _ws[h*n + 3*n*q + 3*n:h*n + 3*n*q + 3*n + q].reshape((q,))
+    dJ_db2[:] = 0.0
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = _expshift15[i0, i1] / (_sumexp16[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
-    # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
-    #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    dJ_db2 = _ws[h*n + 3*n*q + 3*n:h*n + 3*n*q + 3*n + q].reshape((q,)); dJ_db2[:] = 0.0
-    for i0 in range(n):
-        for i1 in range(q):
-            dJ_db2[i1] += dJ_do[i0, i1]
+            _v_dJ_do = _expshift15[i0, i1] / (_sumexp16[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _v_dJ_do
+            dJ_db2[i1] += _v_dJ_do
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_dhid = _ws[h*n + 3*n*q + 3*n + q:2*h*n + 3*n*q + 3*n + q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
-    #   grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
+    # one fused loop for the next steps:
+    #   dJ/dz = dJ/dhid*(hid > 0)    [n, h]
+    #     grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
+    #   dJ/db1[i] = Σ_j dJ/dz[j, i]    [h]
+    #     grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
     dJ_dz = dJ_dhid  # reuse the buffer
+    dJ_db1 = _ws[2*h*n + 3*n*q + 3*n + q:2*h*n + h + 3*n*q + 3*n + q].reshape((h,))
+    dJ_db1[:] = 0.0
     for i0 in range(n):
         for i1 in range(h):
-            dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
-    # dJ/db1[i] = Σ_j dJ/dz[j, i]    [h]
-    #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    dJ_db1 = _ws[2*h*n + 3*n*q + 3*n + q:2*h*n + h + 3*n*q + 3*n + q].reshape((h,)); dJ_db1[:] = 0.0
-    for i0 in range(n):
-        for i1 in range(h):
-            dJ_db1[i1] += dJ_dz[i0, i1]
+            _v_dJ_dz = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
+            dJ_dz[i0, i1] = _v_dJ_dz
+            dJ_db1[i1] += _v_dJ_dz
     # SGD update of W1: W1 -= lr * dJ/dW1
     #   as one GEMM into W1, no gradient array: W1 = -lr * (dJ/dz.T @ x) + W1, after W1 *= (1.0 - lr * lam) in the last pass that read it
     _gemm(-lr, dJ_dz.T, x, 1.0, W1)

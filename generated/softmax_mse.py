@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 45ee884fa48b2b256ccd0192157f8c5deb856c94128719ba703245cdec16fe28
-# graphgen-content-sha256: 1598c2440f969077d1a377b6899973c2835335da9f381f59390ec4d0b93c6c13
+# graphgen-spec-hash: edc71ec723503001d8e4fe094474c1127532e51b4940484f02a7382448c77da9
+# graphgen-content-sha256: d3159d33252b8994b110bddd5f37c34d28e05cbfb08260737eb0d63a1471b26e
 import sys as _sys
 
 import numpy as np
@@ -46,12 +46,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_45ee884fa48b'
+__name__ = 'graphgen_generated_softmax_mse_edc71ec72350'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '45ee884fa48b2b256ccd0192157f8c5deb856c94128719ba703245cdec16fe28'
+SPEC_HASH = 'edc71ec723503001d8e4fe094474c1127532e51b4940484f02a7382448c77da9'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -434,18 +434,19 @@ def _backward_kernel(x, _expshift8, _sumexp9, p, _t12):
         for i1 in range(q):
             acc += -p[i0, i1] * _t12[i0, i1]
         _g22[i0, 0] = acc
-    # _g26[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g22[i, 0]/_sumexp9[i, 0]    [n, q]
-    #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    # one fused loop for the next steps:
+    #   _g26[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g22[i, 0]/_sumexp9[i, 0]    [n, q]
+    #     grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   dJ/db[i] = Σ_j _g26[j, i]    [q]
+    #     grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _g26 = _ws[n:n*q + n].reshape((n, q))
+    dJ_db = np.empty((q,), dt)
+    dJ_db[:] = 0.0
     for i0 in range(n):
         for i1 in range(q):
-            _g26[i0, i1] = p[i0, i1] * _t12[i0, i1] + _expshift8[i0, i1] * _g22[i0, 0] / _sumexp9[i0, 0]
-    # dJ/db[i] = Σ_j _g26[j, i]    [q]
-    #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    dJ_db = np.zeros((q,), dt)
-    for i0 in range(n):
-        for i1 in range(q):
-            dJ_db[i1] += _g26[i0, i1]
+            _v__g26 = p[i0, i1] * _t12[i0, i1] + _expshift8[i0, i1] * _g22[i0, 0] / _sumexp9[i0, 0]
+            _g26[i0, i1] = _v__g26
+            dJ_db[i1] += _v__g26
     # _g29 = _g26.T @ x    [q, d]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _g29 = np.empty((q, d), dt)
@@ -542,18 +543,19 @@ def _value_and_grad_kernel(x, t, W, b):
         for i1 in range(q):
             acc += -p[i0, i1] * _t12[i0, i1]
         _g22[i0, 0] = acc
-    # _g26[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g22[i, 0]/_sumexp9[i, 0]    [n, q]
-    #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    # one fused loop for the next steps:
+    #   _g26[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g22[i, 0]/_sumexp9[i, 0]    [n, q]
+    #     grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   dJ/db[i] = Σ_j _g26[j, i]    [q]
+    #     grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _g26 = _ws[4*n*q + 4*n:5*n*q + 4*n].reshape((n, q))
+    dJ_db = np.empty((q,), dt)
+    dJ_db[:] = 0.0
     for i0 in range(n):
         for i1 in range(q):
-            _g26[i0, i1] = p[i0, i1] * _t12[i0, i1] + _expshift8[i0, i1] * _g22[i0, 0] / _sumexp9[i0, 0]
-    # dJ/db[i] = Σ_j _g26[j, i]    [q]
-    #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    dJ_db = np.zeros((q,), dt)
-    for i0 in range(n):
-        for i1 in range(q):
-            dJ_db[i1] += _g26[i0, i1]
+            _v__g26 = p[i0, i1] * _t12[i0, i1] + _expshift8[i0, i1] * _g22[i0, 0] / _sumexp9[i0, 0]
+            _g26[i0, i1] = _v__g26
+            dJ_db[i1] += _v__g26
     # _g29 = _g26.T @ x    [q, d]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _g29 = np.empty((q, d), dt)
@@ -709,18 +711,19 @@ def _sgd_step_kernel(x, t, W, b, lr):
         for i1 in range(q):
             acc += -p[i0, i1] * _t12[i0, i1]
         _g22[i0, 0] = acc
-    # _g26[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g22[i, 0]/_sumexp9[i, 0]    [n, q]
-    #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    # one fused loop for the next steps:
+    #   _g26[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g22[i, 0]/_sumexp9[i, 0]    [n, q]
+    #     grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   dJ/db[i] = Σ_j _g26[j, i]    [q]
+    #     grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _g26 = _ws[4*n*q + 4*n:5*n*q + 4*n].reshape((n, q))
+    dJ_db = _ws[5*n*q + 4*n:5*n*q + 4*n + q].reshape((q,))
+    dJ_db[:] = 0.0
     for i0 in range(n):
         for i1 in range(q):
-            _g26[i0, i1] = p[i0, i1] * _t12[i0, i1] + _expshift8[i0, i1] * _g22[i0, 0] / _sumexp9[i0, 0]
-    # dJ/db[i] = Σ_j _g26[j, i]    [q]
-    #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    dJ_db = _ws[5*n*q + 4*n:5*n*q + 4*n + q].reshape((q,)); dJ_db[:] = 0.0
-    for i0 in range(n):
-        for i1 in range(q):
-            dJ_db[i1] += _g26[i0, i1]
+            _v__g26 = p[i0, i1] * _t12[i0, i1] + _expshift8[i0, i1] * _g22[i0, 0] / _sumexp9[i0, 0]
+            _g26[i0, i1] = _v__g26
+            dJ_db[i1] += _v__g26
     # SGD update of W: W -= lr * dJ/dW
     #   as one GEMM into W, no gradient array: W = -lr * (_g26.T @ x) + 1.0 * W
     _gemm(-lr, _g26.T, x, 1.0, W)

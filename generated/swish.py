@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g36[j, i]                       [h]
         dJ/dW1 = (_g36.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 84b6e06ba35e63fc31873a5db79fda9ca363b996943e0f705f274f90b7820cda
-# graphgen-content-sha256: 44342344cf43264b5749337e077efc3c2c9432896647547741e55090e25ea9c8
+# graphgen-spec-hash: 70b17e75aeb706f5a5f6f07f58339d74ed9a6bde5c180d0ae14655a1b6b43a02
+# graphgen-content-sha256: 0c8b089a4ed96dd03503d3f22b39f4adac9fbbb81cd67c0e45875b46851aa5db
 import sys as _sys
 
 import numpy as np
@@ -55,12 +55,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_84b6e06ba35e'
+__name__ = 'graphgen_generated_swish_70b17e75aeb7'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '84b6e06ba35e63fc31873a5db79fda9ca363b996943e0f705f274f90b7820cda'
+SPEC_HASH = '70b17e75aeb706f5a5f6f07f58339d74ed9a6bde5c180d0ae14655a1b6b43a02'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -375,17 +375,18 @@ def _forward_kernel(x, y, W1, b1, W2, b2):
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _t7 = np.empty((n, h), dt)
     _dot_t(x, W1, _t7, _scratch)
-    # _t8 = (x @ W1.T) + b1    [n, h]
-    #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    # one fused loop for the next steps:
+    #   _t8 = (x @ W1.T) + b1    [n, h]
+    #     part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    #   hid = swish(x @ W1.T + b1)    [n, h]  (examples/swish.gg:11)
     _t8 = _t7  # reuse the buffer
-    for i0 in range(n):
-        for i1 in range(h):
-            _t8[i0, i1] = _t7[i0, i1] + b1[i1]
-    # hid = swish(x @ W1.T + b1)    [n, h]  (examples/swish.gg:11)
     hid = np.empty((n, h), dt)
     for i0 in range(n):
         for i1 in range(h):
-            hid[i0, i1] = _t8[i0, i1] * _sigmoid(_t8[i0, i1])
+            _v__t8 = _t7[i0, i1] + b1[i1]
+            _t8[i0, i1] = _v__t8
+            _v_hid = _v__t8 * _sigmoid(_v__t8)
+            hid[i0, i1] = _v_hid
     # _t11 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     _t11 = np.empty((n, q), dt)
@@ -463,18 +464,19 @@ def _backward_kernel(x, y, W2, _t8, hid, _expshift14, _sumexp15):
         raise ValueError("graphgen: shape of _sumexp15")
     dt = x.dtype
     _ws = np.empty(h*n + n*q, dt)  # every temporary of this call, as views
-    # dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
-    #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    # one fused loop for the next steps:
+    #   dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
+    #     grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    #   dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
+    #     grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_do = _ws[0:n*q].reshape((n, q))
+    dJ_db2 = np.empty((q,), dt)
+    dJ_db2[:] = 0.0
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = _expshift14[i0, i1] / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
-    # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
-    #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_db2 = np.zeros((q,), dt)
-    for i0 in range(n):
-        for i1 in range(q):
-            dJ_db2[i1] += dJ_do[i0, i1]
+            _v_dJ_do = _expshift14[i0, i1] / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _v_dJ_do
+            dJ_db2[i1] += _v_dJ_do
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_dhid = _ws[n*q:h*n + n*q].reshape((n, h))
@@ -486,18 +488,19 @@ def _backward_kernel(x, y, W2, _t8, hid, _expshift14, _sumexp15):
     # dJ/dW2 = (dJ/do.T @ hid)    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_dW2 = _g34  # same values: no copy
-    # _g36 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
-    #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    # one fused loop for the next steps:
+    #   _g36 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
+    #     grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    #   dJ/db1[i] = Σ_j _g36[j, i]    [h]
+    #     grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _g36 = dJ_dhid  # reuse the buffer
+    dJ_db1 = np.empty((h,), dt)
+    dJ_db1[:] = 0.0
     for i0 in range(n):
         for i1 in range(h):
-            _g36[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
-    # dJ/db1[i] = Σ_j _g36[j, i]    [h]
-    #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    dJ_db1 = np.zeros((h,), dt)
-    for i0 in range(n):
-        for i1 in range(h):
-            dJ_db1[i1] += _g36[i0, i1]
+            _v__g36 = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
+            _g36[i0, i1] = _v__g36
+            dJ_db1[i1] += _v__g36
     # _g39 = _g36.T @ x    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _g39 = np.empty((h, d), dt)
@@ -538,17 +541,18 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _t7 = _ws[0:h*n].reshape((n, h))
     _dot_t(x, W1, _t7, _scratch)
-    # _t8 = (x @ W1.T) + b1    [n, h]
-    #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    # one fused loop for the next steps:
+    #   _t8 = (x @ W1.T) + b1    [n, h]
+    #     part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    #   hid = swish(x @ W1.T + b1)    [n, h]  (examples/swish.gg:11)
     _t8 = _t7  # reuse the buffer
-    for i0 in range(n):
-        for i1 in range(h):
-            _t8[i0, i1] = _t7[i0, i1] + b1[i1]
-    # hid = swish(x @ W1.T + b1)    [n, h]  (examples/swish.gg:11)
     hid = _ws[h*n:2*h*n].reshape((n, h))
     for i0 in range(n):
         for i1 in range(h):
-            hid[i0, i1] = _t8[i0, i1] * _sigmoid(_t8[i0, i1])
+            _v__t8 = _t7[i0, i1] + b1[i1]
+            _t8[i0, i1] = _v__t8
+            _v_hid = _v__t8 * _sigmoid(_v__t8)
+            hid[i0, i1] = _v_hid
     # _t11 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     _t11 = _ws[2*h*n:2*h*n + n*q].reshape((n, q))
@@ -596,18 +600,19 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
     for i0 in range(n):
         acc += (_max13[i0, 0] + _log(_sumexp15[i0, 0]) - _picked18[i0]) / n
     J = acc
-    # dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
-    #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    # one fused loop for the next steps:
+    #   dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
+    #     grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    #   dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
+    #     grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_do = _ws[2*h*n + 2*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, q))
+    dJ_db2 = np.empty((q,), dt)
+    dJ_db2[:] = 0.0
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = _expshift14[i0, i1] / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
-    # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
-    #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_db2 = np.zeros((q,), dt)
-    for i0 in range(n):
-        for i1 in range(q):
-            dJ_db2[i1] += dJ_do[i0, i1]
+            _v_dJ_do = _expshift14[i0, i1] / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _v_dJ_do
+            dJ_db2[i1] += _v_dJ_do
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_dhid = _ws[2*h*n + 3*n*q + 3*n:3*h*n + 3*n*q + 3*n].reshape((n, h))
@@ -619,18 +624,19 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
     # dJ/dW2 = (dJ/do.T @ hid)    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_dW2 = _g34  # same values: no copy
-    # _g36 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
-    #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    # one fused loop for the next steps:
+    #   _g36 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
+    #     grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    #   dJ/db1[i] = Σ_j _g36[j, i]    [h]
+    #     grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _g36 = dJ_dhid  # reuse the buffer
+    dJ_db1 = np.empty((h,), dt)
+    dJ_db1[:] = 0.0
     for i0 in range(n):
         for i1 in range(h):
-            _g36[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
-    # dJ/db1[i] = Σ_j _g36[j, i]    [h]
-    #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    dJ_db1 = np.zeros((h,), dt)
-    for i0 in range(n):
-        for i1 in range(h):
-            dJ_db1[i1] += _g36[i0, i1]
+            _v__g36 = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
+            _g36[i0, i1] = _v__g36
+            dJ_db1[i1] += _v__g36
     # _g39 = _g36.T @ x    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _g39 = np.empty((h, d), dt)
@@ -713,17 +719,18 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _t7 = _ws[0:h*n].reshape((n, h))
     _dot_t(x, W1, _t7, _scratch)
-    # _t8 = (x @ W1.T) + b1    [n, h]
-    #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    # one fused loop for the next steps:
+    #   _t8 = (x @ W1.T) + b1    [n, h]
+    #     part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    #   hid = swish(x @ W1.T + b1)    [n, h]  (examples/swish.gg:11)
     _t8 = _t7  # reuse the buffer
-    for i0 in range(n):
-        for i1 in range(h):
-            _t8[i0, i1] = _t7[i0, i1] + b1[i1]
-    # hid = swish(x @ W1.T + b1)    [n, h]  (examples/swish.gg:11)
     hid = _ws[h*n:2*h*n].reshape((n, h))
     for i0 in range(n):
         for i1 in range(h):
-            hid[i0, i1] = _t8[i0, i1] * _sigmoid(_t8[i0, i1])
+            _v__t8 = _t7[i0, i1] + b1[i1]
+            _t8[i0, i1] = _v__t8
+            _v_hid = _v__t8 * _sigmoid(_v__t8)
+            hid[i0, i1] = _v_hid
     # _t11 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     _t11 = _ws[2*h*n:2*h*n + n*q].reshape((n, q))
@@ -771,34 +778,36 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
     for i0 in range(n):
         acc += (_max13[i0, 0] + _log(_sumexp15[i0, 0]) - _picked18[i0]) / n
     J = acc
-    # dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
-    #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    # one fused loop for the next steps:
+    #   dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
+    #     grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    #   dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
+    #     grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_do = _ws[2*h*n + 2*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, q))
+    dJ_db2 = _ws[2*h*n + 3*n*q + 3*n:2*h*n + 3*n*q + 3*n + q].reshape((q,))
+    dJ_db2[:] = 0.0
     for i0 in range(n):
         for i1 in range(q):
-            dJ_do[i0, i1] = _expshift14[i0, i1] / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
-    # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
-    #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_db2 = _ws[2*h*n + 3*n*q + 3*n:2*h*n + 3*n*q + 3*n + q].reshape((q,)); dJ_db2[:] = 0.0
-    for i0 in range(n):
-        for i1 in range(q):
-            dJ_db2[i1] += dJ_do[i0, i1]
+            _v_dJ_do = _expshift14[i0, i1] / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _v_dJ_do
+            dJ_db2[i1] += _v_dJ_do
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_dhid = _ws[2*h*n + 3*n*q + 3*n + q:3*h*n + 3*n*q + 3*n + q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g36 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
-    #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    # one fused loop for the next steps:
+    #   _g36 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
+    #     grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    #   dJ/db1[i] = Σ_j _g36[j, i]    [h]
+    #     grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _g36 = dJ_dhid  # reuse the buffer
+    dJ_db1 = _ws[3*h*n + 3*n*q + 3*n + q:3*h*n + h + 3*n*q + 3*n + q].reshape((h,))
+    dJ_db1[:] = 0.0
     for i0 in range(n):
         for i1 in range(h):
-            _g36[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
-    # dJ/db1[i] = Σ_j _g36[j, i]    [h]
-    #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    dJ_db1 = _ws[3*h*n + 3*n*q + 3*n + q:3*h*n + h + 3*n*q + 3*n + q].reshape((h,)); dJ_db1[:] = 0.0
-    for i0 in range(n):
-        for i1 in range(h):
-            dJ_db1[i1] += _g36[i0, i1]
+            _v__g36 = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
+            _g36[i0, i1] = _v__g36
+            dJ_db1[i1] += _v__g36
     # SGD update of W1: W1 -= lr * dJ/dW1
     #   as one GEMM into W1, no gradient array: W1 = -lr * (_g36.T @ x) + 1.0 * W1
     _gemm(-lr, _g36.T, x, 1.0, W1)

@@ -398,10 +398,13 @@ def build_program(graph: Graph, roots: list[Node], updates: dict[Node, Node] | N
 
 
 def _reusable(node: Node, uses, root_ids) -> Node | None:
-    """A dying array this map may overwrite: read once, here, at exactly the output index."""
+    """A dying array this map may overwrite: read once, here, at exactly the output index,
+    and made by a reduction (a GEMM's epilogue: `dJ/dW1 = dJ/dz.T @ x + lam * W1`). A map's
+    array is not reused: this map then shares its loop instead (`statements.fusable_groups`),
+    and a value used only inside one loop is never stored at all."""
     for a in node.args:
         p = a.node
-        if (p.kind == "op" and p.id not in root_ids and uses.get(p.id) == 1
+        if (p.kind == "op" and p.reduce and p.id not in root_ids and uses.get(p.id) == 1
                 and a.idx == node.out and p.shape == node.shape and p.role == node.role
                 and None not in node.out):
             return p

@@ -69,8 +69,9 @@ class StepWriter:
         sizes = [first.node.sizes[i] for i in _loop_indices(first)]
         out: list[tuple[int, str]] = []
         for s in group:
-            if s.node.out and s.node.id in keep:
-                out.append((0, self.alloc(s.node)))
+            if s.form == "accumulate" or (s.node.out and s.node.id in keep):
+                out.append((0, f"{s.node.name} = {s.inplace_of.name}  # reuse the buffer"
+                            if s.inplace_of is not None else self.alloc(s.node)))
         serial, trig = self.loop_body(group, keep, sizes, "range", "poly")
         reductions = [f"_acc_{s.node.name}" for s in group if not s.node.out]
         inputs = sorted({a.node.name for s in group for a in s.node.args
@@ -78,7 +79,9 @@ class StepWriter:
         params = list(self.kernel.dims) + inputs + [s.node.name for s in group
                                                     if s.node.id in keep and s.node.out]
         lines = serial
-        if self.threads and _transcendentals(group) >= PARALLEL_MIN_CALLS:
+        # (not with an array summed over the outer loop: threads would race on it)
+        if self.threads and _transcendentals(group) >= PARALLEL_MIN_CALLS and all(
+                s.form != "accumulate" for s in group):
             name = self.twin("parallel", group, keep, sizes, params, reductions
                              + (["_wide"] if trig else []))
             total = " * ".join(str(x) for x in sizes)
@@ -111,6 +114,8 @@ class StepWriter:
         for s in group:
             if not s.node.out:
                 out.append((0, f"_acc_{s.node.name} = 0.0"))
+            elif s.form == "accumulate":  # here, not at allocation: a libm rerun sums again
+                out.append((0, f"{s.node.name}[:] = 0.0"))
         for depth, size in enumerate(sizes):
             fn = loop_fn if depth == 0 else "range"
             out.append((depth, f"for i{depth} in {fn}({size}):"))
@@ -122,7 +127,9 @@ class StepWriter:
             printer = CodePrinter(self.names(s.node, loopvars), trig)
             expr = printer(s.node.body)
             trig_args += [a for a in printer.trig_args if a not in trig_args]
-            if s.node.out:
+            if s.form == "accumulate":
+                out.append((inner, f"{self.read(s.node, s.node.out, loopvars)} += {expr}"))
+            elif s.node.out:
                 local = f"_v_{s.node.name}"
                 out.append((inner, f"{local} = {expr}"))
                 if s.node.id in keep:
@@ -424,18 +431,24 @@ def _any_names(node: Node) -> dict:
 
 
 def _loop_indices(step: Step) -> tuple:
-    return tuple(step.node.out) if step.node.out else tuple(step.order)
+    return tuple(step.node.out) if step.form == "map" else tuple(step.order)
 
 
 def loop_domain(step: Step) -> tuple | None:
-    """The iteration domain of a step that can share a loop nest, or None."""
+    """The iteration domain of a step that can share a loop nest, or None: an elementwise
+    map, a sum to a scalar, or a sum over the outer loops into an array (a column sum,
+    `out[j] += ...`, as the backward of a batch statistic or of a broadcast bias)."""
     node = step.node
-    if step.kind != "loop" or step.writes is not None or step.inplace_of is not None \
+    if step.kind != "loop" or step.writes is not None \
             or step.decays:  # a pass that writes a parameter runs once, on its own
         return None
+    if step.inplace_of is not None and calls_trig(step):
+        return None  # its libm rerun would read the buffer it overwrote
     if step.form == "map" and node.out and None not in node.out:
         return tuple(node.sizes[i] for i in node.out)
     if step.form == "register" and not node.out and node.reducer == "sum":
+        return tuple(node.sizes[i] for i in step.order)
+    if step.form == "accumulate" and node.reducer == "sum" and step.inplace_of is None:
         return tuple(node.sizes[i] for i in step.order)
     return None
 
@@ -449,7 +462,12 @@ def fusable_groups(steps: list[Step]) -> list[list[Step]]:
     domain = None
     for s in steps:
         d = loop_domain(s)
-        fits = d is not None and groups and d == domain and all(
+        # A loop that calls sin/cos may run twice (its libm twin): no member of it may
+        # overwrite what it reads (a buffer reused in place).
+        rerun_safe = not any((m.inplace_of is not None and calls_trig(s))
+                             or (s.inplace_of is not None and calls_trig(m))
+                             for m in (groups[-1] if groups else []))
+        fits = d is not None and groups and d == domain and rerun_safe and all(
             a.node.id not in members or (not members[a.node.id]
                                          and tuple(a.idx) == _loop_indices(s))
             for a in s.node.args)
@@ -460,5 +478,5 @@ def fusable_groups(steps: list[Step]) -> list[list[Step]]:
             members = {}
             domain = d
         if d is not None:
-            members[s.node.id] = not s.node.out
+            members[s.node.id] = s.form != "map"
     return groups

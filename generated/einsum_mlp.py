@@ -28,11 +28,11 @@ Derivation:
         dJ/do[i, j] = _expshift9[i, j]/(_sumexp10[i, 0]*n) - [y[i] == j]/n [n, q]
         dJ/dhid = dJ/do @ W2                             [n, h]
         dJ/dW2 = (dJ/do.T @ hid) + W2*lam                [q, h]
-        _g46 = dJ/dhid*(1 - hid**2)                      [n, h]
-        dJ/dW1 = (_g46.T @ x) + W1*lam                   [h, d]
+        _g43 = dJ/dhid*(1 - hid**2)                      [n, h]
+        dJ/dW1 = (_g43.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 2d207a5b472cd183444a9a346381aaad44961286f3d8ed66c5075cf36ffc0d98
-# graphgen-content-sha256: 3a122ba02ed8092cf827cb1157d188b9feac0a66e5af502a83019895173b6e85
+# graphgen-spec-hash: 336a9d90de07a94e7e3ed67972cd008853d386d7227452c60d56190538394759
+# graphgen-content-sha256: 3b4d66ffa33041711b8fdbca95a973354ca75770d8471ea91a50f46a0cb94c5e
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -48,12 +48,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_2d207a5b472c'
+__name__ = 'graphgen_generated_einsum_mlp_336a9d90de07'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '2d207a5b472cd183444a9a346381aaad44961286f3d8ed66c5075cf36ffc0d98'
+SPEC_HASH = '336a9d90de07a94e7e3ed67972cd008853d386d7227452c60d56190538394759'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -324,7 +324,7 @@ def _forward_kernel(x, y, W1, W2, lam, _budget):
         _memory_error("temporary '_max8'", _b0, _budget)
     _b1 = (_f_n) * x.itemsize
     if _b1 > _budget:
-        _memory_error("temporary '_picked13'", _b1, _budget)
+        _memory_error("temporary '_picked12'", _b1, _budget)
     _b2 = (2*_f_n + 4096) * x.itemsize
     if _b2 > _budget:
         _memory_error("the temporaries", _b2, _budget)
@@ -382,36 +382,36 @@ def _forward_kernel(x, y, W1, W2, lam, _budget):
         for i1 in range(q):
             acc += _expshift9[i0, i1]
         _sumexp10[i0, 0] = acc
-    # _picked13[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+    # _picked12[i] = Σ_j (o[i, j] - _max8[i, 0] if y[i] == j else 0)    [n]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _picked13 = _ws[n:2*n].reshape((n,))
+    _picked12 = _ws[n:2*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked13[i0] = acc
-    # _t15 = Σ_i (_max8[i, 0] + log(_sumexp10[i, 0]) - _picked13[i])/n    scalar
+            acc += (o[i0, i1] - _max8[i0, 0] if y[i0] == i1 else 0.0)
+        _picked12[i0] = acc
+    # _t14 = Σ_i (log(_sumexp10[i, 0]) - _picked12[i])/n    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max8[i0, 0] + _log(_sumexp10[i0, 0]) - _picked13[i0]) / n
-    _t15 = acc
-    # _t18 = Σ_ij W1[i, j]**2    scalar
+        acc += (_log(_sumexp10[i0, 0]) - _picked12[i0]) / n
+    _t14 = acc
+    # _t17 = Σ_ij W1[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
-    _t18 = acc
-    # _t20 = Σ_ij W2[i, j]**2    scalar
+    _t17 = acc
+    # _t19 = Σ_ij W2[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(q):
         for i1 in range(h):
             acc += W2[i0, i1] * W2[i0, i1]
-    _t20 = acc
+    _t19 = acc
     # J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar  (examples/einsum_mlp.gg:10)
-    J = _t15 + lam * (_t18 + _t20) / 2.0
+    J = _t14 + lam * (_t17 + _t19) / 2.0
     return J, o, hid, _expshift9, _sumexp10
 
 
@@ -457,10 +457,10 @@ def _backward_kernel(x, y, W1, W2, lam, hid, _expshift9, _sumexp10, _budget):
         _memory_error("the temporaries", _b2, _budget)
     _b3 = (_f_h*_f_q) * x.itemsize
     if _b3 > _budget:
-        _memory_error("array '_g44'", _b3, _budget)
+        _memory_error("array '_g41'", _b3, _budget)
     _b4 = (_f_d*_f_h) * x.itemsize
     if _b4 > _budget:
-        _memory_error("array '_g47'", _b4, _budget)
+        _memory_error("array '_g44'", _b4, _budget)
     _b = _b2 + _b3 + _b4
     if _b > _budget:
         _memory_error("all arrays", _b, _budget)
@@ -475,32 +475,32 @@ def _backward_kernel(x, y, W1, W2, lam, hid, _expshift9, _sumexp10, _budget):
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_dhid = _ws[n*q:h*n + n*q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g44 = dJ/do.T @ hid    [q, h]
+    # _g41 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
-    _g44 = np.empty((q, h), dt)
-    np.dot(dJ_do.T, hid, _g44)
+    _g41 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g41)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/einsum_mlp.gg:5)
-    dJ_dW2 = _g44  # reuse the buffer
+    dJ_dW2 = _g41  # reuse the buffer
     for i0 in range(q):
         for i1 in range(h):
-            dJ_dW2[i0, i1] = _g44[i0, i1] + W2[i0, i1] * lam
-    # _g46 = dJ/dhid*(1 - hid**2)    [n, h]
+            dJ_dW2[i0, i1] = _g41[i0, i1] + W2[i0, i1] * lam
+    # _g43 = dJ/dhid*(1 - hid**2)    [n, h]
     #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g46 = dJ_dhid  # reuse the buffer
+    _g43 = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            _g46[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
-    # _g47 = _g46.T @ x    [h, d]
+            _g43[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
+    # _g44 = _g43.T @ x    [h, d]
     #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g47 = np.empty((h, d), dt)
-    np.dot(_g46.T, x, _g47)
-    # dJ/dW1 = (_g46.T @ x) + W1*lam    [h, d]
+    _g44 = np.empty((h, d), dt)
+    np.dot(_g43.T, x, _g44)
+    # dJ/dW1 = (_g43.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/einsum_mlp.gg:4)
-    dJ_dW1 = _g47  # reuse the buffer
+    dJ_dW1 = _g44  # reuse the buffer
     for i0 in range(h):
         for i1 in range(d):
-            dJ_dW1[i0, i1] = _g47[i0, i1] + W1[i0, i1] * lam
+            dJ_dW1[i0, i1] = _g44[i0, i1] + W1[i0, i1] * lam
     return dJ_dW1, dJ_dW2
 
 
@@ -546,7 +546,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam, _budget):
         _memory_error("temporary '_sumexp10'", _b4, _budget)
     _b5 = (_f_n) * x.itemsize
     if _b5 > _budget:
-        _memory_error("temporary '_picked13'", _b5, _budget)
+        _memory_error("temporary '_picked12'", _b5, _budget)
     _b6 = (_f_n*_f_q) * x.itemsize
     if _b6 > _budget:
         _memory_error("temporary 'dJ_do'", _b6, _budget)
@@ -558,10 +558,10 @@ def _value_and_grad_kernel(x, y, W1, W2, lam, _budget):
         _memory_error("the temporaries", _b8, _budget)
     _b9 = (_f_h*_f_q) * x.itemsize
     if _b9 > _budget:
-        _memory_error("array '_g44'", _b9, _budget)
+        _memory_error("array '_g41'", _b9, _budget)
     _b10 = (_f_d*_f_h) * x.itemsize
     if _b10 > _budget:
-        _memory_error("array '_g47'", _b10, _budget)
+        _memory_error("array '_g44'", _b10, _budget)
     _b = _b8 + _b9 + _b10
     if _b > _budget:
         _memory_error("all arrays", _b, _budget)
@@ -604,36 +604,36 @@ def _value_and_grad_kernel(x, y, W1, W2, lam, _budget):
         for i1 in range(q):
             acc += _expshift9[i0, i1]
         _sumexp10[i0, 0] = acc
-    # _picked13[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+    # _picked12[i] = Σ_j (o[i, j] - _max8[i, 0] if y[i] == j else 0)    [n]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _picked13 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
+    _picked12 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked13[i0] = acc
-    # _t15 = Σ_i (_max8[i, 0] + log(_sumexp10[i, 0]) - _picked13[i])/n    scalar
+            acc += (o[i0, i1] - _max8[i0, 0] if y[i0] == i1 else 0.0)
+        _picked12[i0] = acc
+    # _t14 = Σ_i (log(_sumexp10[i, 0]) - _picked12[i])/n    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max8[i0, 0] + _log(_sumexp10[i0, 0]) - _picked13[i0]) / n
-    _t15 = acc
-    # _t18 = Σ_ij W1[i, j]**2    scalar
+        acc += (_log(_sumexp10[i0, 0]) - _picked12[i0]) / n
+    _t14 = acc
+    # _t17 = Σ_ij W1[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
-    _t18 = acc
-    # _t20 = Σ_ij W2[i, j]**2    scalar
+    _t17 = acc
+    # _t19 = Σ_ij W2[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(q):
         for i1 in range(h):
             acc += W2[i0, i1] * W2[i0, i1]
-    _t20 = acc
+    _t19 = acc
     # J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar  (examples/einsum_mlp.gg:10)
-    J = _t15 + lam * (_t18 + _t20) / 2.0
+    J = _t14 + lam * (_t17 + _t19) / 2.0
     # dJ/do[i, j] = _expshift9[i, j]/(_sumexp10[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_do = _ws[h*n + 2*n*q + 3*n:h*n + 3*n*q + 3*n].reshape((n, q))
@@ -644,32 +644,32 @@ def _value_and_grad_kernel(x, y, W1, W2, lam, _budget):
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_dhid = _ws[h*n + 3*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g44 = dJ/do.T @ hid    [q, h]
+    # _g41 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
-    _g44 = np.empty((q, h), dt)
-    np.dot(dJ_do.T, hid, _g44)
+    _g41 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g41)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/einsum_mlp.gg:5)
-    dJ_dW2 = _g44  # reuse the buffer
+    dJ_dW2 = _g41  # reuse the buffer
     for i0 in range(q):
         for i1 in range(h):
-            dJ_dW2[i0, i1] = _g44[i0, i1] + W2[i0, i1] * lam
-    # _g46 = dJ/dhid*(1 - hid**2)    [n, h]
+            dJ_dW2[i0, i1] = _g41[i0, i1] + W2[i0, i1] * lam
+    # _g43 = dJ/dhid*(1 - hid**2)    [n, h]
     #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g46 = dJ_dhid  # reuse the buffer
+    _g43 = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            _g46[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
-    # _g47 = _g46.T @ x    [h, d]
+            _g43[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
+    # _g44 = _g43.T @ x    [h, d]
     #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g47 = np.empty((h, d), dt)
-    np.dot(_g46.T, x, _g47)
-    # dJ/dW1 = (_g46.T @ x) + W1*lam    [h, d]
+    _g44 = np.empty((h, d), dt)
+    np.dot(_g43.T, x, _g44)
+    # dJ/dW1 = (_g43.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/einsum_mlp.gg:4)
-    dJ_dW1 = _g47  # reuse the buffer
+    dJ_dW1 = _g44  # reuse the buffer
     for i0 in range(h):
         for i1 in range(d):
-            dJ_dW1[i0, i1] = _g47[i0, i1] + W1[i0, i1] * lam
+            dJ_dW1[i0, i1] = _g44[i0, i1] + W1[i0, i1] * lam
     return J, dJ_dW1, dJ_dW2
 
 
@@ -771,7 +771,7 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr, _budget):
         _memory_error("temporary '_sumexp10'", _b4, _budget)
     _b5 = (_f_n) * x.itemsize
     if _b5 > _budget:
-        _memory_error("temporary '_picked13'", _b5, _budget)
+        _memory_error("temporary '_picked12'", _b5, _budget)
     _b6 = (_f_n*_f_q) * x.itemsize
     if _b6 > _budget:
         _memory_error("temporary 'dJ_do'", _b6, _budget)
@@ -820,37 +820,37 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr, _budget):
         for i1 in range(q):
             acc += _expshift9[i0, i1]
         _sumexp10[i0, 0] = acc
-    # _picked13[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+    # _picked12[i] = Σ_j (o[i, j] - _max8[i, 0] if y[i] == j else 0)    [n]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _picked13 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
+    _picked12 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked13[i0] = acc
-    # _t15 = Σ_i (_max8[i, 0] + log(_sumexp10[i, 0]) - _picked13[i])/n    scalar
+            acc += (o[i0, i1] - _max8[i0, 0] if y[i0] == i1 else 0.0)
+        _picked12[i0] = acc
+    # _t14 = Σ_i (log(_sumexp10[i, 0]) - _picked12[i])/n    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max8[i0, 0] + _log(_sumexp10[i0, 0]) - _picked13[i0]) / n
-    _t15 = acc
-    # _t18 = Σ_ij W1[i, j]**2    scalar
+        acc += (_log(_sumexp10[i0, 0]) - _picked12[i0]) / n
+    _t14 = acc
+    # _t17 = Σ_ij W1[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
             W1[i0, i1] *= 1.0 - lr * lam  # decay of the W1 update below, while this pass reads W1
-    _t18 = acc
-    # _t20 = Σ_ij W2[i, j]**2    scalar
+    _t17 = acc
+    # _t19 = Σ_ij W2[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(q):
         for i1 in range(h):
             acc += W2[i0, i1] * W2[i0, i1]
-    _t20 = acc
+    _t19 = acc
     # J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar  (examples/einsum_mlp.gg:10)
-    J = _t15 + lam * (_t18 + _t20) / 2.0
+    J = _t14 + lam * (_t17 + _t19) / 2.0
     # dJ/do[i, j] = _expshift9[i, j]/(_sumexp10[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_do = _ws[h*n + 2*n*q + 3*n:h*n + 3*n*q + 3*n].reshape((n, q))
@@ -861,15 +861,15 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr, _budget):
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_dhid = _ws[h*n + 3*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g46 = dJ/dhid*(1 - hid**2)    [n, h]
+    # _g43 = dJ/dhid*(1 - hid**2)    [n, h]
     #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g46 = dJ_dhid  # reuse the buffer
+    _g43 = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            _g46[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
+            _g43[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
     # SGD update of W1: W1 -= lr * dJ/dW1
-    #   as one GEMM into W1, no gradient array: W1 = -lr * (_g46.T @ x) + W1, after W1 *= (1.0 - lr * lam) in the last pass that read it
-    _gemm(-lr, _g46.T, x, 1.0, W1)
+    #   as one GEMM into W1, no gradient array: W1 = -lr * (_g43.T @ x) + W1, after W1 *= (1.0 - lr * lam) in the last pass that read it
+    _gemm(-lr, _g43.T, x, 1.0, W1)
     # SGD update of W2: W2 -= lr * dJ/dW2
     #   as one GEMM into W2, no gradient array: W2 = -lr * (dJ/do.T @ hid) + (1.0 - lr * lam) * W2
     _gemm(-lr, dJ_do.T, hid, 1.0 - lr * lam, W2)

@@ -38,8 +38,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 10b6dff993a2fdbb22b181de1376ffd739507aa9cb1779c85d7007377471e74d
-# graphgen-content-sha256: 14ffcc41fa79df2f10c315b4aa7a0801fa547a9fbbcec63d11a59329847b8b03
+# graphgen-spec-hash: a311b4d5ec3128e21dc48d4e340e3ce08ac13726ad122f85f997b05eccac3183
+# graphgen-content-sha256: 3dfae01314863e8b8e1605ac61d462008ba80a926d0b7d055a4d5198a646ee4d
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -55,12 +55,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_10b6dff993a2'
+__name__ = 'graphgen_generated_mlp_a311b4d5ec31'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '10b6dff993a2fdbb22b181de1376ffd739507aa9cb1779c85d7007377471e74d'
+SPEC_HASH = 'a311b4d5ec3128e21dc48d4e340e3ce08ac13726ad122f85f997b05eccac3183'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -308,7 +308,7 @@ def _forward_kernel(x, y, W1, W2, lam, _budget):
         _memory_error("temporary '_max10'", _b0, _budget)
     _b1 = (_f_n) * x.itemsize
     if _b1 > _budget:
-        _memory_error("temporary '_picked15'", _b1, _budget)
+        _memory_error("temporary '_picked14'", _b1, _budget)
     _b2 = (2*_f_n + 4096) * x.itemsize
     if _b2 > _budget:
         _memory_error("the temporaries", _b2, _budget)
@@ -365,35 +365,35 @@ def _forward_kernel(x, y, W1, W2, lam, _budget):
         for i1 in range(q):
             acc += _expshift11[i0, i1]
         _sumexp12[i0, 0] = acc
-    # _picked15[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+    # _picked14[i] = Σ_j (o[i, j] - _max10[i, 0] if y[i] == j else 0)    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _picked15 = _ws[n:2*n].reshape((n,))
+    _picked14 = _ws[n:2*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked15[i0] = acc
+            acc += (o[i0, i1] - _max10[i0, 0] if y[i0] == i1 else 0.0)
+        _picked14[i0] = acc
     # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp.gg:12)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max10[i0, 0] + _log(_sumexp12[i0, 0]) - _picked15[i0]) / n
+        acc += (_log(_sumexp12[i0, 0]) - _picked14[i0]) / n
     L = acc
-    # _t20 = Σ_ij W1[i, j]**2    scalar
+    # _t19 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
     acc = 0.0
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
-    _t20 = acc
-    # _t22 = Σ_ij W2[i, j]**2    scalar
+    _t19 = acc
+    # _t21 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
     acc = 0.0
     for i0 in range(q):
         for i1 in range(h):
             acc += W2[i0, i1] * W2[i0, i1]
-    _t22 = acc
+    _t21 = acc
     # J   = L + s    scalar  (examples/mlp.gg:14)
-    J = L + lam * (_t20 + _t22) / 2.0
+    J = L + lam * (_t19 + _t21) / 2.0
     return J, o, hid, _expshift11, _sumexp12
 
 
@@ -439,10 +439,10 @@ def _backward_kernel(x, y, W1, W2, lam, hid, _expshift11, _sumexp12, _budget):
         _memory_error("the temporaries", _b2, _budget)
     _b3 = (_f_h*_f_q) * x.itemsize
     if _b3 > _budget:
-        _memory_error("array '_g46'", _b3, _budget)
+        _memory_error("array '_g43'", _b3, _budget)
     _b4 = (_f_d*_f_h) * x.itemsize
     if _b4 > _budget:
-        _memory_error("array '_g50'", _b4, _budget)
+        _memory_error("array '_g47'", _b4, _budget)
     _b = _b2 + _b3 + _b4
     if _b > _budget:
         _memory_error("all arrays", _b, _budget)
@@ -457,32 +457,32 @@ def _backward_kernel(x, y, W1, W2, lam, hid, _expshift11, _sumexp12, _budget):
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
     dJ_dhid = _ws[n*q:h*n + n*q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g46 = dJ/do.T @ hid    [q, h]
+    # _g43 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
-    _g46 = np.empty((q, h), dt)
-    np.dot(dJ_do.T, hid, _g46)
+    _g43 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g43)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/mlp.gg:6)
-    dJ_dW2 = _g46  # reuse the buffer
+    dJ_dW2 = _g43  # reuse the buffer
     for i0 in range(q):
         for i1 in range(h):
-            dJ_dW2[i0, i1] = _g46[i0, i1] + W2[i0, i1] * lam
+            dJ_dW2[i0, i1] = _g43[i0, i1] + W2[i0, i1] * lam
     # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp.gg:10)
     dJ_dz = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
             dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
-    # _g50 = dJ/dz.T @ x    [h, d]
+    # _g47 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T  (examples/mlp.gg:9)
-    _g50 = np.empty((h, d), dt)
-    np.dot(dJ_dz.T, x, _g50)
+    _g47 = np.empty((h, d), dt)
+    np.dot(dJ_dz.T, x, _g47)
     # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/mlp.gg:5)
-    dJ_dW1 = _g50  # reuse the buffer
+    dJ_dW1 = _g47  # reuse the buffer
     for i0 in range(h):
         for i1 in range(d):
-            dJ_dW1[i0, i1] = _g50[i0, i1] + W1[i0, i1] * lam
+            dJ_dW1[i0, i1] = _g47[i0, i1] + W1[i0, i1] * lam
     return dJ_dW1, dJ_dW2
 
 
@@ -528,7 +528,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam, _budget):
         _memory_error("temporary '_sumexp12'", _b4, _budget)
     _b5 = (_f_n) * x.itemsize
     if _b5 > _budget:
-        _memory_error("temporary '_picked15'", _b5, _budget)
+        _memory_error("temporary '_picked14'", _b5, _budget)
     _b6 = (_f_n*_f_q) * x.itemsize
     if _b6 > _budget:
         _memory_error("temporary 'dJ_do'", _b6, _budget)
@@ -540,10 +540,10 @@ def _value_and_grad_kernel(x, y, W1, W2, lam, _budget):
         _memory_error("the temporaries", _b8, _budget)
     _b9 = (_f_h*_f_q) * x.itemsize
     if _b9 > _budget:
-        _memory_error("array '_g46'", _b9, _budget)
+        _memory_error("array '_g43'", _b9, _budget)
     _b10 = (_f_d*_f_h) * x.itemsize
     if _b10 > _budget:
-        _memory_error("array '_g50'", _b10, _budget)
+        _memory_error("array '_g47'", _b10, _budget)
     _b = _b8 + _b9 + _b10
     if _b > _budget:
         _memory_error("all arrays", _b, _budget)
@@ -585,35 +585,35 @@ def _value_and_grad_kernel(x, y, W1, W2, lam, _budget):
         for i1 in range(q):
             acc += _expshift11[i0, i1]
         _sumexp12[i0, 0] = acc
-    # _picked15[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+    # _picked14[i] = Σ_j (o[i, j] - _max10[i, 0] if y[i] == j else 0)    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _picked15 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
+    _picked14 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked15[i0] = acc
+            acc += (o[i0, i1] - _max10[i0, 0] if y[i0] == i1 else 0.0)
+        _picked14[i0] = acc
     # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp.gg:12)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max10[i0, 0] + _log(_sumexp12[i0, 0]) - _picked15[i0]) / n
+        acc += (_log(_sumexp12[i0, 0]) - _picked14[i0]) / n
     L = acc
-    # _t20 = Σ_ij W1[i, j]**2    scalar
+    # _t19 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
     acc = 0.0
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
-    _t20 = acc
-    # _t22 = Σ_ij W2[i, j]**2    scalar
+    _t19 = acc
+    # _t21 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
     acc = 0.0
     for i0 in range(q):
         for i1 in range(h):
             acc += W2[i0, i1] * W2[i0, i1]
-    _t22 = acc
+    _t21 = acc
     # J   = L + s    scalar  (examples/mlp.gg:14)
-    J = L + lam * (_t20 + _t22) / 2.0
+    J = L + lam * (_t19 + _t21) / 2.0
     # dJ/do[i, j] = _expshift11[i, j]/(_sumexp12[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
     dJ_do = _ws[h*n + 2*n*q + 3*n:h*n + 3*n*q + 3*n].reshape((n, q))
@@ -624,32 +624,32 @@ def _value_and_grad_kernel(x, y, W1, W2, lam, _budget):
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
     dJ_dhid = _ws[h*n + 3*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g46 = dJ/do.T @ hid    [q, h]
+    # _g43 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
-    _g46 = np.empty((q, h), dt)
-    np.dot(dJ_do.T, hid, _g46)
+    _g43 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g43)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/mlp.gg:6)
-    dJ_dW2 = _g46  # reuse the buffer
+    dJ_dW2 = _g43  # reuse the buffer
     for i0 in range(q):
         for i1 in range(h):
-            dJ_dW2[i0, i1] = _g46[i0, i1] + W2[i0, i1] * lam
+            dJ_dW2[i0, i1] = _g43[i0, i1] + W2[i0, i1] * lam
     # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp.gg:10)
     dJ_dz = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
             dJ_dz[i0, i1] = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
-    # _g50 = dJ/dz.T @ x    [h, d]
+    # _g47 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T  (examples/mlp.gg:9)
-    _g50 = np.empty((h, d), dt)
-    np.dot(dJ_dz.T, x, _g50)
+    _g47 = np.empty((h, d), dt)
+    np.dot(dJ_dz.T, x, _g47)
     # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/mlp.gg:5)
-    dJ_dW1 = _g50  # reuse the buffer
+    dJ_dW1 = _g47  # reuse the buffer
     for i0 in range(h):
         for i1 in range(d):
-            dJ_dW1[i0, i1] = _g50[i0, i1] + W1[i0, i1] * lam
+            dJ_dW1[i0, i1] = _g47[i0, i1] + W1[i0, i1] * lam
     return J, dJ_dW1, dJ_dW2
 
 
@@ -750,7 +750,7 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr, _budget):
         _memory_error("temporary '_sumexp12'", _b4, _budget)
     _b5 = (_f_n) * x.itemsize
     if _b5 > _budget:
-        _memory_error("temporary '_picked15'", _b5, _budget)
+        _memory_error("temporary '_picked14'", _b5, _budget)
     _b6 = (_f_n*_f_q) * x.itemsize
     if _b6 > _budget:
         _memory_error("temporary 'dJ_do'", _b6, _budget)
@@ -798,36 +798,36 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr, _budget):
         for i1 in range(q):
             acc += _expshift11[i0, i1]
         _sumexp12[i0, 0] = acc
-    # _picked15[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+    # _picked14[i] = Σ_j (o[i, j] - _max10[i, 0] if y[i] == j else 0)    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _picked15 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
+    _picked14 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked15[i0] = acc
+            acc += (o[i0, i1] - _max10[i0, 0] if y[i0] == i1 else 0.0)
+        _picked14[i0] = acc
     # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp.gg:12)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max10[i0, 0] + _log(_sumexp12[i0, 0]) - _picked15[i0]) / n
+        acc += (_log(_sumexp12[i0, 0]) - _picked14[i0]) / n
     L = acc
-    # _t20 = Σ_ij W1[i, j]**2    scalar
+    # _t19 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
     acc = 0.0
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
             W1[i0, i1] *= 1.0 - lr * lam  # decay of the W1 update below, while this pass reads W1
-    _t20 = acc
-    # _t22 = Σ_ij W2[i, j]**2    scalar
+    _t19 = acc
+    # _t21 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
     acc = 0.0
     for i0 in range(q):
         for i1 in range(h):
             acc += W2[i0, i1] * W2[i0, i1]
-    _t22 = acc
+    _t21 = acc
     # J   = L + s    scalar  (examples/mlp.gg:14)
-    J = L + lam * (_t20 + _t22) / 2.0
+    J = L + lam * (_t19 + _t21) / 2.0
     # dJ/do[i, j] = _expshift11[i, j]/(_sumexp12[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
     dJ_do = _ws[h*n + 2*n*q + 3*n:h*n + 3*n*q + 3*n].reshape((n, q))

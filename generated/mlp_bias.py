@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 7d757a16edd5837b199a87e9664272268592fd2470b292b5ff2e99ca752c3a98
-# graphgen-content-sha256: 6df2951241da5fef9bf89f3aaf1db4927759ff27f03848ba214402f386b1060f
+# graphgen-spec-hash: 8645ee465f6894847f874d204399a58a713f9b619ee4bc864b30fe73cc652b51
+# graphgen-content-sha256: cf5e44b6e89f4b352c66e6aea09d13d2fc90757e13fcbc069f3c448cb5b9987e
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -58,12 +58,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_7d757a16edd5'
+__name__ = 'graphgen_generated_mlp_bias_8645ee465f68'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '7d757a16edd5837b199a87e9664272268592fd2470b292b5ff2e99ca752c3a98'
+SPEC_HASH = '8645ee465f6894847f874d204399a58a713f9b619ee4bc864b30fe73cc652b51'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -317,7 +317,7 @@ def _forward_kernel(x, y, W1, b1, W2, b2, lam, _budget):
         _memory_error("temporary '_max14'", _b0, _budget)
     _b1 = (_f_n) * x.itemsize
     if _b1 > _budget:
-        _memory_error("temporary '_picked19'", _b1, _budget)
+        _memory_error("temporary '_picked18'", _b1, _budget)
     _b2 = (2*_f_n + 4096) * x.itemsize
     if _b2 > _budget:
         _memory_error("the temporaries", _b2, _budget)
@@ -381,35 +381,35 @@ def _forward_kernel(x, y, W1, b1, W2, b2, lam, _budget):
         for i1 in range(q):
             acc += _expshift15[i0, i1]
         _sumexp16[i0, 0] = acc
-    # _picked19[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+    # _picked18[i] = Σ_j (o[i, j] - _max14[i, 0] if y[i] == j else 0)    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _picked19 = _ws[n:2*n].reshape((n,))
+    _picked18 = _ws[n:2*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked19[i0] = acc
+            acc += (o[i0, i1] - _max14[i0, 0] if y[i0] == i1 else 0.0)
+        _picked18[i0] = acc
     # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp_bias.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max14[i0, 0] + _log(_sumexp16[i0, 0]) - _picked19[i0]) / n
+        acc += (_log(_sumexp16[i0, 0]) - _picked18[i0]) / n
     L = acc
-    # _t24 = Σ_ij W1[i, j]**2    scalar
+    # _t23 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
     acc = 0.0
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
-    _t24 = acc
-    # _t26 = Σ_ij W2[i, j]**2    scalar
+    _t23 = acc
+    # _t25 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
     acc = 0.0
     for i0 in range(q):
         for i1 in range(h):
             acc += W2[i0, i1] * W2[i0, i1]
-    _t26 = acc
+    _t25 = acc
     # J   = L + s    scalar  (examples/mlp_bias.gg:15)
-    J = L + lam * (_t24 + _t26) / 2.0
+    J = L + lam * (_t23 + _t25) / 2.0
     return J, o, hid, _expshift15, _sumexp16
 
 
@@ -458,13 +458,13 @@ def _backward_kernel(x, y, W1, W2, lam, hid, _expshift15, _sumexp16, _budget):
         _memory_error("array 'dJ_db2'", _b3, _budget)
     _b4 = (_f_h*_f_q) * x.itemsize
     if _b4 > _budget:
-        _memory_error("array '_g52'", _b4, _budget)
+        _memory_error("array '_g49'", _b4, _budget)
     _b5 = (_f_h) * x.itemsize
     if _b5 > _budget:
         _memory_error("array 'dJ_db1'", _b5, _budget)
     _b6 = (_f_d*_f_h) * x.itemsize
     if _b6 > _budget:
-        _memory_error("array '_g58'", _b6, _budget)
+        _memory_error("array '_g55'", _b6, _budget)
     _b = _b2 + _b3 + _b4 + _b5 + _b6
     if _b > _budget:
         _memory_error("all arrays", _b, _budget)
@@ -485,16 +485,16 @@ def _backward_kernel(x, y, W1, W2, lam, hid, _expshift15, _sumexp16, _budget):
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_dhid = _ws[n*q:h*n + n*q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g52 = dJ/do.T @ hid    [q, h]
+    # _g49 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    _g52 = np.empty((q, h), dt)
-    np.dot(dJ_do.T, hid, _g52)
+    _g49 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g49)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/mlp_bias.gg:6)
-    dJ_dW2 = _g52  # reuse the buffer
+    dJ_dW2 = _g49  # reuse the buffer
     for i0 in range(q):
         for i1 in range(h):
-            dJ_dW2[i0, i1] = _g52[i0, i1] + W2[i0, i1] * lam
+            dJ_dW2[i0, i1] = _g49[i0, i1] + W2[i0, i1] * lam
     # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
     dJ_dz = dJ_dhid  # reuse the buffer
@@ -507,16 +507,16 @@ def _backward_kernel(x, y, W1, W2, lam, hid, _expshift15, _sumexp16, _budget):
     for i0 in range(n):
         for i1 in range(h):
             dJ_db1[i1] += dJ_dz[i0, i1]
-    # _g58 = dJ/dz.T @ x    [h, d]
+    # _g55 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    _g58 = np.empty((h, d), dt)
-    np.dot(dJ_dz.T, x, _g58)
+    _g55 = np.empty((h, d), dt)
+    np.dot(dJ_dz.T, x, _g55)
     # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/mlp_bias.gg:4)
-    dJ_dW1 = _g58  # reuse the buffer
+    dJ_dW1 = _g55  # reuse the buffer
     for i0 in range(h):
         for i1 in range(d):
-            dJ_dW1[i0, i1] = _g58[i0, i1] + W1[i0, i1] * lam
+            dJ_dW1[i0, i1] = _g55[i0, i1] + W1[i0, i1] * lam
     return dJ_dW1, dJ_db1, dJ_dW2, dJ_db2
 
 
@@ -566,7 +566,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam, _budget):
         _memory_error("temporary '_sumexp16'", _b4, _budget)
     _b5 = (_f_n) * x.itemsize
     if _b5 > _budget:
-        _memory_error("temporary '_picked19'", _b5, _budget)
+        _memory_error("temporary '_picked18'", _b5, _budget)
     _b6 = (_f_n*_f_q) * x.itemsize
     if _b6 > _budget:
         _memory_error("temporary 'dJ_do'", _b6, _budget)
@@ -581,13 +581,13 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam, _budget):
         _memory_error("array 'dJ_db2'", _b9, _budget)
     _b10 = (_f_h*_f_q) * x.itemsize
     if _b10 > _budget:
-        _memory_error("array '_g52'", _b10, _budget)
+        _memory_error("array '_g49'", _b10, _budget)
     _b11 = (_f_h) * x.itemsize
     if _b11 > _budget:
         _memory_error("array 'dJ_db1'", _b11, _budget)
     _b12 = (_f_d*_f_h) * x.itemsize
     if _b12 > _budget:
-        _memory_error("array '_g58'", _b12, _budget)
+        _memory_error("array '_g55'", _b12, _budget)
     _b = _b8 + _b9 + _b10 + _b11 + _b12
     if _b > _budget:
         _memory_error("all arrays", _b, _budget)
@@ -636,35 +636,35 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam, _budget):
         for i1 in range(q):
             acc += _expshift15[i0, i1]
         _sumexp16[i0, 0] = acc
-    # _picked19[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+    # _picked18[i] = Σ_j (o[i, j] - _max14[i, 0] if y[i] == j else 0)    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _picked19 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
+    _picked18 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked19[i0] = acc
+            acc += (o[i0, i1] - _max14[i0, 0] if y[i0] == i1 else 0.0)
+        _picked18[i0] = acc
     # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp_bias.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max14[i0, 0] + _log(_sumexp16[i0, 0]) - _picked19[i0]) / n
+        acc += (_log(_sumexp16[i0, 0]) - _picked18[i0]) / n
     L = acc
-    # _t24 = Σ_ij W1[i, j]**2    scalar
+    # _t23 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
     acc = 0.0
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
-    _t24 = acc
-    # _t26 = Σ_ij W2[i, j]**2    scalar
+    _t23 = acc
+    # _t25 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
     acc = 0.0
     for i0 in range(q):
         for i1 in range(h):
             acc += W2[i0, i1] * W2[i0, i1]
-    _t26 = acc
+    _t25 = acc
     # J   = L + s    scalar  (examples/mlp_bias.gg:15)
-    J = L + lam * (_t24 + _t26) / 2.0
+    J = L + lam * (_t23 + _t25) / 2.0
     # dJ/do[i, j] = _expshift15[i, j]/(_sumexp16[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_do = _ws[h*n + 2*n*q + 3*n:h*n + 3*n*q + 3*n].reshape((n, q))
@@ -681,16 +681,16 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam, _budget):
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_dhid = _ws[h*n + 3*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g52 = dJ/do.T @ hid    [q, h]
+    # _g49 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    _g52 = np.empty((q, h), dt)
-    np.dot(dJ_do.T, hid, _g52)
+    _g49 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g49)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/mlp_bias.gg:6)
-    dJ_dW2 = _g52  # reuse the buffer
+    dJ_dW2 = _g49  # reuse the buffer
     for i0 in range(q):
         for i1 in range(h):
-            dJ_dW2[i0, i1] = _g52[i0, i1] + W2[i0, i1] * lam
+            dJ_dW2[i0, i1] = _g49[i0, i1] + W2[i0, i1] * lam
     # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
     dJ_dz = dJ_dhid  # reuse the buffer
@@ -703,16 +703,16 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam, _budget):
     for i0 in range(n):
         for i1 in range(h):
             dJ_db1[i1] += dJ_dz[i0, i1]
-    # _g58 = dJ/dz.T @ x    [h, d]
+    # _g55 = dJ/dz.T @ x    [h, d]
     #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
-    _g58 = np.empty((h, d), dt)
-    np.dot(dJ_dz.T, x, _g58)
+    _g55 = np.empty((h, d), dt)
+    np.dot(dJ_dz.T, x, _g55)
     # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/mlp_bias.gg:4)
-    dJ_dW1 = _g58  # reuse the buffer
+    dJ_dW1 = _g55  # reuse the buffer
     for i0 in range(h):
         for i1 in range(d):
-            dJ_dW1[i0, i1] = _g58[i0, i1] + W1[i0, i1] * lam
+            dJ_dW1[i0, i1] = _g55[i0, i1] + W1[i0, i1] * lam
     return J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2
 
 
@@ -846,7 +846,7 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr, _budget):
         _memory_error("temporary '_sumexp16'", _b4, _budget)
     _b5 = (_f_n) * x.itemsize
     if _b5 > _budget:
-        _memory_error("temporary '_picked19'", _b5, _budget)
+        _memory_error("temporary '_picked18'", _b5, _budget)
     _b6 = (_f_n*_f_q) * x.itemsize
     if _b6 > _budget:
         _memory_error("temporary 'dJ_do'", _b6, _budget)
@@ -907,36 +907,36 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr, _budget):
         for i1 in range(q):
             acc += _expshift15[i0, i1]
         _sumexp16[i0, 0] = acc
-    # _picked19[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+    # _picked18[i] = Σ_j (o[i, j] - _max14[i, 0] if y[i] == j else 0)    [n]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _picked19 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
+    _picked18 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked19[i0] = acc
+            acc += (o[i0, i1] - _max14[i0, 0] if y[i0] == i1 else 0.0)
+        _picked18[i0] = acc
     # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp_bias.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max14[i0, 0] + _log(_sumexp16[i0, 0]) - _picked19[i0]) / n
+        acc += (_log(_sumexp16[i0, 0]) - _picked18[i0]) / n
     L = acc
-    # _t24 = Σ_ij W1[i, j]**2    scalar
+    # _t23 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
     acc = 0.0
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
             W1[i0, i1] *= 1.0 - lr * lam  # decay of the W1 update below, while this pass reads W1
-    _t24 = acc
-    # _t26 = Σ_ij W2[i, j]**2    scalar
+    _t23 = acc
+    # _t25 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
     acc = 0.0
     for i0 in range(q):
         for i1 in range(h):
             acc += W2[i0, i1] * W2[i0, i1]
-    _t26 = acc
+    _t25 = acc
     # J   = L + s    scalar  (examples/mlp_bias.gg:15)
-    J = L + lam * (_t24 + _t26) / 2.0
+    J = L + lam * (_t23 + _t25) / 2.0
     # dJ/do[i, j] = _expshift15[i, j]/(_sumexp16[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_do = _ws[h*n + 2*n*q + 3*n:h*n + 3*n*q + 3*n].reshape((n, q))

@@ -32,12 +32,12 @@ Derivation:
         dJ/db2[i] = Σ_j dJ/do[j, i]                      [q]
         dJ/dhid = dJ/do @ W2                             [n, h]
         dJ/dW2 = (dJ/do.T @ hid)                         [q, h]
-        _g36 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8)) [n, h]
-        dJ/db1[i] = Σ_j _g36[j, i]                       [h]
-        dJ/dW1 = (_g36.T @ x)                            [h, d]
+        _g33 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8)) [n, h]
+        dJ/db1[i] = Σ_j _g33[j, i]                       [h]
+        dJ/dW1 = (_g33.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 45c2b13687bdd0370590a42c9afb9daa8fcbbf98fa016dd45850027b9dc7578c
-# graphgen-content-sha256: b680ce015519980b4b38e308f1176c71cd369c50fc2c46bd3f22ce6d9722cbb3
+# graphgen-spec-hash: 18fc25a7fcf5a851a9beb46ff2f5e6473f90c5109f876577df0475260ffaf528
+# graphgen-content-sha256: c1e955914e52a73d7fa821ac853c1b4c8d2967ecfc40c8f12d34cd9afdf39879
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -53,12 +53,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_45c2b13687bd'
+__name__ = 'graphgen_generated_swish_18fc25a7fcf5'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '45c2b13687bdd0370590a42c9afb9daa8fcbbf98fa016dd45850027b9dc7578c'
+SPEC_HASH = '18fc25a7fcf5a851a9beb46ff2f5e6473f90c5109f876577df0475260ffaf528'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -314,7 +314,7 @@ def _forward_kernel(x, y, W1, b1, W2, b2, _budget):
         _memory_error("temporary '_max13'", _b0, _budget)
     _b1 = (_f_n) * x.itemsize
     if _b1 > _budget:
-        _memory_error("temporary '_picked18'", _b1, _budget)
+        _memory_error("temporary '_picked17'", _b1, _budget)
     _b2 = (2*_f_n + 4096) * x.itemsize
     if _b2 > _budget:
         _memory_error("the temporaries", _b2, _budget)
@@ -387,18 +387,18 @@ def _forward_kernel(x, y, W1, b1, W2, b2, _budget):
         for i1 in range(q):
             acc += _expshift14[i0, i1]
         _sumexp15[i0, 0] = acc
-    # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+    # _picked17[i] = Σ_j (o[i, j] - _max13[i, 0] if y[i] == j else 0)    [n]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _picked18 = _ws[n:2*n].reshape((n,))
+    _picked17 = _ws[n:2*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked18[i0] = acc
+            acc += (o[i0, i1] - _max13[i0, 0] if y[i0] == i1 else 0.0)
+        _picked17[i0] = acc
     # J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max13[i0, 0] + _log(_sumexp15[i0, 0]) - _picked18[i0]) / n
+        acc += (_log(_sumexp15[i0, 0]) - _picked17[i0]) / n
     J = acc
     return J, o, _t8, hid, _expshift14, _sumexp15
 
@@ -448,13 +448,13 @@ def _backward_kernel(x, y, W2, _t8, hid, _expshift14, _sumexp15, _budget):
         _memory_error("array 'dJ_db2'", _b3, _budget)
     _b4 = (_f_h*_f_q) * x.itemsize
     if _b4 > _budget:
-        _memory_error("array '_g34'", _b4, _budget)
+        _memory_error("array '_g31'", _b4, _budget)
     _b5 = (_f_h) * x.itemsize
     if _b5 > _budget:
         _memory_error("array 'dJ_db1'", _b5, _budget)
     _b6 = (_f_d*_f_h) * x.itemsize
     if _b6 > _budget:
-        _memory_error("array '_g39'", _b6, _budget)
+        _memory_error("array '_g36'", _b6, _budget)
     _b = _b2 + _b3 + _b4 + _b5 + _b6
     if _b > _budget:
         _memory_error("all arrays", _b, _budget)
@@ -475,32 +475,32 @@ def _backward_kernel(x, y, W2, _t8, hid, _expshift14, _sumexp15, _budget):
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_dhid = _ws[n*q:h*n + n*q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g34 = dJ/do.T @ hid    [q, h]
+    # _g31 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _g34 = np.empty((q, h), dt)
-    np.dot(dJ_do.T, hid, _g34)
+    _g31 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g31)
     # dJ/dW2 = (dJ/do.T @ hid)    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_dW2 = _g34  # same values: no copy
-    # _g36 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
+    dJ_dW2 = _g31  # same values: no copy
+    # _g33 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g36 = dJ_dhid  # reuse the buffer
+    _g33 = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            _g36[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
-    # dJ/db1[i] = Σ_j _g36[j, i]    [h]
+            _g33[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
+    # dJ/db1[i] = Σ_j _g33[j, i]    [h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     dJ_db1 = np.zeros((h,), dt)
     for i0 in range(n):
         for i1 in range(h):
-            dJ_db1[i1] += _g36[i0, i1]
-    # _g39 = _g36.T @ x    [h, d]
+            dJ_db1[i1] += _g33[i0, i1]
+    # _g36 = _g33.T @ x    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g39 = np.empty((h, d), dt)
-    np.dot(_g36.T, x, _g39)
-    # dJ/dW1 = (_g36.T @ x)    [h, d]
+    _g36 = np.empty((h, d), dt)
+    np.dot(_g33.T, x, _g36)
+    # dJ/dW1 = (_g33.T @ x)    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    dJ_dW1 = _g39  # same values: no copy
+    dJ_dW1 = _g36  # same values: no copy
     return dJ_dW1, dJ_db1, dJ_dW2, dJ_db2
 
 
@@ -553,7 +553,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, _budget):
         _memory_error("temporary '_sumexp15'", _b5, _budget)
     _b6 = (_f_n) * x.itemsize
     if _b6 > _budget:
-        _memory_error("temporary '_picked18'", _b6, _budget)
+        _memory_error("temporary '_picked17'", _b6, _budget)
     _b7 = (_f_n*_f_q) * x.itemsize
     if _b7 > _budget:
         _memory_error("temporary 'dJ_do'", _b7, _budget)
@@ -568,13 +568,13 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, _budget):
         _memory_error("array 'dJ_db2'", _b10, _budget)
     _b11 = (_f_h*_f_q) * x.itemsize
     if _b11 > _budget:
-        _memory_error("array '_g34'", _b11, _budget)
+        _memory_error("array '_g31'", _b11, _budget)
     _b12 = (_f_h) * x.itemsize
     if _b12 > _budget:
         _memory_error("array 'dJ_db1'", _b12, _budget)
     _b13 = (_f_d*_f_h) * x.itemsize
     if _b13 > _budget:
-        _memory_error("array '_g39'", _b13, _budget)
+        _memory_error("array '_g36'", _b13, _budget)
     _b = _b9 + _b10 + _b11 + _b12 + _b13
     if _b > _budget:
         _memory_error("all arrays", _b, _budget)
@@ -629,18 +629,18 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, _budget):
         for i1 in range(q):
             acc += _expshift14[i0, i1]
         _sumexp15[i0, 0] = acc
-    # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+    # _picked17[i] = Σ_j (o[i, j] - _max13[i, 0] if y[i] == j else 0)    [n]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _picked18 = _ws[2*h*n + 2*n*q + 2*n:2*h*n + 2*n*q + 3*n].reshape((n,))
+    _picked17 = _ws[2*h*n + 2*n*q + 2*n:2*h*n + 2*n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked18[i0] = acc
+            acc += (o[i0, i1] - _max13[i0, 0] if y[i0] == i1 else 0.0)
+        _picked17[i0] = acc
     # J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max13[i0, 0] + _log(_sumexp15[i0, 0]) - _picked18[i0]) / n
+        acc += (_log(_sumexp15[i0, 0]) - _picked17[i0]) / n
     J = acc
     # dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
@@ -658,32 +658,32 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, _budget):
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_dhid = _ws[2*h*n + 3*n*q + 3*n:3*h*n + 3*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g34 = dJ/do.T @ hid    [q, h]
+    # _g31 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _g34 = np.empty((q, h), dt)
-    np.dot(dJ_do.T, hid, _g34)
+    _g31 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g31)
     # dJ/dW2 = (dJ/do.T @ hid)    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_dW2 = _g34  # same values: no copy
-    # _g36 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
+    dJ_dW2 = _g31  # same values: no copy
+    # _g33 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g36 = dJ_dhid  # reuse the buffer
+    _g33 = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            _g36[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
-    # dJ/db1[i] = Σ_j _g36[j, i]    [h]
+            _g33[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
+    # dJ/db1[i] = Σ_j _g33[j, i]    [h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     dJ_db1 = np.zeros((h,), dt)
     for i0 in range(n):
         for i1 in range(h):
-            dJ_db1[i1] += _g36[i0, i1]
-    # _g39 = _g36.T @ x    [h, d]
+            dJ_db1[i1] += _g33[i0, i1]
+    # _g36 = _g33.T @ x    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g39 = np.empty((h, d), dt)
-    np.dot(_g36.T, x, _g39)
-    # dJ/dW1 = (_g36.T @ x)    [h, d]
+    _g36 = np.empty((h, d), dt)
+    np.dot(_g33.T, x, _g36)
+    # dJ/dW1 = (_g33.T @ x)    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    dJ_dW1 = _g39  # same values: no copy
+    dJ_dW1 = _g36  # same values: no copy
     return J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2
 
 
@@ -820,7 +820,7 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr, _budget):
         _memory_error("temporary '_sumexp15'", _b5, _budget)
     _b6 = (_f_n) * x.itemsize
     if _b6 > _budget:
-        _memory_error("temporary '_picked18'", _b6, _budget)
+        _memory_error("temporary '_picked17'", _b6, _budget)
     _b7 = (_f_n*_f_q) * x.itemsize
     if _b7 > _budget:
         _memory_error("temporary 'dJ_do'", _b7, _budget)
@@ -887,18 +887,18 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr, _budget):
         for i1 in range(q):
             acc += _expshift14[i0, i1]
         _sumexp15[i0, 0] = acc
-    # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+    # _picked17[i] = Σ_j (o[i, j] - _max13[i, 0] if y[i] == j else 0)    [n]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _picked18 = _ws[2*h*n + 2*n*q + 2*n:2*h*n + 2*n*q + 3*n].reshape((n,))
+    _picked17 = _ws[2*h*n + 2*n*q + 2*n:2*h*n + 2*n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked18[i0] = acc
+            acc += (o[i0, i1] - _max13[i0, 0] if y[i0] == i1 else 0.0)
+        _picked17[i0] = acc
     # J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max13[i0, 0] + _log(_sumexp15[i0, 0]) - _picked18[i0]) / n
+        acc += (_log(_sumexp15[i0, 0]) - _picked17[i0]) / n
     J = acc
     # dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
@@ -916,21 +916,21 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr, _budget):
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_dhid = _ws[2*h*n + 3*n*q + 3*n + q:3*h*n + 3*n*q + 3*n + q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g36 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
+    # _g33 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g36 = dJ_dhid  # reuse the buffer
+    _g33 = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            _g36[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
-    # dJ/db1[i] = Σ_j _g36[j, i]    [h]
+            _g33[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
+    # dJ/db1[i] = Σ_j _g33[j, i]    [h]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     dJ_db1 = _ws[3*h*n + 3*n*q + 3*n + q:3*h*n + h + 3*n*q + 3*n + q].reshape((h,)); dJ_db1[:] = 0.0
     for i0 in range(n):
         for i1 in range(h):
-            dJ_db1[i1] += _g36[i0, i1]
+            dJ_db1[i1] += _g33[i0, i1]
     # SGD update of W1: W1 -= lr * dJ/dW1
-    #   as one GEMM into W1, no gradient array: W1 = -lr * (_g36.T @ x) + 1.0 * W1
-    _gemm(-lr, _g36.T, x, 1.0, W1)
+    #   as one GEMM into W1, no gradient array: W1 = -lr * (_g33.T @ x) + 1.0 * W1
+    _gemm(-lr, _g33.T, x, 1.0, W1)
     # SGD update of b1: b1 -= lr * dJ/db1
     for i0 in range(h):
         b1[i0] = b1[i0] - dJ_db1[i0] * lr

@@ -424,3 +424,50 @@ def test_uint64_labels_are_reported_by_their_value(mlp):
     with pytest.raises(ValueError, match="found 9223372036854775808"):
         mlp.value_and_grad(**args, y=y)
     assert np.isfinite(mlp.value_and_grad(**args, y=np.array([0, 2, 1], np.uint64))[0])
+
+
+# ------------------------------------------------------------------ 5: cross_entropy
+CE_SPEC = """param o[n, q]
+input y[n]: int
+J = sum(cross_entropy(o, y))
+minimize J
+"""
+
+
+def _ce_reference(o, y):
+    """Per-row logsumexp - picked logit, in exact arithmetic (mpmath, 50 digits)."""
+    import mpmath
+
+    mpmath.mp.dps = 50
+    total = mpmath.mpf(0)
+    for row, label in zip(o, y):
+        finite = [mpmath.mpf(float(v)) for v in row if np.isfinite(v)]
+        m = max(finite)
+        lse = m + mpmath.log(sum(mpmath.exp(v - m) for v in finite))
+        total += lse - mpmath.mpf(float(row[label]))
+    return float(total)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cross_entropy_picks_the_label_by_index(build, dtype):
+    """A -inf logit of another class (masking) gave NaN through -inf * 0; large logits lost
+    everything (2.0 instead of log 3 at 1e16) to lse - logit at full magnitude."""
+    m = build(CE_SPEC, "ce")
+    o = np.array([[0.0, -np.inf, 1.0], [2.0, 3.0, -np.inf]], dtype)
+    y = np.array([0, 1])
+    J, g = m.value_and_grad(o=o, y=y)
+    assert J == pytest.approx(_ce_reference(o, y), rel=1e-6 if dtype == np.float32 else 1e-14)
+    assert np.all(np.isfinite(g["o"])) and g["o"][0, 1] == 0.0 and g["o"][1, 2] == 0.0
+    for big in (1e13, 1e16, 1e30):
+        o = np.full((2, 3), big, dtype)
+        J, g = m.value_and_grad(o=o, y=np.array([0, 2]))
+        assert J == pytest.approx(2 * np.log(3), rel=1e-6 if dtype == np.float32 else 1e-15)
+        assert np.allclose(g["o"], np.array([[-2, 1, 1], [1, 1, -2]]) / 3, rtol=1e-6)
+
+
+def test_logsumexp_of_a_row_with_plus_inf_is_documented_nan(build):
+    """Documented in docs/robustness.md: the max shift makes inf - inf; PyTorch gives inf."""
+    m = build("param o[n, q]\nJ = sum(logsumexp(o, axis=1))\nminimize J\n", "lseinf")
+    J, _ = m.value_and_grad(o=np.array([[0.0, np.inf, 1.0]]))
+    assert np.isnan(J)
+    assert "logsumexp of a row holding +inf is NaN" in (ROOT / "docs" / "robustness.md").read_text()

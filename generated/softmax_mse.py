@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 92ef30dc5acb579ee4df6bbe57e006e499a549ef35fff4b3bba63e27d1d54006
-# graphgen-content-sha256: a44826487c7b32de371228bcb7a96022e6fac0ed692b7f236cef9e10697cd061
+# graphgen-spec-hash: 3ff890dd1ac038a8a506c6ded2a4d3f36f32996c5814422685de1e617c4506dd
+# graphgen-content-sha256: 802905dc5f98f5d4e8664ff5802b9b4e1feccd2812ad6d4a9d7ff0a5a3528a99
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -44,12 +44,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_92ef30dc5acb'
+__name__ = 'graphgen_generated_softmax_mse_3ff890dd1ac0'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '92ef30dc5acb579ee4df6bbe57e006e499a549ef35fff4b3bba63e27d1d54006'
+SPEC_HASH = '3ff890dd1ac038a8a506c6ded2a4d3f36f32996c5814422685de1e617c4506dd'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

@@ -28,12 +28,14 @@ Derivation:
         dJ/do[i, j] = _expshift9[i, j]/(_sumexp10[i, 0]*n) - [y[i] == j]/n [n, q]
         dJ/dhid = dJ/do @ W2                             [n, h]
         dJ/dW2 = (dJ/do.T @ hid) + W2*lam                [q, h]
-        _g46 = dJ/dhid*(1 - hid**2)                      [n, h]
-        dJ/dW1 = (_g46.T @ x) + W1*lam                   [h, d]
+        _g43 = dJ/dhid*(1 - hid**2)                      [n, h]
+        dJ/dW1 = (_g43.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: c72fee298ed37b783b61e5af064668299d5c881974911983a4b943b795fef9b3
-# graphgen-content-sha256: 4bac6088a0d88f006072b4858009276db96340896f92dc0e249f6e529476cafa
+# graphgen-spec-hash: 56452526a26c6bc2fc7ae9acd5627a571990027fa833eb1ed39fb36fd0ca4826
+# graphgen-content-sha256: cb31285ace6c46479110e6d017eef43f845248968a5c8534468ecad1a2d8fe29
+import os as _os
 import sys as _sys
+import warnings as _warnings
 
 import numpy as np
 import numba
@@ -50,12 +52,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_c72fee298ed3'
+__name__ = 'graphgen_generated_einsum_mlp_56452526a26c'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'c72fee298ed37b783b61e5af064668299d5c881974911983a4b943b795fef9b3'
+SPEC_HASH = '56452526a26c6bc2fc7ae9acd5627a571990027fa833eb1ed39fb36fd0ca4826'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -74,11 +76,28 @@ HYPERS = {
 }
 
 # One place for the JIT options: cached on disk next to this file; IEEE semantics
-# (1/0 = inf, not an exception, NaN and inf kept); two relaxations only: reassociation,
+# (1/0 = inf, not an exception, NaN and inf kept); one relaxation only: reassociation,
 # which lets sums vectorise (a sum of squares of a 256x784 matrix: 110 us strict, 8 us
-# reassociated), and reciprocals (a / b may be a * (1 / b), within an ulp), which hoists
-# the division by a row's sum out of the loop over the row.
-_JIT = dict(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc", "arcp"})
+# reassociated). Not `arcp`: reciprocals broke IEEE edge cases (float32 1/sqrt(0) became
+# NaN through an rsqrt estimate, x / 1e-310 became inf in vectorised loops).
+_JIT = dict(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
+
+
+@numba.njit(cache=True, nogil=True)
+def _overlap(a, b):
+    """Whether two arrays' address ranges overlap."""
+    pa, pb = a.ctypes.data, b.ctypes.data
+    return pa < pb + b.size * b.itemsize and pb < pa + a.size * a.itemsize
+
+
+@numba.njit(cache=True, nogil=True)
+def _memory_error(what, need, budget):
+    """Raised before a call allocates more than MEMORY_BUDGET bytes (sizes in float64,
+    which cannot wrap as Numba's int64 size arithmetic does)."""
+    raise MemoryError("graphgen: " + what + " of this call would need "
+                      + str(np.int64(min(need, 9e24) / 1e6)) + " MB, over the memory budget "
+                      "of " + str(np.int64(budget / 1e6)) + " MB (set MEMORY_BUDGET in the "
+                      "module, or GRAPHGEN_MEMORY_BUDGET=bytes)")
 
 # The functions below: strict IEEE (the range reductions of exp, log, tanh, sin and cos
 # rely on the order of operations) and inlined into the kernels that call them, so that
@@ -360,7 +379,7 @@ _threads = _Threads()
 
 
 @numba.njit(**_JIT)
-def _forward_kernel(x, y, W1, W2, lam):
+def _forward_kernel(x, y, W1, W2, lam, _budget):
     n = x.shape[0]
     d = x.shape[1]
     h = W1.shape[0]
@@ -379,6 +398,35 @@ def _forward_kernel(x, y, W1, W2, lam):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_n) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_max8'", _b0, _budget)
+    _b1 = (_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary '_picked12'", _b1, _budget)
+    _b2 = (2*_f_n + 4096) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("the temporaries", _b2, _budget)
+    _b3 = (_f_h*_f_n) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("array '_t5'", _b3, _budget)
+    _b4 = (_f_n*_f_q) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("array 'o'", _b4, _budget)
+    _b5 = (_f_n*_f_q) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("array '_expshift9'", _b5, _budget)
+    _b6 = (_f_n) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("array '_sumexp10'", _b6, _budget)
+    _b = _b2 + _b3 + _b4 + _b5 + _b6
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
     _ws = np.empty(2*n + 4096, dt)  # every temporary of this call, as views
     _scratch = _ws[2*n:]  # room for a small operand, transposed (_dot_t)
     # _t5 = x @ W1.T    [n, h]
@@ -418,41 +466,41 @@ def _forward_kernel(x, y, W1, W2, lam):
         for i1 in range(q):
             acc += _expshift9[i0, i1]
         _sumexp10[i0, 0] = acc
-    # _picked13[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+    # _picked12[i] = Σ_j (o[i, j] - _max8[i, 0] if y[i] == j else 0)    [n]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _picked13 = _ws[n:2*n].reshape((n,))
+    _picked12 = _ws[n:2*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked13[i0] = acc
-    # _t15 = Σ_i (_max8[i, 0] + log(_sumexp10[i, 0]) - _picked13[i])/n    scalar
+            acc += (o[i0, i1] - _max8[i0, 0] if y[i0] == i1 else 0.0)
+        _picked12[i0] = acc
+    # _t14 = Σ_i (log(_sumexp10[i, 0]) - _picked12[i])/n    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max8[i0, 0] + _log(_sumexp10[i0, 0]) - _picked13[i0]) / n
-    _t15 = acc
-    # _t18 = Σ_ij W1[i, j]**2    scalar
+        acc += (_log(_sumexp10[i0, 0]) - _picked12[i0]) / n
+    _t14 = acc
+    # _t17 = Σ_ij W1[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
-    _t18 = acc
-    # _t20 = Σ_ij W2[i, j]**2    scalar
+    _t17 = acc
+    # _t19 = Σ_ij W2[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(q):
         for i1 in range(h):
             acc += W2[i0, i1] * W2[i0, i1]
-    _t20 = acc
+    _t19 = acc
     # J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar  (examples/einsum_mlp.gg:10)
-    J = _t15 + lam * (_t18 + _t20) / 2.0
+    J = _t14 + lam * (_t17 + _t19) / 2.0
     return J, o, hid, _expshift9, _sumexp10
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(x, y, W1, W2, lam, hid, _expshift9, _sumexp10):
+def _backward_kernel(x, y, W1, W2, lam, hid, _expshift9, _sumexp10, _budget):
     n = x.shape[0]
     d = x.shape[1]
     h = W1.shape[0]
@@ -477,6 +525,29 @@ def _backward_kernel(x, y, W1, W2, lam, hid, _expshift9, _sumexp10):
     if _sumexp10.shape[0] != n or _sumexp10.shape[1] != 1:
         raise ValueError("graphgen: shape of _sumexp10")
     dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_n*_f_q) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary 'dJ_do'", _b0, _budget)
+    _b1 = (_f_h*_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary 'dJ_dhid'", _b1, _budget)
+    _b2 = (_f_h*_f_n + _f_n*_f_q) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("the temporaries", _b2, _budget)
+    _b3 = (_f_h*_f_q) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("array '_g41'", _b3, _budget)
+    _b4 = (_f_d*_f_h) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("array '_g44'", _b4, _budget)
+    _b = _b2 + _b3 + _b4
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
     _ws = np.empty(h*n + n*q, dt)  # every temporary of this call, as views
     # dJ/do[i, j] = _expshift9[i, j]/(_sumexp10[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
@@ -488,37 +559,37 @@ def _backward_kernel(x, y, W1, W2, lam, hid, _expshift9, _sumexp10):
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_dhid = _ws[n*q:h*n + n*q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g44 = dJ/do.T @ hid    [q, h]
+    # _g41 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
-    _g44 = np.empty((q, h), dt)
-    np.dot(dJ_do.T, hid, _g44)
+    _g41 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g41)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/einsum_mlp.gg:5)
-    dJ_dW2 = _g44  # reuse the buffer
+    dJ_dW2 = _g41  # reuse the buffer
     for i0 in range(q):
         for i1 in range(h):
-            dJ_dW2[i0, i1] = _g44[i0, i1] + W2[i0, i1] * lam
-    # _g46 = dJ/dhid*(1 - hid**2)    [n, h]
+            dJ_dW2[i0, i1] = _g41[i0, i1] + W2[i0, i1] * lam
+    # _g43 = dJ/dhid*(1 - hid**2)    [n, h]
     #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g46 = dJ_dhid  # reuse the buffer
+    _g43 = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            _g46[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
-    # _g47 = _g46.T @ x    [h, d]
+            _g43[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
+    # _g44 = _g43.T @ x    [h, d]
     #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g47 = np.empty((h, d), dt)
-    np.dot(_g46.T, x, _g47)
-    # dJ/dW1 = (_g46.T @ x) + W1*lam    [h, d]
+    _g44 = np.empty((h, d), dt)
+    np.dot(_g43.T, x, _g44)
+    # dJ/dW1 = (_g43.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/einsum_mlp.gg:4)
-    dJ_dW1 = _g47  # reuse the buffer
+    dJ_dW1 = _g44  # reuse the buffer
     for i0 in range(h):
         for i1 in range(d):
-            dJ_dW1[i0, i1] = _g47[i0, i1] + W1[i0, i1] * lam
+            dJ_dW1[i0, i1] = _g44[i0, i1] + W1[i0, i1] * lam
     return dJ_dW1, dJ_dW2
 
 
 @numba.njit(**_JIT)
-def _value_and_grad_kernel(x, y, W1, W2, lam):
+def _value_and_grad_kernel(x, y, W1, W2, lam, _budget):
     n = x.shape[0]
     d = x.shape[1]
     h = W1.shape[0]
@@ -537,6 +608,47 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_h*_f_n) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t5'", _b0, _budget)
+    _b1 = (_f_n*_f_q) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary 'o'", _b1, _budget)
+    _b2 = (_f_n) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_max8'", _b2, _budget)
+    _b3 = (_f_n*_f_q) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("temporary '_expshift9'", _b3, _budget)
+    _b4 = (_f_n) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("temporary '_sumexp10'", _b4, _budget)
+    _b5 = (_f_n) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("temporary '_picked12'", _b5, _budget)
+    _b6 = (_f_n*_f_q) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("temporary 'dJ_do'", _b6, _budget)
+    _b7 = (_f_h*_f_n) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("temporary 'dJ_dhid'", _b7, _budget)
+    _b8 = (2*_f_h*_f_n + 3*_f_n*_f_q + 3*_f_n + 4096) * x.itemsize
+    if _b8 > _budget:
+        _memory_error("the temporaries", _b8, _budget)
+    _b9 = (_f_h*_f_q) * x.itemsize
+    if _b9 > _budget:
+        _memory_error("array '_g41'", _b9, _budget)
+    _b10 = (_f_d*_f_h) * x.itemsize
+    if _b10 > _budget:
+        _memory_error("array '_g44'", _b10, _budget)
+    _b = _b8 + _b9 + _b10
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
     _ws = np.empty(2*h*n + 3*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
     _scratch = _ws[2*h*n + 3*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
     # _t5 = x @ W1.T    [n, h]
@@ -576,36 +688,36 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
         for i1 in range(q):
             acc += _expshift9[i0, i1]
         _sumexp10[i0, 0] = acc
-    # _picked13[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+    # _picked12[i] = Σ_j (o[i, j] - _max8[i, 0] if y[i] == j else 0)    [n]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _picked13 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
+    _picked12 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked13[i0] = acc
-    # _t15 = Σ_i (_max8[i, 0] + log(_sumexp10[i, 0]) - _picked13[i])/n    scalar
+            acc += (o[i0, i1] - _max8[i0, 0] if y[i0] == i1 else 0.0)
+        _picked12[i0] = acc
+    # _t14 = Σ_i (log(_sumexp10[i, 0]) - _picked12[i])/n    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max8[i0, 0] + _log(_sumexp10[i0, 0]) - _picked13[i0]) / n
-    _t15 = acc
-    # _t18 = Σ_ij W1[i, j]**2    scalar
+        acc += (_log(_sumexp10[i0, 0]) - _picked12[i0]) / n
+    _t14 = acc
+    # _t17 = Σ_ij W1[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
-    _t18 = acc
-    # _t20 = Σ_ij W2[i, j]**2    scalar
+    _t17 = acc
+    # _t19 = Σ_ij W2[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(q):
         for i1 in range(h):
             acc += W2[i0, i1] * W2[i0, i1]
-    _t20 = acc
+    _t19 = acc
     # J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar  (examples/einsum_mlp.gg:10)
-    J = _t15 + lam * (_t18 + _t20) / 2.0
+    J = _t14 + lam * (_t17 + _t19) / 2.0
     # dJ/do[i, j] = _expshift9[i, j]/(_sumexp10[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_do = _ws[h*n + 2*n*q + 3*n:h*n + 3*n*q + 3*n].reshape((n, q))
@@ -616,37 +728,37 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_dhid = _ws[h*n + 3*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g44 = dJ/do.T @ hid    [q, h]
+    # _g41 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
-    _g44 = np.empty((q, h), dt)
-    np.dot(dJ_do.T, hid, _g44)
+    _g41 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g41)
     # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
     #   grad of: param W2[q, h]  (examples/einsum_mlp.gg:5)
-    dJ_dW2 = _g44  # reuse the buffer
+    dJ_dW2 = _g41  # reuse the buffer
     for i0 in range(q):
         for i1 in range(h):
-            dJ_dW2[i0, i1] = _g44[i0, i1] + W2[i0, i1] * lam
-    # _g46 = dJ/dhid*(1 - hid**2)    [n, h]
+            dJ_dW2[i0, i1] = _g41[i0, i1] + W2[i0, i1] * lam
+    # _g43 = dJ/dhid*(1 - hid**2)    [n, h]
     #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g46 = dJ_dhid  # reuse the buffer
+    _g43 = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            _g46[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
-    # _g47 = _g46.T @ x    [h, d]
+            _g43[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
+    # _g44 = _g43.T @ x    [h, d]
     #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g47 = np.empty((h, d), dt)
-    np.dot(_g46.T, x, _g47)
-    # dJ/dW1 = (_g46.T @ x) + W1*lam    [h, d]
+    _g44 = np.empty((h, d), dt)
+    np.dot(_g43.T, x, _g44)
+    # dJ/dW1 = (_g43.T @ x) + W1*lam    [h, d]
     #   grad of: param W1[h, d]  (examples/einsum_mlp.gg:4)
-    dJ_dW1 = _g47  # reuse the buffer
+    dJ_dW1 = _g44  # reuse the buffer
     for i0 in range(h):
         for i1 in range(d):
-            dJ_dW1[i0, i1] = _g47[i0, i1] + W1[i0, i1] * lam
+            dJ_dW1[i0, i1] = _g44[i0, i1] + W1[i0, i1] * lam
     return J, dJ_dW1, dJ_dW2
 
 
 @numba.njit(**_JIT)
-def _predict_kernel(x, W1, W2):
+def _predict_kernel(x, W1, W2, _budget):
     n = x.shape[0]
     d = x.shape[1]
     h = W1.shape[0]
@@ -660,6 +772,20 @@ def _predict_kernel(x, W1, W2):
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
     dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_h*_f_n + 4096) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("the temporaries", _b0, _budget)
+    _b1 = (_f_n*_f_q) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("array 'o'", _b1, _budget)
+    _b = _b0 + _b1
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
     _ws = np.empty(h*n + 4096, dt)  # every temporary of this call, as views
     _scratch = _ws[h*n:]  # room for a small operand, transposed (_dot_t)
     # _t5 = x @ W1.T    [n, h]
@@ -678,7 +804,7 @@ def _predict_kernel(x, W1, W2):
 
 
 @numba.njit(**_JIT)
-def _sgd_step_kernel(x, y, W1, W2, lam, lr):
+def _sgd_step_kernel(x, y, W1, W2, lam, lr, _budget):
     n = x.shape[0]
     d = x.shape[1]
     h = W1.shape[0]
@@ -696,7 +822,49 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
         raise ValueError("graphgen: shape of W1")
     if W2.shape[0] != q or W2.shape[1] != h:
         raise ValueError("graphgen: shape of W2")
+    if _overlap(x, W1):
+        raise ValueError("graphgen: x and W1 share memory")
+    if _overlap(x, W2):
+        raise ValueError("graphgen: x and W2 share memory")
+    if _overlap(y, W1):
+        raise ValueError("graphgen: y and W1 share memory")
+    if _overlap(y, W2):
+        raise ValueError("graphgen: y and W2 share memory")
+    if _overlap(W1, W2):
+        raise ValueError("graphgen: W1 and W2 share memory")
     dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_h*_f_n) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t5'", _b0, _budget)
+    _b1 = (_f_n*_f_q) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary 'o'", _b1, _budget)
+    _b2 = (_f_n) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_max8'", _b2, _budget)
+    _b3 = (_f_n*_f_q) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("temporary '_expshift9'", _b3, _budget)
+    _b4 = (_f_n) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("temporary '_sumexp10'", _b4, _budget)
+    _b5 = (_f_n) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("temporary '_picked12'", _b5, _budget)
+    _b6 = (_f_n*_f_q) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("temporary 'dJ_do'", _b6, _budget)
+    _b7 = (_f_h*_f_n) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("temporary 'dJ_dhid'", _b7, _budget)
+    _b8 = (2*_f_h*_f_n + 3*_f_n*_f_q + 3*_f_n + 4096) * x.itemsize
+    if _b8 > _budget:
+        _memory_error("the temporaries", _b8, _budget)
     _ws = np.empty(2*h*n + 3*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
     _scratch = _ws[2*h*n + 3*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
     # _t5 = x @ W1.T    [n, h]
@@ -736,37 +904,37 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
         for i1 in range(q):
             acc += _expshift9[i0, i1]
         _sumexp10[i0, 0] = acc
-    # _picked13[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+    # _picked12[i] = Σ_j (o[i, j] - _max8[i, 0] if y[i] == j else 0)    [n]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _picked13 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
+    _picked12 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked13[i0] = acc
-    # _t15 = Σ_i (_max8[i, 0] + log(_sumexp10[i, 0]) - _picked13[i])/n    scalar
+            acc += (o[i0, i1] - _max8[i0, 0] if y[i0] == i1 else 0.0)
+        _picked12[i0] = acc
+    # _t14 = Σ_i (log(_sumexp10[i, 0]) - _picked12[i])/n    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max8[i0, 0] + _log(_sumexp10[i0, 0]) - _picked13[i0]) / n
-    _t15 = acc
-    # _t18 = Σ_ij W1[i, j]**2    scalar
+        acc += (_log(_sumexp10[i0, 0]) - _picked12[i0]) / n
+    _t14 = acc
+    # _t17 = Σ_ij W1[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(h):
         for i1 in range(d):
             acc += W1[i0, i1] * W1[i0, i1]
             W1[i0, i1] *= 1.0 - lr * lam  # decay of the W1 update below, while this pass reads W1
-    _t18 = acc
-    # _t20 = Σ_ij W2[i, j]**2    scalar
+    _t17 = acc
+    # _t19 = Σ_ij W2[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     acc = 0.0
     for i0 in range(q):
         for i1 in range(h):
             acc += W2[i0, i1] * W2[i0, i1]
-    _t20 = acc
+    _t19 = acc
     # J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar  (examples/einsum_mlp.gg:10)
-    J = _t15 + lam * (_t18 + _t20) / 2.0
+    J = _t14 + lam * (_t17 + _t19) / 2.0
     # dJ/do[i, j] = _expshift9[i, j]/(_sumexp10[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_do = _ws[h*n + 2*n*q + 3*n:h*n + 3*n*q + 3*n].reshape((n, q))
@@ -777,19 +945,26 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
     dJ_dhid = _ws[h*n + 3*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g46 = dJ/dhid*(1 - hid**2)    [n, h]
+    # _g43 = dJ/dhid*(1 - hid**2)    [n, h]
     #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
-    _g46 = dJ_dhid  # reuse the buffer
+    _g43 = dJ_dhid  # reuse the buffer
     for i0 in range(n):
         for i1 in range(h):
-            _g46[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
+            _g43[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
     # SGD update of W1: W1 -= lr * dJ/dW1
-    #   as one GEMM into W1, no gradient array: W1 = -lr * (_g46.T @ x) + W1, after W1 *= (1.0 - lr * lam) in the last pass that read it
-    _gemm(-lr, _g46.T, x, 1.0, W1)
+    #   as one GEMM into W1, no gradient array: W1 = -lr * (_g43.T @ x) + W1, after W1 *= (1.0 - lr * lam) in the last pass that read it
+    _gemm(-lr, _g43.T, x, 1.0, W1)
     # SGD update of W2: W2 -= lr * dJ/dW2
     #   as one GEMM into W2, no gradient array: W2 = -lr * (dJ/do.T @ hid) + (1.0 - lr * lam) * W2
     _gemm(-lr, dJ_do.T, hid, 1.0 - lr * lam, W2)
     return J
+
+if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (validated)
+    _forward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _backward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _value_and_grad_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _predict_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _sgd_step_kernel._can_compile = False  # (disable_compile asserts a signature exists)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -836,7 +1011,11 @@ def _check_scalar(name, value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(
             value, (int, float, np.integer, np.floating)):
         raise TypeError(f"argument {name!r} must be a real number, got {type(value).__name__}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"argument {name!r} is too large for a float64 "
+                         f"({len(str(abs(value)))}-digit integer)") from None
 
 
 def _check_arrays(values, table, writable=(), dims=None):
@@ -853,6 +1032,12 @@ def _check_arrays(values, table, writable=(), dims=None):
         v = values[name]
         if not shape and name not in writable and isinstance(v, (float, np.floating)):
             v = np.asarray(v)  # a scalar for a 0-d declaration
+        if isinstance(v, (np.ma.MaskedArray, np.matrix)):
+            raise TypeError(f"argument {name!r} is a {type(v).__module__}.{type(v).__name__}, "
+                            f"whose semantics graphgen does not follow (a mask, matrix "
+                            f"products); pass a plain numpy array (e.g. np.asarray)")
+        if isinstance(v, np.ndarray) and type(v) is not np.ndarray:
+            v = v.view(np.ndarray)  # e.g. np.memmap: the same memory, as a plain array
         if not isinstance(v, np.ndarray):
             raise TypeError(f"argument {name!r} must be a numpy array of shape "
                             f"{_shape_text(shape)}, got {type(v).__name__}")
@@ -894,11 +1079,13 @@ def _check_arrays(values, table, writable=(), dims=None):
             arrays[name] = np.ascontiguousarray(v, dtype=np.int64)
         if not shape:  # 0-d: a 1-element view, so in-place updates reach the caller's array
             arrays[name] = arrays[name].reshape(1)
+    if writable:
+        _check_aliasing(values, writable)
     for name, (shape, kind, label_range) in table.items():
         if label_range is None:
             continue
         high = label_range if isinstance(label_range, int) else bound.get(label_range)
-        y = arrays[name]
+        y = np.asarray(values[name])  # before the int64 cast, which wraps large uint64
         if high is not None and (y.min() < 0 or y.max() >= high):
             bad = y[(y < 0) | (y >= high)][0]
             raise ValueError(f"argument {name!r} holds class labels in [0, {high}), "
@@ -910,29 +1097,103 @@ def _dims(bound, names):
     return tuple(bound[d] for d in names)
 
 
-_READY = set()  # kernels whose fast path is open: compiled once, then closed to new types
+_READY = set()  # kernels compiled for at least one validated signature
 
 
-class _compiling:
-    """Lets a kernel compile a new signature, only after the arguments were validated; the
-    fast paths call kernels with unvalidated arguments, so outside this block a kernel
-    refuses (TypeError) any argument types it has not compiled for."""
+def _compile_for(kernel, args):
+    """Compile `kernel` for the types of validated `args`, without ever opening its
+    dispatcher: the fast paths call kernels with unvalidated arguments from any thread, and
+    a dispatcher opened for one thread's compile would compile another thread's raw call
+    (float labels were accepted that way, and cached on disk). Compiles run under Numba's
+    own compiler lock; the disk cache is used as Numba would, and an unwritable one (a full
+    disk, a file name too long) falls back to compiling in memory, with one warning."""
+    try:
+        overloads = kernel.overloads
+    except AttributeError:  # a plain function when the JIT is off
+        return
+    sig = tuple(kernel.typeof_pyval(a) for a in args)
+    if sig not in overloads:
+        from numba.core.compiler_lock import global_compiler_lock
 
-    def __init__(self, kernel):
-        self.kernel = kernel
+        with global_compiler_lock:
+            if sig not in overloads:
+                try:
+                    _compile_overload(kernel, sig)
+                except OSError as e:
+                    _memory_only(e)
+                    _compile_overload(kernel, sig)
+    _READY.add(kernel)
 
-    def __enter__(self):
-        if self.kernel in _READY:
-            self.kernel.disable_compile(False)
 
-    def __exit__(self, *exc):
-        try:
-            compiled = self.kernel.signatures
-        except AttributeError:  # a plain function when the JIT is off
-            return
-        if compiled:
-            self.kernel.disable_compile(True)
-            _READY.add(self.kernel)
+def _compile_overload(kernel, sig):
+    cres = kernel._cache.load_overload(sig, kernel.targetctx)
+    if cres is not None:
+        kernel.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+        kernel.add_overload(cres)
+        return
+    cres = kernel._compiler.compile(sig, None)
+    kernel.add_overload(cres)
+    try:
+        kernel._cache.save_overload(sig, cres)
+    except OSError as e:
+        _memory_only(e)
+
+
+def _memory_only(error):
+    """Stop using Numba's disk cache for every function of this module (once)."""
+    from numba.core.caching import NullCache
+
+    dispatchers = [f for f in globals().values()
+                   if isinstance(f, numba.core.dispatcher.Dispatcher)]
+    if all(isinstance(f._cache, NullCache) for f in dispatchers):
+        raise error
+    for f in dispatchers:
+        f._cache = NullCache()
+    _warnings.warn(f"graphgen: Numba's cache for {__file__} is not writable ({error}); "
+                   "compiling in memory (each new process compiles again)", RuntimeWarning,
+                   stacklevel=4)
+
+
+def _default_budget():
+    """Bytes a call may allocate: GRAPHGEN_MEMORY_BUDGET, else half the physical memory."""
+    value = _os.environ.get("GRAPHGEN_MEMORY_BUDGET")
+    if value:
+        return float(value)
+    try:
+        return 0.5 * _os.sysconf("SC_PHYS_PAGES") * _os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 2.0 ** 40
+
+
+# A call whose arrays (results and temporaries) would exceed this many bytes raises
+# MemoryError naming the array before it allocates anything; assign a float to change it.
+MEMORY_BUDGET = _default_budget()
+
+
+def _check_aliasing(values, writable):
+    """sgd_step writes its params in place while reading every argument: an argument that
+    shares memory with a param (tied weights, overlapping views, an input that is a param)
+    would read half-updated values. Refused, naming the pair."""
+    names = list(values)
+    for i, w in enumerate(names):
+        if w not in writable:
+            continue
+        for other in names:
+            if other == w or (other in writable and names.index(other) < i):
+                continue
+            a, b = values[w], values[other]
+            if isinstance(b, np.ndarray) and np.may_share_memory(a, b):
+                try:
+                    shared = np.shares_memory(a, b, max_work=100000)
+                except np.exceptions.TooHardError:
+                    shared = True
+                if shared:
+                    raise ValueError(f"arguments {w!r} and {other!r} share memory, but "
+                                     f"sgd_step updates {w!r} in place while reading "
+                                     f"{other!r}; pass separate arrays (e.g. "
+                                     f"{other}={other}.copy())")
+
+
 
 
 def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **unexpected):
@@ -940,19 +1201,20 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
         _bad_call('forward', {'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam}, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
-    if _forward_kernel in _READY:
+    if _forward_kernel in _READY and x.__class__ is _ndarray and y.__class__ is _ndarray and W1.__class__ is _ndarray and W2.__class__ is _ndarray and lam.__class__ is float:
         try:
-            J, o, hid, _expshift9, _sumexp10 = _forward_kernel(x, y, W1, W2, lam)
+            J, o, hid, _expshift9, _sumexp10 = _forward_kernel(x, y, W1, W2, lam, MEMORY_BUDGET)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
-            return {'J': J, 'o': o, 'hid': hid, '_expshift9': _expshift9, '_sumexp10': _sumexp10, 'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam, "_dims": {'n': x.shape[0], 'd': x.shape[1], 'h': W1.shape[0], 'q': W2.shape[0]}}
+            return _sealed({'J': J, 'o': o, 'hid': hid, '_expshift9': _expshift9, '_sumexp10': _sumexp10, 'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam, "_dims": {'n': x.shape[0], 'd': x.shape[1], 'h': W1.shape[0], 'q': W2.shape[0]}})
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     lam = _check_scalar('lam', lam)
-    with _compiling(_forward_kernel):
-        J, o, hid, _expshift9, _sumexp10 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['W2'], lam)
-    return {'J': J, 'o': o, 'hid': hid, '_expshift9': _expshift9, '_sumexp10': _sumexp10, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound}
+    _args = (_a['x'], _a['y'], _a['W1'], _a['W2'], lam, MEMORY_BUDGET,)
+    _compile_for(_forward_kernel, _args)
+    J, o, hid, _expshift9, _sumexp10 = _forward_kernel(*_args)
+    return _sealed({'J': J, 'o': o, 'hid': hid, '_expshift9': _expshift9, '_sumexp10': _sumexp10, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound})
 
 
 def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **unexpected):
@@ -960,9 +1222,9 @@ def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
         _bad_call('value_and_grad', {'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam}, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
-    if _value_and_grad_kernel in _READY:
+    if _value_and_grad_kernel in _READY and x.__class__ is _ndarray and y.__class__ is _ndarray and W1.__class__ is _ndarray and W2.__class__ is _ndarray and lam.__class__ is float:
         try:
-            J, dJ_dW1, dJ_dW2 = _value_and_grad_kernel(x, y, W1, W2, lam)
+            J, dJ_dW1, dJ_dW2 = _value_and_grad_kernel(x, y, W1, W2, lam, MEMORY_BUDGET)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
@@ -970,8 +1232,9 @@ def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     lam = _check_scalar('lam', lam)
-    with _compiling(_value_and_grad_kernel):
-        J, dJ_dW1, dJ_dW2 = _value_and_grad_kernel(_a['x'], _a['y'], _a['W1'], _a['W2'], lam)
+    _args = (_a['x'], _a['y'], _a['W1'], _a['W2'], lam, MEMORY_BUDGET,)
+    _compile_for(_value_and_grad_kernel, _args)
+    J, dJ_dW1, dJ_dW2 = _value_and_grad_kernel(*_args)
     return float(J), {'W1': dJ_dW1, 'W2': dJ_dW2}
 
 
@@ -980,17 +1243,18 @@ def predict(x=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, **unexpected):
     if unexpected or x is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
         _bad_call('predict', {'x': x, 'W1': W1, 'W2': W2, }, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
-    if _predict_kernel in _READY:
+    if _predict_kernel in _READY and x.__class__ is _ndarray and W1.__class__ is _ndarray and W2.__class__ is _ndarray:
         try:
-            o = _predict_kernel(x, W1, W2)
+            o = _predict_kernel(x, W1, W2, MEMORY_BUDGET)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
             return o
     _bound, _a, _dtype = _check_arrays({'x': x, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
-    with _compiling(_predict_kernel):
-        o = _predict_kernel(_a['x'], _a['W1'], _a['W2'])
+    _args = (_a['x'], _a['W1'], _a['W2'], MEMORY_BUDGET,)
+    _compile_for(_predict_kernel, _args)
+    o = _predict_kernel(*_args)
     return o
 
 
@@ -999,9 +1263,9 @@ def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, *
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED or lr is _REQUIRED:
         _bad_call('sgd_step', {'x': x, 'y': y, 'W1': W1, 'W2': W2, "lr": lr, 'lam': lam}, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
-    if _sgd_step_kernel in _READY:
+    if _sgd_step_kernel in _READY and x.__class__ is _ndarray and y.__class__ is _ndarray and W1.__class__ is _ndarray and W2.__class__ is _ndarray and lam.__class__ is float and lr.__class__ is float:
         try:
-            J = _sgd_step_kernel(x, y, W1, W2, lam, lr)
+            J = _sgd_step_kernel(x, y, W1, W2, lam, lr, MEMORY_BUDGET)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
@@ -1010,16 +1274,78 @@ def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, *
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']}, writable=('W1', 'W2'))
     lam = _check_scalar('lam', lam)
     lr = _check_scalar("lr", lr)
-    with _compiling(_sgd_step_kernel):
-        J = _sgd_step_kernel(_a['x'], _a['y'], _a['W1'], _a['W2'], lam, lr)
+    _args = (_a['x'], _a['y'], _a['W1'], _a['W2'], lam, lr, MEMORY_BUDGET,)
+    _compile_for(_sgd_step_kernel, _args)
+    J = _sgd_step_kernel(*_args)
     return float(J)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fingerprint(w):
+    """Two sums of an array's bits (plain and position-weighted, modulo 2**64): an in-place
+    change of any value, or a swap of two, changes them."""
+    h0, h1 = np.uint64(0), np.uint64(0)
+    for i in range(w.size):
+        v = np.uint64(w[i])
+        h0 += v
+        h1 += v * np.uint64(i + 1)
+    return h0, h1
+
+
+def _bits(a):
+    flat = np.ascontiguousarray(a).reshape(-1)
+    kind = {8: np.uint64, 4: np.uint32}.get(flat.itemsize, np.uint8)
+    bits = flat.view(kind)
+    if numba.config.DISABLE_JIT:  # plain Python: wrapping sums in NumPy, without the loop
+        bits = bits.astype(np.uint64)
+        return int(bits.sum()), int((bits * np.arange(1, bits.size + 1, dtype=np.uint64)).sum())
+    return tuple(int(h) for h in _fingerprint(bits))
+
+
+class _Seal:
+    """What forward() put in a tape: each value's shape, dtype and fingerprint."""
+
+    def __init__(self, tape):
+        self.values = {k: _describe(v) for k, v in tape.items() if k != "_dims"}
+        self.dims = dict(tape["_dims"])
+
+
+def _describe(v):
+    if isinstance(v, np.ndarray):
+        return (v.shape, v.dtype, _bits(v))
+    return ("value", v)
+
+
+def _sealed(tape):
+    tape["_seal"] = _Seal(tape)
+    return tape
+
+
+def _check_tape(tape):
+    """A tape holds the caller's arrays by reference: an input changed in place after
+    forward() (or a tape from another module, or edited) would shift the gradients."""
+    seal = tape.get("_seal") if isinstance(tape, dict) else None
+    if not isinstance(seal, _Seal):
+        raise TypeError("backward() takes the dict returned by forward() of this module")
+    if tape.get("_dims") != seal.dims:
+        raise ValueError("backward(): the tape's '_dims' were changed after forward()")
+    for name, recorded in seal.values.items():
+        v = tape.get(name)
+        if recorded[0] == "value":
+            same = v is recorded[1]
+        else:
+            same = isinstance(v, np.ndarray) and _describe(v) == recorded
+        if not same:
+            raise ValueError(f"backward(): {name!r} was modified after forward() (in place or "
+                             f"replaced); call forward() again before backward()")
 
 
 def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
-    if not isinstance(tape, dict) or "_dims" not in tape:
-        raise TypeError("backward() takes the dict returned by forward()")
+    _check_tape(tape)
     _threads.choose(False)
-    grads = _backward_kernel(tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['hid'], tape['_expshift9'], tape['_sumexp10'])
+    _args = (tape['x'], tape['y'], tape['W1'], tape['W2'], tape['lam'], tape['hid'], tape['_expshift9'], tape['_sumexp10'], MEMORY_BUDGET)
+    _compile_for(_backward_kernel, _args)
+    grads = _backward_kernel(*_args)
     grads = dict(zip(['W1', 'W2'], grads))
     return grads

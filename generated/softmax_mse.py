@@ -27,9 +27,11 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: edc71ec723503001d8e4fe094474c1127532e51b4940484f02a7382448c77da9
-# graphgen-content-sha256: d3159d33252b8994b110bddd5f37c34d28e05cbfb08260737eb0d63a1471b26e
+# graphgen-spec-hash: 0a3c36b32cbe563edac82f0de7ebefa37ee0b1328114f7c005e1a62ffefd01a7
+# graphgen-content-sha256: 9d7c103bdcbc291ea1e704b421dfac9d3cafd38a2f8704705a5b62bdf9e76eb9
+import os as _os
 import sys as _sys
+import warnings as _warnings
 
 import numpy as np
 import numba
@@ -46,12 +48,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_edc71ec72350'
+__name__ = 'graphgen_generated_softmax_mse_0a3c36b32cbe'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'edc71ec723503001d8e4fe094474c1127532e51b4940484f02a7382448c77da9'
+SPEC_HASH = '0a3c36b32cbe563edac82f0de7ebefa37ee0b1328114f7c005e1a62ffefd01a7'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -69,11 +71,28 @@ HYPERS = {
 }
 
 # One place for the JIT options: cached on disk next to this file; IEEE semantics
-# (1/0 = inf, not an exception, NaN and inf kept); two relaxations only: reassociation,
+# (1/0 = inf, not an exception, NaN and inf kept); one relaxation only: reassociation,
 # which lets sums vectorise (a sum of squares of a 256x784 matrix: 110 us strict, 8 us
-# reassociated), and reciprocals (a / b may be a * (1 / b), within an ulp), which hoists
-# the division by a row's sum out of the loop over the row.
-_JIT = dict(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc", "arcp"})
+# reassociated). Not `arcp`: reciprocals broke IEEE edge cases (float32 1/sqrt(0) became
+# NaN through an rsqrt estimate, x / 1e-310 became inf in vectorised loops).
+_JIT = dict(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
+
+
+@numba.njit(cache=True, nogil=True)
+def _overlap(a, b):
+    """Whether two arrays' address ranges overlap."""
+    pa, pb = a.ctypes.data, b.ctypes.data
+    return pa < pb + b.size * b.itemsize and pb < pa + a.size * a.itemsize
+
+
+@numba.njit(cache=True, nogil=True)
+def _memory_error(what, need, budget):
+    """Raised before a call allocates more than MEMORY_BUDGET bytes (sizes in float64,
+    which cannot wrap as Numba's int64 size arithmetic does)."""
+    raise MemoryError("graphgen: " + what + " of this call would need "
+                      + str(np.int64(min(need, 9e24) / 1e6)) + " MB, over the memory budget "
+                      "of " + str(np.int64(budget / 1e6)) + " MB (set MEMORY_BUDGET in the "
+                      "module, or GRAPHGEN_MEMORY_BUDGET=bytes)")
 
 # The functions below: strict IEEE (the range reductions of exp, log, tanh, sin and cos
 # rely on the order of operations) and inlined into the kernels that call them, so that
@@ -327,7 +346,7 @@ _threads = _Threads()
 
 
 @numba.njit(**_JIT)
-def _forward_kernel(x, t, W, b):
+def _forward_kernel(x, t, W, b, _budget):
     n = x.shape[0]
     d = x.shape[1]
     q = t.shape[1]
@@ -342,6 +361,37 @@ def _forward_kernel(x, t, W, b):
     if b.shape[0] != q:
         raise ValueError("graphgen: shape of b")
     dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_n*_f_q) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t5'", _b0, _budget)
+    _b1 = (_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary '_max7'", _b1, _budget)
+    _b2 = (_f_n) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_t10'", _b2, _budget)
+    _b3 = (_f_n*_f_q + 2*_f_n + 4096) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("the temporaries", _b3, _budget)
+    _b4 = (_f_n*_f_q) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("array '_expshift8'", _b4, _budget)
+    _b5 = (_f_n) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("array '_sumexp9'", _b5, _budget)
+    _b6 = (_f_n*_f_q) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("array 'p'", _b6, _budget)
+    _b7 = (_f_n*_f_q) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("array '_t12'", _b7, _budget)
+    _b = _b3 + _b4 + _b5 + _b6 + _b7
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
     _ws = np.empty(n*q + 2*n + 4096, dt)  # every temporary of this call, as views
     _scratch = _ws[n*q + 2*n:]  # room for a small operand, transposed (_dot_t)
     # _t5 = x @ W.T    [n, q]
@@ -408,7 +458,7 @@ def _forward_kernel(x, t, W, b):
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(x, _expshift8, _sumexp9, p, _t12):
+def _backward_kernel(x, _expshift8, _sumexp9, p, _t12, _budget):
     n = x.shape[0]
     d = x.shape[1]
     q = _expshift8.shape[1]
@@ -425,6 +475,28 @@ def _backward_kernel(x, _expshift8, _sumexp9, p, _t12):
     if _t12.shape[0] != n or _t12.shape[1] != q:
         raise ValueError("graphgen: shape of _t12")
     dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_n) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_g22'", _b0, _budget)
+    _b1 = (_f_n*_f_q) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary '_g26'", _b1, _budget)
+    _b2 = (_f_n*_f_q + _f_n) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("the temporaries", _b2, _budget)
+    _b3 = (_f_q) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("array 'dJ_db'", _b3, _budget)
+    _b4 = (_f_d*_f_q) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("array '_g29'", _b4, _budget)
+    _b = _b2 + _b3 + _b4
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
     _ws = np.empty(n*q + n, dt)  # every temporary of this call, as views
     # _g22[i, 0] = Σ_j -_t12[i, j]*p[i, j]    [n, 1]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
@@ -458,7 +530,7 @@ def _backward_kernel(x, _expshift8, _sumexp9, p, _t12):
 
 
 @numba.njit(**_JIT)
-def _value_and_grad_kernel(x, t, W, b):
+def _value_and_grad_kernel(x, t, W, b, _budget):
     n = x.shape[0]
     d = x.shape[1]
     q = t.shape[1]
@@ -473,6 +545,49 @@ def _value_and_grad_kernel(x, t, W, b):
     if b.shape[0] != q:
         raise ValueError("graphgen: shape of b")
     dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_n*_f_q) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t5'", _b0, _budget)
+    _b1 = (_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary '_max7'", _b1, _budget)
+    _b2 = (_f_n*_f_q) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_expshift8'", _b2, _budget)
+    _b3 = (_f_n) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("temporary '_sumexp9'", _b3, _budget)
+    _b4 = (_f_n) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("temporary '_t10'", _b4, _budget)
+    _b5 = (_f_n*_f_q) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("temporary 'p'", _b5, _budget)
+    _b6 = (_f_n*_f_q) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("temporary '_t12'", _b6, _budget)
+    _b7 = (_f_n) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("temporary '_g22'", _b7, _budget)
+    _b8 = (_f_n*_f_q) * x.itemsize
+    if _b8 > _budget:
+        _memory_error("temporary '_g26'", _b8, _budget)
+    _b9 = (5*_f_n*_f_q + 4*_f_n + 4096) * x.itemsize
+    if _b9 > _budget:
+        _memory_error("the temporaries", _b9, _budget)
+    _b10 = (_f_q) * x.itemsize
+    if _b10 > _budget:
+        _memory_error("array 'dJ_db'", _b10, _budget)
+    _b11 = (_f_d*_f_q) * x.itemsize
+    if _b11 > _budget:
+        _memory_error("array '_g29'", _b11, _budget)
+    _b = _b9 + _b10 + _b11
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
     _ws = np.empty(5*n*q + 4*n + 4096, dt)  # every temporary of this call, as views
     _scratch = _ws[5*n*q + 4*n:]  # room for a small operand, transposed (_dot_t)
     # _t5 = x @ W.T    [n, q]
@@ -567,7 +682,7 @@ def _value_and_grad_kernel(x, t, W, b):
 
 
 @numba.njit(**_JIT)
-def _predict_kernel(x, W, b):
+def _predict_kernel(x, W, b, _budget):
     n = x.shape[0]
     d = x.shape[1]
     q = W.shape[0]
@@ -580,6 +695,28 @@ def _predict_kernel(x, W, b):
     if b.shape[0] != q:
         raise ValueError("graphgen: shape of b")
     dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_n*_f_q) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t5'", _b0, _budget)
+    _b1 = (_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary '_max7'", _b1, _budget)
+    _b2 = (_f_n) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_sumexp9'", _b2, _budget)
+    _b3 = (_f_n*_f_q + 2*_f_n + 4096) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("the temporaries", _b3, _budget)
+    _b4 = (_f_n*_f_q) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("array 'p'", _b4, _budget)
+    _b = _b3 + _b4
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
     _ws = np.empty(n*q + 2*n + 4096, dt)  # every temporary of this call, as views
     _scratch = _ws[n*q + 2*n:]  # room for a small operand, transposed (_dot_t)
     # _t5 = x @ W.T    [n, q]
@@ -626,7 +763,7 @@ def _predict_kernel(x, W, b):
 
 
 @numba.njit(**_JIT)
-def _sgd_step_kernel(x, t, W, b, lr):
+def _sgd_step_kernel(x, t, W, b, lr, _budget):
     n = x.shape[0]
     d = x.shape[1]
     q = t.shape[1]
@@ -640,7 +777,54 @@ def _sgd_step_kernel(x, t, W, b, lr):
         raise ValueError("graphgen: shape of W")
     if b.shape[0] != q:
         raise ValueError("graphgen: shape of b")
+    if _overlap(x, W):
+        raise ValueError("graphgen: x and W share memory")
+    if _overlap(x, b):
+        raise ValueError("graphgen: x and b share memory")
+    if _overlap(t, W):
+        raise ValueError("graphgen: t and W share memory")
+    if _overlap(t, b):
+        raise ValueError("graphgen: t and b share memory")
+    if _overlap(W, b):
+        raise ValueError("graphgen: W and b share memory")
     dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_n*_f_q) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t5'", _b0, _budget)
+    _b1 = (_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary '_max7'", _b1, _budget)
+    _b2 = (_f_n*_f_q) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_expshift8'", _b2, _budget)
+    _b3 = (_f_n) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("temporary '_sumexp9'", _b3, _budget)
+    _b4 = (_f_n) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("temporary '_t10'", _b4, _budget)
+    _b5 = (_f_n*_f_q) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("temporary 'p'", _b5, _budget)
+    _b6 = (_f_n*_f_q) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("temporary '_t12'", _b6, _budget)
+    _b7 = (_f_n) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("temporary '_g22'", _b7, _budget)
+    _b8 = (_f_n*_f_q) * x.itemsize
+    if _b8 > _budget:
+        _memory_error("temporary '_g26'", _b8, _budget)
+    _b9 = (_f_q) * x.itemsize
+    if _b9 > _budget:
+        _memory_error("temporary 'dJ_db'", _b9, _budget)
+    _b10 = (5*_f_n*_f_q + 4*_f_n + _f_q + 4096) * x.itemsize
+    if _b10 > _budget:
+        _memory_error("the temporaries", _b10, _budget)
     _ws = np.empty(5*n*q + 4*n + q + 4096, dt)  # every temporary of this call, as views
     _scratch = _ws[5*n*q + 4*n + q:]  # room for a small operand, transposed (_dot_t)
     # _t5 = x @ W.T    [n, q]
@@ -732,6 +916,13 @@ def _sgd_step_kernel(x, t, W, b, lr):
         b[i0] = b[i0] - dJ_db[i0] * lr
     return J
 
+if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (validated)
+    _forward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _backward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _value_and_grad_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _predict_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _sgd_step_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+
 
 # ---------------------------------------------------------------------------- validation
 class _Required:
@@ -777,7 +968,11 @@ def _check_scalar(name, value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(
             value, (int, float, np.integer, np.floating)):
         raise TypeError(f"argument {name!r} must be a real number, got {type(value).__name__}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"argument {name!r} is too large for a float64 "
+                         f"({len(str(abs(value)))}-digit integer)") from None
 
 
 def _check_arrays(values, table, writable=(), dims=None):
@@ -794,6 +989,12 @@ def _check_arrays(values, table, writable=(), dims=None):
         v = values[name]
         if not shape and name not in writable and isinstance(v, (float, np.floating)):
             v = np.asarray(v)  # a scalar for a 0-d declaration
+        if isinstance(v, (np.ma.MaskedArray, np.matrix)):
+            raise TypeError(f"argument {name!r} is a {type(v).__module__}.{type(v).__name__}, "
+                            f"whose semantics graphgen does not follow (a mask, matrix "
+                            f"products); pass a plain numpy array (e.g. np.asarray)")
+        if isinstance(v, np.ndarray) and type(v) is not np.ndarray:
+            v = v.view(np.ndarray)  # e.g. np.memmap: the same memory, as a plain array
         if not isinstance(v, np.ndarray):
             raise TypeError(f"argument {name!r} must be a numpy array of shape "
                             f"{_shape_text(shape)}, got {type(v).__name__}")
@@ -835,11 +1036,13 @@ def _check_arrays(values, table, writable=(), dims=None):
             arrays[name] = np.ascontiguousarray(v, dtype=np.int64)
         if not shape:  # 0-d: a 1-element view, so in-place updates reach the caller's array
             arrays[name] = arrays[name].reshape(1)
+    if writable:
+        _check_aliasing(values, writable)
     for name, (shape, kind, label_range) in table.items():
         if label_range is None:
             continue
         high = label_range if isinstance(label_range, int) else bound.get(label_range)
-        y = arrays[name]
+        y = np.asarray(values[name])  # before the int64 cast, which wraps large uint64
         if high is not None and (y.min() < 0 or y.max() >= high):
             bad = y[(y < 0) | (y >= high)][0]
             raise ValueError(f"argument {name!r} holds class labels in [0, {high}), "
@@ -851,29 +1054,103 @@ def _dims(bound, names):
     return tuple(bound[d] for d in names)
 
 
-_READY = set()  # kernels whose fast path is open: compiled once, then closed to new types
+_READY = set()  # kernels compiled for at least one validated signature
 
 
-class _compiling:
-    """Lets a kernel compile a new signature, only after the arguments were validated; the
-    fast paths call kernels with unvalidated arguments, so outside this block a kernel
-    refuses (TypeError) any argument types it has not compiled for."""
+def _compile_for(kernel, args):
+    """Compile `kernel` for the types of validated `args`, without ever opening its
+    dispatcher: the fast paths call kernels with unvalidated arguments from any thread, and
+    a dispatcher opened for one thread's compile would compile another thread's raw call
+    (float labels were accepted that way, and cached on disk). Compiles run under Numba's
+    own compiler lock; the disk cache is used as Numba would, and an unwritable one (a full
+    disk, a file name too long) falls back to compiling in memory, with one warning."""
+    try:
+        overloads = kernel.overloads
+    except AttributeError:  # a plain function when the JIT is off
+        return
+    sig = tuple(kernel.typeof_pyval(a) for a in args)
+    if sig not in overloads:
+        from numba.core.compiler_lock import global_compiler_lock
 
-    def __init__(self, kernel):
-        self.kernel = kernel
+        with global_compiler_lock:
+            if sig not in overloads:
+                try:
+                    _compile_overload(kernel, sig)
+                except OSError as e:
+                    _memory_only(e)
+                    _compile_overload(kernel, sig)
+    _READY.add(kernel)
 
-    def __enter__(self):
-        if self.kernel in _READY:
-            self.kernel.disable_compile(False)
 
-    def __exit__(self, *exc):
-        try:
-            compiled = self.kernel.signatures
-        except AttributeError:  # a plain function when the JIT is off
-            return
-        if compiled:
-            self.kernel.disable_compile(True)
-            _READY.add(self.kernel)
+def _compile_overload(kernel, sig):
+    cres = kernel._cache.load_overload(sig, kernel.targetctx)
+    if cres is not None:
+        kernel.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+        kernel.add_overload(cres)
+        return
+    cres = kernel._compiler.compile(sig, None)
+    kernel.add_overload(cres)
+    try:
+        kernel._cache.save_overload(sig, cres)
+    except OSError as e:
+        _memory_only(e)
+
+
+def _memory_only(error):
+    """Stop using Numba's disk cache for every function of this module (once)."""
+    from numba.core.caching import NullCache
+
+    dispatchers = [f for f in globals().values()
+                   if isinstance(f, numba.core.dispatcher.Dispatcher)]
+    if all(isinstance(f._cache, NullCache) for f in dispatchers):
+        raise error
+    for f in dispatchers:
+        f._cache = NullCache()
+    _warnings.warn(f"graphgen: Numba's cache for {__file__} is not writable ({error}); "
+                   "compiling in memory (each new process compiles again)", RuntimeWarning,
+                   stacklevel=4)
+
+
+def _default_budget():
+    """Bytes a call may allocate: GRAPHGEN_MEMORY_BUDGET, else half the physical memory."""
+    value = _os.environ.get("GRAPHGEN_MEMORY_BUDGET")
+    if value:
+        return float(value)
+    try:
+        return 0.5 * _os.sysconf("SC_PHYS_PAGES") * _os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 2.0 ** 40
+
+
+# A call whose arrays (results and temporaries) would exceed this many bytes raises
+# MemoryError naming the array before it allocates anything; assign a float to change it.
+MEMORY_BUDGET = _default_budget()
+
+
+def _check_aliasing(values, writable):
+    """sgd_step writes its params in place while reading every argument: an argument that
+    shares memory with a param (tied weights, overlapping views, an input that is a param)
+    would read half-updated values. Refused, naming the pair."""
+    names = list(values)
+    for i, w in enumerate(names):
+        if w not in writable:
+            continue
+        for other in names:
+            if other == w or (other in writable and names.index(other) < i):
+                continue
+            a, b = values[w], values[other]
+            if isinstance(b, np.ndarray) and np.may_share_memory(a, b):
+                try:
+                    shared = np.shares_memory(a, b, max_work=100000)
+                except np.exceptions.TooHardError:
+                    shared = True
+                if shared:
+                    raise ValueError(f"arguments {w!r} and {other!r} share memory, but "
+                                     f"sgd_step updates {w!r} in place while reading "
+                                     f"{other!r}; pass separate arrays (e.g. "
+                                     f"{other}={other}.copy())")
+
+
 
 
 def forward(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
@@ -881,18 +1158,19 @@ def forward(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
     if unexpected or x is _REQUIRED or t is _REQUIRED or W is _REQUIRED or b is _REQUIRED:
         _bad_call('forward', {'x': x, 't': t, 'W': W, 'b': b, }, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
-    if _forward_kernel in _READY:
+    if _forward_kernel in _READY and x.__class__ is _ndarray and t.__class__ is _ndarray and W.__class__ is _ndarray and b.__class__ is _ndarray:
         try:
-            J, p, _expshift8, _sumexp9, _t12 = _forward_kernel(x, t, W, b)
+            J, p, _expshift8, _sumexp9, _t12 = _forward_kernel(x, t, W, b, MEMORY_BUDGET)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
-            return {'J': J, 'p': p, '_expshift8': _expshift8, '_sumexp9': _sumexp9, '_t12': _t12, 'x': x, "_dims": {'n': x.shape[0], 'd': x.shape[1], 'q': t.shape[1]}}
+            return _sealed({'J': J, 'p': p, '_expshift8': _expshift8, '_sumexp9': _sumexp9, '_t12': _t12, 'x': x, "_dims": {'n': x.shape[0], 'd': x.shape[1], 'q': t.shape[1]}})
     _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']})
-    with _compiling(_forward_kernel):
-        J, p, _expshift8, _sumexp9, _t12 = _forward_kernel(_a['x'], _a['t'], _a['W'], _a['b'])
-    return {'J': J, 'p': p, '_expshift8': _expshift8, '_sumexp9': _sumexp9, '_t12': _t12, 'x': _a['x'], "_dims": _bound}
+    _args = (_a['x'], _a['t'], _a['W'], _a['b'], MEMORY_BUDGET,)
+    _compile_for(_forward_kernel, _args)
+    J, p, _expshift8, _sumexp9, _t12 = _forward_kernel(*_args)
+    return _sealed({'J': J, 'p': p, '_expshift8': _expshift8, '_sumexp9': _sumexp9, '_t12': _t12, 'x': _a['x'], "_dims": _bound})
 
 
 def value_and_grad(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
@@ -900,17 +1178,18 @@ def value_and_grad(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpec
     if unexpected or x is _REQUIRED or t is _REQUIRED or W is _REQUIRED or b is _REQUIRED:
         _bad_call('value_and_grad', {'x': x, 't': t, 'W': W, 'b': b, }, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
-    if _value_and_grad_kernel in _READY:
+    if _value_and_grad_kernel in _READY and x.__class__ is _ndarray and t.__class__ is _ndarray and W.__class__ is _ndarray and b.__class__ is _ndarray:
         try:
-            J, dJ_dW, dJ_db = _value_and_grad_kernel(x, t, W, b)
+            J, dJ_dW, dJ_db = _value_and_grad_kernel(x, t, W, b, MEMORY_BUDGET)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
             return float(J), {'W': dJ_dW, 'b': dJ_db}
     _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']})
-    with _compiling(_value_and_grad_kernel):
-        J, dJ_dW, dJ_db = _value_and_grad_kernel(_a['x'], _a['t'], _a['W'], _a['b'])
+    _args = (_a['x'], _a['t'], _a['W'], _a['b'], MEMORY_BUDGET,)
+    _compile_for(_value_and_grad_kernel, _args)
+    J, dJ_dW, dJ_db = _value_and_grad_kernel(*_args)
     return float(J), {'W': dJ_dW, 'b': dJ_db}
 
 
@@ -919,17 +1198,18 @@ def predict(x=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
     if unexpected or x is _REQUIRED or W is _REQUIRED or b is _REQUIRED:
         _bad_call('predict', {'x': x, 'W': W, 'b': b, }, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
-    if _predict_kernel in _READY:
+    if _predict_kernel in _READY and x.__class__ is _ndarray and W.__class__ is _ndarray and b.__class__ is _ndarray:
         try:
-            p = _predict_kernel(x, W, b)
+            p = _predict_kernel(x, W, b, MEMORY_BUDGET)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
             return p
     _bound, _a, _dtype = _check_arrays({'x': x, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 'W': PARAMS['W'], 'b': PARAMS['b']})
-    with _compiling(_predict_kernel):
-        p = _predict_kernel(_a['x'], _a['W'], _a['b'])
+    _args = (_a['x'], _a['W'], _a['b'], MEMORY_BUDGET,)
+    _compile_for(_predict_kernel, _args)
+    p = _predict_kernel(*_args)
     return p
 
 
@@ -938,9 +1218,9 @@ def sgd_step(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, lr=_REQUIRED
     if unexpected or x is _REQUIRED or t is _REQUIRED or W is _REQUIRED or b is _REQUIRED or lr is _REQUIRED:
         _bad_call('sgd_step', {'x': x, 't': t, 'W': W, 'b': b, "lr": lr, }, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
-    if _sgd_step_kernel in _READY:
+    if _sgd_step_kernel in _READY and x.__class__ is _ndarray and t.__class__ is _ndarray and W.__class__ is _ndarray and b.__class__ is _ndarray and lr.__class__ is float:
         try:
-            J = _sgd_step_kernel(x, t, W, b, lr)
+            J = _sgd_step_kernel(x, t, W, b, lr, MEMORY_BUDGET)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
@@ -948,16 +1228,78 @@ def sgd_step(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, lr=_REQUIRED
     _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']}, writable=('W', 'b'))
     lr = _check_scalar("lr", lr)
-    with _compiling(_sgd_step_kernel):
-        J = _sgd_step_kernel(_a['x'], _a['t'], _a['W'], _a['b'], lr)
+    _args = (_a['x'], _a['t'], _a['W'], _a['b'], lr, MEMORY_BUDGET,)
+    _compile_for(_sgd_step_kernel, _args)
+    J = _sgd_step_kernel(*_args)
     return float(J)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fingerprint(w):
+    """Two sums of an array's bits (plain and position-weighted, modulo 2**64): an in-place
+    change of any value, or a swap of two, changes them."""
+    h0, h1 = np.uint64(0), np.uint64(0)
+    for i in range(w.size):
+        v = np.uint64(w[i])
+        h0 += v
+        h1 += v * np.uint64(i + 1)
+    return h0, h1
+
+
+def _bits(a):
+    flat = np.ascontiguousarray(a).reshape(-1)
+    kind = {8: np.uint64, 4: np.uint32}.get(flat.itemsize, np.uint8)
+    bits = flat.view(kind)
+    if numba.config.DISABLE_JIT:  # plain Python: wrapping sums in NumPy, without the loop
+        bits = bits.astype(np.uint64)
+        return int(bits.sum()), int((bits * np.arange(1, bits.size + 1, dtype=np.uint64)).sum())
+    return tuple(int(h) for h in _fingerprint(bits))
+
+
+class _Seal:
+    """What forward() put in a tape: each value's shape, dtype and fingerprint."""
+
+    def __init__(self, tape):
+        self.values = {k: _describe(v) for k, v in tape.items() if k != "_dims"}
+        self.dims = dict(tape["_dims"])
+
+
+def _describe(v):
+    if isinstance(v, np.ndarray):
+        return (v.shape, v.dtype, _bits(v))
+    return ("value", v)
+
+
+def _sealed(tape):
+    tape["_seal"] = _Seal(tape)
+    return tape
+
+
+def _check_tape(tape):
+    """A tape holds the caller's arrays by reference: an input changed in place after
+    forward() (or a tape from another module, or edited) would shift the gradients."""
+    seal = tape.get("_seal") if isinstance(tape, dict) else None
+    if not isinstance(seal, _Seal):
+        raise TypeError("backward() takes the dict returned by forward() of this module")
+    if tape.get("_dims") != seal.dims:
+        raise ValueError("backward(): the tape's '_dims' were changed after forward()")
+    for name, recorded in seal.values.items():
+        v = tape.get(name)
+        if recorded[0] == "value":
+            same = v is recorded[1]
+        else:
+            same = isinstance(v, np.ndarray) and _describe(v) == recorded
+        if not same:
+            raise ValueError(f"backward(): {name!r} was modified after forward() (in place or "
+                             f"replaced); call forward() again before backward()")
 
 
 def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
-    if not isinstance(tape, dict) or "_dims" not in tape:
-        raise TypeError("backward() takes the dict returned by forward()")
+    _check_tape(tape)
     _threads.choose(False)
-    grads = _backward_kernel(tape['x'], tape['_expshift8'], tape['_sumexp9'], tape['p'], tape['_t12'])
+    _args = (tape['x'], tape['_expshift8'], tape['_sumexp9'], tape['p'], tape['_t12'], MEMORY_BUDGET)
+    _compile_for(_backward_kernel, _args)
+    grads = _backward_kernel(*_args)
     grads = dict(zip(['W', 'b'], grads))
     return grads

@@ -32,13 +32,15 @@ Derivation:
         dJ/db2[i] = Σ_j dJ/do[j, i]                      [q]
         dJ/dhid = dJ/do @ W2                             [n, h]
         dJ/dW2 = (dJ/do.T @ hid)                         [q, h]
-        _g36 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8)) [n, h]
-        dJ/db1[i] = Σ_j _g36[j, i]                       [h]
-        dJ/dW1 = (_g36.T @ x)                            [h, d]
+        _g33 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8)) [n, h]
+        dJ/db1[i] = Σ_j _g33[j, i]                       [h]
+        dJ/dW1 = (_g33.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 70b17e75aeb706f5a5f6f07f58339d74ed9a6bde5c180d0ae14655a1b6b43a02
-# graphgen-content-sha256: 0c8b089a4ed96dd03503d3f22b39f4adac9fbbb81cd67c0e45875b46851aa5db
+# graphgen-spec-hash: 157b1e8ca282ffc67795a51bb55ac6012e2b26cde60adf6951ab236c91d5db12
+# graphgen-content-sha256: 0067ac10ccf755a6f53d76c8544e2c4e7909f66aa50f8d5a32045eccc1113dc3
+import os as _os
 import sys as _sys
+import warnings as _warnings
 
 import numpy as np
 import numba
@@ -55,12 +57,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_70b17e75aeb7'
+__name__ = 'graphgen_generated_swish_157b1e8ca282'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '70b17e75aeb706f5a5f6f07f58339d74ed9a6bde5c180d0ae14655a1b6b43a02'
+SPEC_HASH = '157b1e8ca282ffc67795a51bb55ac6012e2b26cde60adf6951ab236c91d5db12'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -80,11 +82,28 @@ HYPERS = {
 }
 
 # One place for the JIT options: cached on disk next to this file; IEEE semantics
-# (1/0 = inf, not an exception, NaN and inf kept); two relaxations only: reassociation,
+# (1/0 = inf, not an exception, NaN and inf kept); one relaxation only: reassociation,
 # which lets sums vectorise (a sum of squares of a 256x784 matrix: 110 us strict, 8 us
-# reassociated), and reciprocals (a / b may be a * (1 / b), within an ulp), which hoists
-# the division by a row's sum out of the loop over the row.
-_JIT = dict(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc", "arcp"})
+# reassociated). Not `arcp`: reciprocals broke IEEE edge cases (float32 1/sqrt(0) became
+# NaN through an rsqrt estimate, x / 1e-310 became inf in vectorised loops).
+_JIT = dict(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
+
+
+@numba.njit(cache=True, nogil=True)
+def _overlap(a, b):
+    """Whether two arrays' address ranges overlap."""
+    pa, pb = a.ctypes.data, b.ctypes.data
+    return pa < pb + b.size * b.itemsize and pb < pa + a.size * a.itemsize
+
+
+@numba.njit(cache=True, nogil=True)
+def _memory_error(what, need, budget):
+    """Raised before a call allocates more than MEMORY_BUDGET bytes (sizes in float64,
+    which cannot wrap as Numba's int64 size arithmetic does)."""
+    raise MemoryError("graphgen: " + what + " of this call would need "
+                      + str(np.int64(min(need, 9e24) / 1e6)) + " MB, over the memory budget "
+                      "of " + str(np.int64(budget / 1e6)) + " MB (set MEMORY_BUDGET in the "
+                      "module, or GRAPHGEN_MEMORY_BUDGET=bytes)")
 
 # The functions below: strict IEEE (the range reductions of exp, log, tanh, sin and cos
 # rely on the order of operations) and inlined into the kernels that call them, so that
@@ -346,7 +365,7 @@ def _sigmoid(x):
 
 
 @numba.njit(**_JIT)
-def _forward_kernel(x, y, W1, b1, W2, b2):
+def _forward_kernel(x, y, W1, b1, W2, b2, _budget):
     n = x.shape[0]
     d = x.shape[1]
     h = W1.shape[0]
@@ -369,6 +388,38 @@ def _forward_kernel(x, y, W1, b1, W2, b2):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_n) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_max13'", _b0, _budget)
+    _b1 = (_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary '_picked17'", _b1, _budget)
+    _b2 = (2*_f_n + 4096) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("the temporaries", _b2, _budget)
+    _b3 = (_f_h*_f_n) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("array '_t7'", _b3, _budget)
+    _b4 = (_f_h*_f_n) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("array 'hid'", _b4, _budget)
+    _b5 = (_f_n*_f_q) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("array '_t11'", _b5, _budget)
+    _b6 = (_f_n*_f_q) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("array '_expshift14'", _b6, _budget)
+    _b7 = (_f_n) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("array '_sumexp15'", _b7, _budget)
+    _b = _b2 + _b3 + _b4 + _b5 + _b6 + _b7
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
     _ws = np.empty(2*n + 4096, dt)  # every temporary of this call, as views
     _scratch = _ws[2*n:]  # room for a small operand, transposed (_dot_t)
     # _t7 = x @ W1.T    [n, h]
@@ -421,24 +472,24 @@ def _forward_kernel(x, y, W1, b1, W2, b2):
         for i1 in range(q):
             acc += _expshift14[i0, i1]
         _sumexp15[i0, 0] = acc
-    # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+    # _picked17[i] = Σ_j (o[i, j] - _max13[i, 0] if y[i] == j else 0)    [n]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _picked18 = _ws[n:2*n].reshape((n,))
+    _picked17 = _ws[n:2*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked18[i0] = acc
+            acc += (o[i0, i1] - _max13[i0, 0] if y[i0] == i1 else 0.0)
+        _picked17[i0] = acc
     # J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max13[i0, 0] + _log(_sumexp15[i0, 0]) - _picked18[i0]) / n
+        acc += (_log(_sumexp15[i0, 0]) - _picked17[i0]) / n
     J = acc
     return J, o, _t8, hid, _expshift14, _sumexp15
 
 
 @numba.njit(**_JIT)
-def _backward_kernel(x, y, W2, _t8, hid, _expshift14, _sumexp15):
+def _backward_kernel(x, y, W2, _t8, hid, _expshift14, _sumexp15, _budget):
     n = x.shape[0]
     d = x.shape[1]
     q = W2.shape[0]
@@ -463,6 +514,35 @@ def _backward_kernel(x, y, W2, _t8, hid, _expshift14, _sumexp15):
     if _sumexp15.shape[0] != n or _sumexp15.shape[1] != 1:
         raise ValueError("graphgen: shape of _sumexp15")
     dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_n*_f_q) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary 'dJ_do'", _b0, _budget)
+    _b1 = (_f_h*_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary 'dJ_dhid'", _b1, _budget)
+    _b2 = (_f_h*_f_n + _f_n*_f_q) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("the temporaries", _b2, _budget)
+    _b3 = (_f_q) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("array 'dJ_db2'", _b3, _budget)
+    _b4 = (_f_h*_f_q) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("array '_g31'", _b4, _budget)
+    _b5 = (_f_h) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("array 'dJ_db1'", _b5, _budget)
+    _b6 = (_f_d*_f_h) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("array '_g36'", _b6, _budget)
+    _b = _b2 + _b3 + _b4 + _b5 + _b6
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
     _ws = np.empty(h*n + n*q, dt)  # every temporary of this call, as views
     # one fused loop for the next steps:
     #   dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
@@ -481,38 +561,38 @@ def _backward_kernel(x, y, W2, _t8, hid, _expshift14, _sumexp15):
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_dhid = _ws[n*q:h*n + n*q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g34 = dJ/do.T @ hid    [q, h]
+    # _g31 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _g34 = np.empty((q, h), dt)
-    np.dot(dJ_do.T, hid, _g34)
+    _g31 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g31)
     # dJ/dW2 = (dJ/do.T @ hid)    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_dW2 = _g34  # same values: no copy
+    dJ_dW2 = _g31  # same values: no copy
     # one fused loop for the next steps:
-    #   _g36 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
+    #   _g33 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
     #     grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    #   dJ/db1[i] = Σ_j _g36[j, i]    [h]
+    #   dJ/db1[i] = Σ_j _g33[j, i]    [h]
     #     grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g36 = dJ_dhid  # reuse the buffer
+    _g33 = dJ_dhid  # reuse the buffer
     dJ_db1 = np.empty((h,), dt)
     dJ_db1[:] = 0.0
     for i0 in range(n):
         for i1 in range(h):
-            _v__g36 = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
-            _g36[i0, i1] = _v__g36
-            dJ_db1[i1] += _v__g36
-    # _g39 = _g36.T @ x    [h, d]
+            _v__g33 = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
+            _g33[i0, i1] = _v__g33
+            dJ_db1[i1] += _v__g33
+    # _g36 = _g33.T @ x    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g39 = np.empty((h, d), dt)
-    np.dot(_g36.T, x, _g39)
-    # dJ/dW1 = (_g36.T @ x)    [h, d]
+    _g36 = np.empty((h, d), dt)
+    np.dot(_g33.T, x, _g36)
+    # dJ/dW1 = (_g33.T @ x)    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    dJ_dW1 = _g39  # same values: no copy
+    dJ_dW1 = _g36  # same values: no copy
     return dJ_dW1, dJ_db1, dJ_dW2, dJ_db2
 
 
 @numba.njit(**_JIT)
-def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
+def _value_and_grad_kernel(x, y, W1, b1, W2, b2, _budget):
     n = x.shape[0]
     d = x.shape[1]
     h = W1.shape[0]
@@ -535,6 +615,56 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_h*_f_n) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t7'", _b0, _budget)
+    _b1 = (_f_h*_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary 'hid'", _b1, _budget)
+    _b2 = (_f_n*_f_q) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_t11'", _b2, _budget)
+    _b3 = (_f_n) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("temporary '_max13'", _b3, _budget)
+    _b4 = (_f_n*_f_q) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("temporary '_expshift14'", _b4, _budget)
+    _b5 = (_f_n) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("temporary '_sumexp15'", _b5, _budget)
+    _b6 = (_f_n) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("temporary '_picked17'", _b6, _budget)
+    _b7 = (_f_n*_f_q) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("temporary 'dJ_do'", _b7, _budget)
+    _b8 = (_f_h*_f_n) * x.itemsize
+    if _b8 > _budget:
+        _memory_error("temporary 'dJ_dhid'", _b8, _budget)
+    _b9 = (3*_f_h*_f_n + 3*_f_n*_f_q + 3*_f_n + 4096) * x.itemsize
+    if _b9 > _budget:
+        _memory_error("the temporaries", _b9, _budget)
+    _b10 = (_f_q) * x.itemsize
+    if _b10 > _budget:
+        _memory_error("array 'dJ_db2'", _b10, _budget)
+    _b11 = (_f_h*_f_q) * x.itemsize
+    if _b11 > _budget:
+        _memory_error("array '_g31'", _b11, _budget)
+    _b12 = (_f_h) * x.itemsize
+    if _b12 > _budget:
+        _memory_error("array 'dJ_db1'", _b12, _budget)
+    _b13 = (_f_d*_f_h) * x.itemsize
+    if _b13 > _budget:
+        _memory_error("array '_g36'", _b13, _budget)
+    _b = _b9 + _b10 + _b11 + _b12 + _b13
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
     _ws = np.empty(3*h*n + 3*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
     _scratch = _ws[3*h*n + 3*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
     # _t7 = x @ W1.T    [n, h]
@@ -587,18 +717,18 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
         for i1 in range(q):
             acc += _expshift14[i0, i1]
         _sumexp15[i0, 0] = acc
-    # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+    # _picked17[i] = Σ_j (o[i, j] - _max13[i, 0] if y[i] == j else 0)    [n]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _picked18 = _ws[2*h*n + 2*n*q + 2*n:2*h*n + 2*n*q + 3*n].reshape((n,))
+    _picked17 = _ws[2*h*n + 2*n*q + 2*n:2*h*n + 2*n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked18[i0] = acc
+            acc += (o[i0, i1] - _max13[i0, 0] if y[i0] == i1 else 0.0)
+        _picked17[i0] = acc
     # J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max13[i0, 0] + _log(_sumexp15[i0, 0]) - _picked18[i0]) / n
+        acc += (_log(_sumexp15[i0, 0]) - _picked17[i0]) / n
     J = acc
     # one fused loop for the next steps:
     #   dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
@@ -617,38 +747,38 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_dhid = _ws[2*h*n + 3*n*q + 3*n:3*h*n + 3*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # _g34 = dJ/do.T @ hid    [q, h]
+    # _g31 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _g34 = np.empty((q, h), dt)
-    np.dot(dJ_do.T, hid, _g34)
+    _g31 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g31)
     # dJ/dW2 = (dJ/do.T @ hid)    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_dW2 = _g34  # same values: no copy
+    dJ_dW2 = _g31  # same values: no copy
     # one fused loop for the next steps:
-    #   _g36 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
+    #   _g33 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
     #     grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    #   dJ/db1[i] = Σ_j _g36[j, i]    [h]
+    #   dJ/db1[i] = Σ_j _g33[j, i]    [h]
     #     grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g36 = dJ_dhid  # reuse the buffer
+    _g33 = dJ_dhid  # reuse the buffer
     dJ_db1 = np.empty((h,), dt)
     dJ_db1[:] = 0.0
     for i0 in range(n):
         for i1 in range(h):
-            _v__g36 = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
-            _g36[i0, i1] = _v__g36
-            dJ_db1[i1] += _v__g36
-    # _g39 = _g36.T @ x    [h, d]
+            _v__g33 = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
+            _g33[i0, i1] = _v__g33
+            dJ_db1[i1] += _v__g33
+    # _g36 = _g33.T @ x    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g39 = np.empty((h, d), dt)
-    np.dot(_g36.T, x, _g39)
-    # dJ/dW1 = (_g36.T @ x)    [h, d]
+    _g36 = np.empty((h, d), dt)
+    np.dot(_g33.T, x, _g36)
+    # dJ/dW1 = (_g33.T @ x)    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    dJ_dW1 = _g39  # same values: no copy
+    dJ_dW1 = _g36  # same values: no copy
     return J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2
 
 
 @numba.njit(**_JIT)
-def _predict_kernel(x, W1, b1, W2, b2):
+def _predict_kernel(x, W1, b1, W2, b2, _budget):
     n = x.shape[0]
     d = x.shape[1]
     h = W1.shape[0]
@@ -666,6 +796,20 @@ def _predict_kernel(x, W1, b1, W2, b2):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_h*_f_n + 4096) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("the temporaries", _b0, _budget)
+    _b1 = (_f_n*_f_q) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("array '_t11'", _b1, _budget)
+    _b = _b0 + _b1
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
     _ws = np.empty(h*n + 4096, dt)  # every temporary of this call, as views
     _scratch = _ws[h*n:]  # room for a small operand, transposed (_dot_t)
     # _t7 = x @ W1.T    [n, h]
@@ -690,7 +834,7 @@ def _predict_kernel(x, W1, b1, W2, b2):
 
 
 @numba.njit(**_JIT)
-def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
+def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr, _budget):
     n = x.shape[0]
     d = x.shape[1]
     h = W1.shape[0]
@@ -712,7 +856,76 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
         raise ValueError("graphgen: shape of W2")
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
+    if _overlap(x, W1):
+        raise ValueError("graphgen: x and W1 share memory")
+    if _overlap(x, b1):
+        raise ValueError("graphgen: x and b1 share memory")
+    if _overlap(x, W2):
+        raise ValueError("graphgen: x and W2 share memory")
+    if _overlap(x, b2):
+        raise ValueError("graphgen: x and b2 share memory")
+    if _overlap(y, W1):
+        raise ValueError("graphgen: y and W1 share memory")
+    if _overlap(y, b1):
+        raise ValueError("graphgen: y and b1 share memory")
+    if _overlap(y, W2):
+        raise ValueError("graphgen: y and W2 share memory")
+    if _overlap(y, b2):
+        raise ValueError("graphgen: y and b2 share memory")
+    if _overlap(W1, b1):
+        raise ValueError("graphgen: W1 and b1 share memory")
+    if _overlap(W1, W2):
+        raise ValueError("graphgen: W1 and W2 share memory")
+    if _overlap(W1, b2):
+        raise ValueError("graphgen: W1 and b2 share memory")
+    if _overlap(b1, W2):
+        raise ValueError("graphgen: b1 and W2 share memory")
+    if _overlap(b1, b2):
+        raise ValueError("graphgen: b1 and b2 share memory")
+    if _overlap(W2, b2):
+        raise ValueError("graphgen: W2 and b2 share memory")
     dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_h*_f_n) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t7'", _b0, _budget)
+    _b1 = (_f_h*_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary 'hid'", _b1, _budget)
+    _b2 = (_f_n*_f_q) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_t11'", _b2, _budget)
+    _b3 = (_f_n) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("temporary '_max13'", _b3, _budget)
+    _b4 = (_f_n*_f_q) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("temporary '_expshift14'", _b4, _budget)
+    _b5 = (_f_n) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("temporary '_sumexp15'", _b5, _budget)
+    _b6 = (_f_n) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("temporary '_picked17'", _b6, _budget)
+    _b7 = (_f_n*_f_q) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("temporary 'dJ_do'", _b7, _budget)
+    _b8 = (_f_q) * x.itemsize
+    if _b8 > _budget:
+        _memory_error("temporary 'dJ_db2'", _b8, _budget)
+    _b9 = (_f_h*_f_n) * x.itemsize
+    if _b9 > _budget:
+        _memory_error("temporary 'dJ_dhid'", _b9, _budget)
+    _b10 = (_f_h) * x.itemsize
+    if _b10 > _budget:
+        _memory_error("temporary 'dJ_db1'", _b10, _budget)
+    _b11 = (3*_f_h*_f_n + _f_h + 3*_f_n*_f_q + 3*_f_n + _f_q + 4096) * x.itemsize
+    if _b11 > _budget:
+        _memory_error("the temporaries", _b11, _budget)
     _ws = np.empty(3*h*n + h + 3*n*q + 3*n + q + 4096, dt)  # every temporary of this call, as views
     _scratch = _ws[3*h*n + h + 3*n*q + 3*n + q:]  # room for a small operand, transposed (_dot_t)
     # _t7 = x @ W1.T    [n, h]
@@ -765,18 +978,18 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
         for i1 in range(q):
             acc += _expshift14[i0, i1]
         _sumexp15[i0, 0] = acc
-    # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+    # _picked17[i] = Σ_j (o[i, j] - _max13[i, 0] if y[i] == j else 0)    [n]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _picked18 = _ws[2*h*n + 2*n*q + 2*n:2*h*n + 2*n*q + 3*n].reshape((n,))
+    _picked17 = _ws[2*h*n + 2*n*q + 2*n:2*h*n + 2*n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
-            acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
-        _picked18[i0] = acc
+            acc += (o[i0, i1] - _max13[i0, 0] if y[i0] == i1 else 0.0)
+        _picked17[i0] = acc
     # J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
     acc = 0.0
     for i0 in range(n):
-        acc += (_max13[i0, 0] + _log(_sumexp15[i0, 0]) - _picked18[i0]) / n
+        acc += (_log(_sumexp15[i0, 0]) - _picked17[i0]) / n
     J = acc
     # one fused loop for the next steps:
     #   dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
@@ -796,21 +1009,21 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
     dJ_dhid = _ws[2*h*n + 3*n*q + 3*n + q:3*h*n + 3*n*q + 3*n + q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
     # one fused loop for the next steps:
-    #   _g36 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
+    #   _g33 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
     #     grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    #   dJ/db1[i] = Σ_j _g36[j, i]    [h]
+    #   dJ/db1[i] = Σ_j _g33[j, i]    [h]
     #     grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
-    _g36 = dJ_dhid  # reuse the buffer
+    _g33 = dJ_dhid  # reuse the buffer
     dJ_db1 = _ws[3*h*n + 3*n*q + 3*n + q:3*h*n + h + 3*n*q + 3*n + q].reshape((h,))
     dJ_db1[:] = 0.0
     for i0 in range(n):
         for i1 in range(h):
-            _v__g36 = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
-            _g36[i0, i1] = _v__g36
-            dJ_db1[i1] += _v__g36
+            _v__g33 = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
+            _g33[i0, i1] = _v__g33
+            dJ_db1[i1] += _v__g33
     # SGD update of W1: W1 -= lr * dJ/dW1
-    #   as one GEMM into W1, no gradient array: W1 = -lr * (_g36.T @ x) + 1.0 * W1
-    _gemm(-lr, _g36.T, x, 1.0, W1)
+    #   as one GEMM into W1, no gradient array: W1 = -lr * (_g33.T @ x) + 1.0 * W1
+    _gemm(-lr, _g33.T, x, 1.0, W1)
     # SGD update of b1: b1 -= lr * dJ/db1
     for i0 in range(h):
         b1[i0] = b1[i0] - dJ_db1[i0] * lr
@@ -821,6 +1034,13 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
     for i0 in range(q):
         b2[i0] = b2[i0] - dJ_db2[i0] * lr
     return J
+
+if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (validated)
+    _forward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _backward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _value_and_grad_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _predict_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _sgd_step_kernel._can_compile = False  # (disable_compile asserts a signature exists)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -867,7 +1087,11 @@ def _check_scalar(name, value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(
             value, (int, float, np.integer, np.floating)):
         raise TypeError(f"argument {name!r} must be a real number, got {type(value).__name__}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"argument {name!r} is too large for a float64 "
+                         f"({len(str(abs(value)))}-digit integer)") from None
 
 
 def _check_arrays(values, table, writable=(), dims=None):
@@ -884,6 +1108,12 @@ def _check_arrays(values, table, writable=(), dims=None):
         v = values[name]
         if not shape and name not in writable and isinstance(v, (float, np.floating)):
             v = np.asarray(v)  # a scalar for a 0-d declaration
+        if isinstance(v, (np.ma.MaskedArray, np.matrix)):
+            raise TypeError(f"argument {name!r} is a {type(v).__module__}.{type(v).__name__}, "
+                            f"whose semantics graphgen does not follow (a mask, matrix "
+                            f"products); pass a plain numpy array (e.g. np.asarray)")
+        if isinstance(v, np.ndarray) and type(v) is not np.ndarray:
+            v = v.view(np.ndarray)  # e.g. np.memmap: the same memory, as a plain array
         if not isinstance(v, np.ndarray):
             raise TypeError(f"argument {name!r} must be a numpy array of shape "
                             f"{_shape_text(shape)}, got {type(v).__name__}")
@@ -925,11 +1155,13 @@ def _check_arrays(values, table, writable=(), dims=None):
             arrays[name] = np.ascontiguousarray(v, dtype=np.int64)
         if not shape:  # 0-d: a 1-element view, so in-place updates reach the caller's array
             arrays[name] = arrays[name].reshape(1)
+    if writable:
+        _check_aliasing(values, writable)
     for name, (shape, kind, label_range) in table.items():
         if label_range is None:
             continue
         high = label_range if isinstance(label_range, int) else bound.get(label_range)
-        y = arrays[name]
+        y = np.asarray(values[name])  # before the int64 cast, which wraps large uint64
         if high is not None and (y.min() < 0 or y.max() >= high):
             bad = y[(y < 0) | (y >= high)][0]
             raise ValueError(f"argument {name!r} holds class labels in [0, {high}), "
@@ -941,29 +1173,103 @@ def _dims(bound, names):
     return tuple(bound[d] for d in names)
 
 
-_READY = set()  # kernels whose fast path is open: compiled once, then closed to new types
+_READY = set()  # kernels compiled for at least one validated signature
 
 
-class _compiling:
-    """Lets a kernel compile a new signature, only after the arguments were validated; the
-    fast paths call kernels with unvalidated arguments, so outside this block a kernel
-    refuses (TypeError) any argument types it has not compiled for."""
+def _compile_for(kernel, args):
+    """Compile `kernel` for the types of validated `args`, without ever opening its
+    dispatcher: the fast paths call kernels with unvalidated arguments from any thread, and
+    a dispatcher opened for one thread's compile would compile another thread's raw call
+    (float labels were accepted that way, and cached on disk). Compiles run under Numba's
+    own compiler lock; the disk cache is used as Numba would, and an unwritable one (a full
+    disk, a file name too long) falls back to compiling in memory, with one warning."""
+    try:
+        overloads = kernel.overloads
+    except AttributeError:  # a plain function when the JIT is off
+        return
+    sig = tuple(kernel.typeof_pyval(a) for a in args)
+    if sig not in overloads:
+        from numba.core.compiler_lock import global_compiler_lock
 
-    def __init__(self, kernel):
-        self.kernel = kernel
+        with global_compiler_lock:
+            if sig not in overloads:
+                try:
+                    _compile_overload(kernel, sig)
+                except OSError as e:
+                    _memory_only(e)
+                    _compile_overload(kernel, sig)
+    _READY.add(kernel)
 
-    def __enter__(self):
-        if self.kernel in _READY:
-            self.kernel.disable_compile(False)
 
-    def __exit__(self, *exc):
-        try:
-            compiled = self.kernel.signatures
-        except AttributeError:  # a plain function when the JIT is off
-            return
-        if compiled:
-            self.kernel.disable_compile(True)
-            _READY.add(self.kernel)
+def _compile_overload(kernel, sig):
+    cres = kernel._cache.load_overload(sig, kernel.targetctx)
+    if cres is not None:
+        kernel.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+        kernel.add_overload(cres)
+        return
+    cres = kernel._compiler.compile(sig, None)
+    kernel.add_overload(cres)
+    try:
+        kernel._cache.save_overload(sig, cres)
+    except OSError as e:
+        _memory_only(e)
+
+
+def _memory_only(error):
+    """Stop using Numba's disk cache for every function of this module (once)."""
+    from numba.core.caching import NullCache
+
+    dispatchers = [f for f in globals().values()
+                   if isinstance(f, numba.core.dispatcher.Dispatcher)]
+    if all(isinstance(f._cache, NullCache) for f in dispatchers):
+        raise error
+    for f in dispatchers:
+        f._cache = NullCache()
+    _warnings.warn(f"graphgen: Numba's cache for {__file__} is not writable ({error}); "
+                   "compiling in memory (each new process compiles again)", RuntimeWarning,
+                   stacklevel=4)
+
+
+def _default_budget():
+    """Bytes a call may allocate: GRAPHGEN_MEMORY_BUDGET, else half the physical memory."""
+    value = _os.environ.get("GRAPHGEN_MEMORY_BUDGET")
+    if value:
+        return float(value)
+    try:
+        return 0.5 * _os.sysconf("SC_PHYS_PAGES") * _os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 2.0 ** 40
+
+
+# A call whose arrays (results and temporaries) would exceed this many bytes raises
+# MemoryError naming the array before it allocates anything; assign a float to change it.
+MEMORY_BUDGET = _default_budget()
+
+
+def _check_aliasing(values, writable):
+    """sgd_step writes its params in place while reading every argument: an argument that
+    shares memory with a param (tied weights, overlapping views, an input that is a param)
+    would read half-updated values. Refused, naming the pair."""
+    names = list(values)
+    for i, w in enumerate(names):
+        if w not in writable:
+            continue
+        for other in names:
+            if other == w or (other in writable and names.index(other) < i):
+                continue
+            a, b = values[w], values[other]
+            if isinstance(b, np.ndarray) and np.may_share_memory(a, b):
+                try:
+                    shared = np.shares_memory(a, b, max_work=100000)
+                except np.exceptions.TooHardError:
+                    shared = True
+                if shared:
+                    raise ValueError(f"arguments {w!r} and {other!r} share memory, but "
+                                     f"sgd_step updates {w!r} in place while reading "
+                                     f"{other!r}; pass separate arrays (e.g. "
+                                     f"{other}={other}.copy())")
+
+
 
 
 def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, **unexpected):
@@ -971,18 +1277,19 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, 
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
         _bad_call('forward', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
-    if _forward_kernel in _READY:
+    if _forward_kernel in _READY and x.__class__ is _ndarray and y.__class__ is _ndarray and W1.__class__ is _ndarray and b1.__class__ is _ndarray and W2.__class__ is _ndarray and b2.__class__ is _ndarray:
         try:
-            J, o, _t8, hid, _expshift14, _sumexp15 = _forward_kernel(x, y, W1, b1, W2, b2)
+            J, o, _t8, hid, _expshift14, _sumexp15 = _forward_kernel(x, y, W1, b1, W2, b2, MEMORY_BUDGET)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
-            return {'J': J, 'o': o, '_t8': _t8, 'hid': hid, '_expshift14': _expshift14, '_sumexp15': _sumexp15, 'x': x, 'y': y, 'W2': W2, "_dims": {'n': x.shape[0], 'd': x.shape[1], 'h': W1.shape[0], 'q': W2.shape[0]}}
+            return _sealed({'J': J, 'o': o, '_t8': _t8, 'hid': hid, '_expshift14': _expshift14, '_sumexp15': _sumexp15, 'x': x, 'y': y, 'W2': W2, "_dims": {'n': x.shape[0], 'd': x.shape[1], 'h': W1.shape[0], 'q': W2.shape[0]}})
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
-    with _compiling(_forward_kernel):
-        J, o, _t8, hid, _expshift14, _sumexp15 = _forward_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
-    return {'J': J, 'o': o, '_t8': _t8, 'hid': hid, '_expshift14': _expshift14, '_sumexp15': _sumexp15, 'x': _a['x'], 'y': _a['y'], 'W2': _a['W2'], "_dims": _bound}
+    _args = (_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], MEMORY_BUDGET,)
+    _compile_for(_forward_kernel, _args)
+    J, o, _t8, hid, _expshift14, _sumexp15 = _forward_kernel(*_args)
+    return _sealed({'J': J, 'o': o, '_t8': _t8, 'hid': hid, '_expshift14': _expshift14, '_sumexp15': _sumexp15, 'x': _a['x'], 'y': _a['y'], 'W2': _a['W2'], "_dims": _bound})
 
 
 def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, **unexpected):
@@ -990,17 +1297,18 @@ def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQ
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
         _bad_call('value_and_grad', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
-    if _value_and_grad_kernel in _READY:
+    if _value_and_grad_kernel in _READY and x.__class__ is _ndarray and y.__class__ is _ndarray and W1.__class__ is _ndarray and b1.__class__ is _ndarray and W2.__class__ is _ndarray and b2.__class__ is _ndarray:
         try:
-            J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(x, y, W1, b1, W2, b2)
+            J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(x, y, W1, b1, W2, b2, MEMORY_BUDGET)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
             return float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
-    with _compiling(_value_and_grad_kernel):
-        J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
+    _args = (_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], MEMORY_BUDGET,)
+    _compile_for(_value_and_grad_kernel, _args)
+    J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(*_args)
     return float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}
 
 
@@ -1009,17 +1317,18 @@ def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED,
     if unexpected or x is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
         _bad_call('predict', {'x': x, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
-    if _predict_kernel in _READY:
+    if _predict_kernel in _READY and x.__class__ is _ndarray and W1.__class__ is _ndarray and b1.__class__ is _ndarray and W2.__class__ is _ndarray and b2.__class__ is _ndarray:
         try:
-            o = _predict_kernel(x, W1, b1, W2, b2)
+            o = _predict_kernel(x, W1, b1, W2, b2, MEMORY_BUDGET)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
             return o
     _bound, _a, _dtype = _check_arrays({'x': x, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
-    with _compiling(_predict_kernel):
-        o = _predict_kernel(_a['x'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
+    _args = (_a['x'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], MEMORY_BUDGET,)
+    _compile_for(_predict_kernel, _args)
+    o = _predict_kernel(*_args)
     return o
 
 
@@ -1028,9 +1337,9 @@ def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED,
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED or lr is _REQUIRED:
         _bad_call('sgd_step', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, "lr": lr, }, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
-    if _sgd_step_kernel in _READY:
+    if _sgd_step_kernel in _READY and x.__class__ is _ndarray and y.__class__ is _ndarray and W1.__class__ is _ndarray and b1.__class__ is _ndarray and W2.__class__ is _ndarray and b2.__class__ is _ndarray and lr.__class__ is float:
         try:
-            J = _sgd_step_kernel(x, y, W1, b1, W2, b2, lr)
+            J = _sgd_step_kernel(x, y, W1, b1, W2, b2, lr, MEMORY_BUDGET)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
@@ -1038,16 +1347,78 @@ def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED,
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']}, writable=('W1', 'b1', 'W2', 'b2'))
     lr = _check_scalar("lr", lr)
-    with _compiling(_sgd_step_kernel):
-        J = _sgd_step_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lr)
+    _args = (_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lr, MEMORY_BUDGET,)
+    _compile_for(_sgd_step_kernel, _args)
+    J = _sgd_step_kernel(*_args)
     return float(J)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fingerprint(w):
+    """Two sums of an array's bits (plain and position-weighted, modulo 2**64): an in-place
+    change of any value, or a swap of two, changes them."""
+    h0, h1 = np.uint64(0), np.uint64(0)
+    for i in range(w.size):
+        v = np.uint64(w[i])
+        h0 += v
+        h1 += v * np.uint64(i + 1)
+    return h0, h1
+
+
+def _bits(a):
+    flat = np.ascontiguousarray(a).reshape(-1)
+    kind = {8: np.uint64, 4: np.uint32}.get(flat.itemsize, np.uint8)
+    bits = flat.view(kind)
+    if numba.config.DISABLE_JIT:  # plain Python: wrapping sums in NumPy, without the loop
+        bits = bits.astype(np.uint64)
+        return int(bits.sum()), int((bits * np.arange(1, bits.size + 1, dtype=np.uint64)).sum())
+    return tuple(int(h) for h in _fingerprint(bits))
+
+
+class _Seal:
+    """What forward() put in a tape: each value's shape, dtype and fingerprint."""
+
+    def __init__(self, tape):
+        self.values = {k: _describe(v) for k, v in tape.items() if k != "_dims"}
+        self.dims = dict(tape["_dims"])
+
+
+def _describe(v):
+    if isinstance(v, np.ndarray):
+        return (v.shape, v.dtype, _bits(v))
+    return ("value", v)
+
+
+def _sealed(tape):
+    tape["_seal"] = _Seal(tape)
+    return tape
+
+
+def _check_tape(tape):
+    """A tape holds the caller's arrays by reference: an input changed in place after
+    forward() (or a tape from another module, or edited) would shift the gradients."""
+    seal = tape.get("_seal") if isinstance(tape, dict) else None
+    if not isinstance(seal, _Seal):
+        raise TypeError("backward() takes the dict returned by forward() of this module")
+    if tape.get("_dims") != seal.dims:
+        raise ValueError("backward(): the tape's '_dims' were changed after forward()")
+    for name, recorded in seal.values.items():
+        v = tape.get(name)
+        if recorded[0] == "value":
+            same = v is recorded[1]
+        else:
+            same = isinstance(v, np.ndarray) and _describe(v) == recorded
+        if not same:
+            raise ValueError(f"backward(): {name!r} was modified after forward() (in place or "
+                             f"replaced); call forward() again before backward()")
 
 
 def backward(tape):
     """Gradients of J from a tape returned by forward(): {param: array}."""
-    if not isinstance(tape, dict) or "_dims" not in tape:
-        raise TypeError("backward() takes the dict returned by forward()")
+    _check_tape(tape)
     _threads.choose(False)
-    grads = _backward_kernel(tape['x'], tape['y'], tape['W2'], tape['_t8'], tape['hid'], tape['_expshift14'], tape['_sumexp15'])
+    _args = (tape['x'], tape['y'], tape['W2'], tape['_t8'], tape['hid'], tape['_expshift14'], tape['_sumexp15'], MEMORY_BUDGET)
+    _compile_for(_backward_kernel, _args)
+    grads = _backward_kernel(*_args)
     grads = dict(zip(['W1', 'b1', 'W2', 'b2'], grads))
     return grads

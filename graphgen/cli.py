@@ -35,9 +35,11 @@ def _parse_hypers(items: list[str]) -> dict[str, float]:
 
 
 def cmd_compile(args) -> int:
-    from .build import compile_spec
+    from .build import DEFAULT_OUT_DIR, compile_spec
 
-    path = compile_spec(args.spec, out_dir=args.out, force=args.force)
+    # the CLI writes where the user looks (generated/ by default); the Python API's load()
+    # defaults to a per-spec cache directory instead
+    path = compile_spec(args.spec, out_dir=args.out or DEFAULT_OUT_DIR, force=args.force)
     print(path)
     return 0
 

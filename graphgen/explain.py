@@ -40,6 +40,10 @@ class _MathPrinter(StrPrinter):
             return f"({x} > 0)"
         return f"step({x}, at0={h0})"
 
+    def _print_label_pick(self, e):
+        return f"({self._print(e.args[0])} if {self._print(e.args[1])} == " \
+            f"{self._print(e.args[2])} else 0)"
+
     def _print_label_is(self, e):
         return f"[{self._print(e.args[0])} == {self._print(e.args[1])}]"
 

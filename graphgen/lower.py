@@ -127,15 +127,23 @@ class Lowering:
         return self.map(lambda a, m: sp.exp(a - m), [x, lse])
 
     def cross_entropy(self, logits: Node, labels: Node) -> Node:
-        """Per-row logsumexp(logits) - logits[label]; labels index the last axis."""
-        lse = self.logsumexp(logits, (len(logits.shape) - 1,), keepdims=False)
+        """Per-row log(sum(exp(logits - m))) - (logits[label] - m), m the row maximum: the
+        label's logit is selected (a -inf logit elsewhere gives 0, not NaN) and shifted
+        before the subtraction, so equal logits of 1e16 give log(q), not a rounding of
+        lse - logit at 1e16."""
+        lse = self.logsumexp(logits, (len(logits.shape) - 1,), keepdims=True)
+        total, shift = lse.args[0].node, lse.args[1].node  # sum(exp(x - m)), m; lse unused
         idx = self._fresh(len(logits.shape))
+        row = idx[:-1] + (None,)  # total and shift keep the class axis as a unit axis
         picked = self._add("_picked", shape=logits.shape[:-1], out=idx[:-1], reduce=idx[-1:],
-                           args=(Arg(logits, idx), Arg(labels, idx[:-1])),
-                           body=arg_symbol(0) * ops.label_is(arg_symbol(1),
-                                                             index_symbol(idx[-1])),
+                           args=(Arg(logits, idx), Arg(labels, idx[:-1]), Arg(shift, row)),
+                           body=ops.label_pick(arg_symbol(0) - arg_symbol(2), arg_symbol(1),
+                                               index_symbol(idx[-1])),
                            sizes=dict(zip(idx, logits.shape)))
-        return self.map(lambda a, b: a - b, [lse, picked])
+        return self._add(shape=logits.shape[:-1], out=idx[:-1],
+                         args=(Arg(total, row), Arg(picked, idx[:-1])),
+                         body=sp.log(arg_symbol(0)) - arg_symbol(1),
+                         sizes=dict(zip(idx[:-1], logits.shape)))
 
     def einsum(self, terms: list[str], rhs: str, operands: list[Node],
                sizes: dict[str, object]) -> Node:

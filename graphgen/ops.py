@@ -99,6 +99,17 @@ class label_is(sp.Function):
         return sp.S.Zero
 
 
+class label_pick(sp.Function):
+    """`value` where an integer label equals a loop index, else 0: cross_entropy's pick of
+    the label's logit, as a select rather than value * one-hot, so that a -inf logit of
+    another class gives 0, not -inf * 0 = NaN."""
+
+    nargs = 3
+
+    def fdiff(self, argindex=1):
+        return label_is(self.args[1], self.args[2]) if argindex == 1 else sp.S.Zero
+
+
 # ----------------------------------------------------------------------------- the table
 @dataclass(frozen=True)
 class Elementwise:

@@ -116,8 +116,10 @@ def _call(kernel: Kernel, lhs: list[str]) -> str:
             args.append(f"tape[{r.name!r}]")
     if kernel.lr:
         args.append("lr")
-    return f"with _compiling({kernel.name}):\n        " \
-        f"{', '.join(lhs)} = {kernel.name}({', '.join(args)})"
+    args.append("MEMORY_BUDGET")
+    # compiled for these (validated) types first; the dispatcher itself stays closed
+    return f"_args = ({', '.join(args)},)\n    _compile_for({kernel.name}, _args)\n    " \
+        f"{', '.join(lhs)} = {kernel.name}(*_args)"
 
 
 def _fast_path(kernel: Kernel, arrays: list[Node], hypers: list[Node], writable: tuple,
@@ -139,8 +141,14 @@ def _fast_path(kernel: Kernel, arrays: list[Node], hypers: list[Node], writable:
         # dtypes, a read-only parameter) is refused with TypeError before native code runs;
         # shapes and labels are checked in compiled code. Either way: the general path.
         args = [r.name for r in kernel.program.reads] + (["lr"] if kernel.lr else [])
+        args.append("MEMORY_BUDGET")
         dims = "{" + ", ".join(f"{d!r}: {expr}" for d, expr in binding.items()) + "}"
-        return [f"if {kernel.name} in _READY:",
+        # Numba types ndarray subclasses (np.ma, np.matrix) as plain arrays, and converts
+        # Python numbers loosely (a bool, a huge int): only plain arrays and floats pass here
+        floats = [h.name for h in hypers] + (["lr"] if kernel.lr else [])
+        guard = "".join(f" and {a.name}.__class__ is _ndarray" for a in arrays)
+        guard += "".join(f" and {h}.__class__ is float" for h in floats)
+        return [f"if {kernel.name} in _READY{guard}:",
                 "    try:",
                 f"        {', '.join(lhs)} = {kernel.name}({', '.join(args)})",
                 "    except (TypeError, ValueError):",
@@ -149,7 +157,8 @@ def _fast_path(kernel: Kernel, arrays: list[Node], hypers: list[Node], writable:
                 f"        return {result(lambda name: name, dims)}"]
     if any(d not in binding for d in kernel.passed_dims):
         return []
-    conds = [f"{a.name}.__class__ is _ndarray" for a in arrays]
+    conds = [f"{kernel.name} in _READY"]  # compiled (validated) once; never compiles here
+    conds += [f"{a.name}.__class__ is _ndarray" for a in arrays]
     conds += [f"{a.name}.ndim == {len(a.shape)}" for a in arrays]
     floats = [a for a in arrays if a.dtype == "float"]
     if floats:
@@ -163,6 +172,7 @@ def _fast_path(kernel: Kernel, arrays: list[Node], hypers: list[Node], writable:
         conds.append("lr.__class__ is float")
     args = list(kernel.passed_dims) + [r.name for r in kernel.program.reads] + (
         ["lr"] if kernel.lr else [])
+    args.append("MEMORY_BUDGET")
     needs_dims = "_dims" in result(lambda name: name, "_dims")  # a tape records its dims
     bound = binding if needs_dims else {d: binding[d] for d in kernel.passed_dims}
     dims_dict = "{" + ", ".join(f"{d!r}: {d}" for d in bound) + "}"
@@ -226,7 +236,7 @@ def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
                 items.append(f"{r.name!r}: {array(r.name)}")
             elif r.kind == "hyper":
                 items.append(f"{r.name!r}: {r.name}")
-        return "{" + ", ".join(items + [f'"_dims": {dims}']) + "}"
+        return "_sealed({" + ", ".join(items + [f'"_dims": {dims}']) + "})"
 
     add("forward", fk, arrays, hypers, signature, ret, tape_dict,
         f"Training forward pass: a tape dict with {obj}, the outputs and the values "

@@ -150,6 +150,8 @@ class CodePrinter:
             if h0 == 0:
                 return f"(1.0 if {x} > 0.0 else 0.0)", PREC_ATOM
             return f"_heaviside({x}, {_float(float(h0))})", PREC_ATOM
+        if isinstance(e, ops.label_pick):
+            return f"({args[0]} if {args[1]} == {args[2]} else 0.0)", PREC_ATOM
         if isinstance(e, ops.label_is):
             return f"(1.0 if {args[0]} == {args[1]} else 0.0)", PREC_ATOM
         if isinstance(e, sp.Max) and len(args) == 2:

@@ -26,6 +26,7 @@ from .statements import (
     calls_trig,
     fusable_groups,
     loop_domain,
+    memory_checks,
     safe_comment,
     step_comment,
 )
@@ -127,6 +128,7 @@ def _kernel_context(graph: Graph, kernel: Kernel) -> dict:
     if writer.scratch:
         scratch, workspace = str(workspace), workspace + blas._SCRATCH
     body = "\n".join(line for s in steps for _, line in s["lines"])
+    itemsize = f"{float_reads[0]}.itemsize" if float_reads else "8"
     return {
         # BLAS's and Numba's threads are set before the call (see `threads`)
         "threads": "numba" if any(t[4] for t in writer.twins) else "blas" if any(
@@ -135,9 +137,11 @@ def _kernel_context(graph: Graph, kernel: Kernel) -> dict:
         "scratch": scratch,
         "twins": writer.twins,
         "checks": argument_checks(kernel),
+        "memory": memory_checks(kernel, [("_ws", workspace)] + writer.allocations,
+                                writer.temporaries, itemsize),
         "name": kernel.name,
         "params": kernel.passed_dims + [n.name for n in kernel.program.reads] + (
-            ["lr"] if kernel.lr else []),
+            ["lr"] if kernel.lr else []) + ["_budget"],
         "dtype_from": float_reads[0] if float_reads else None,
         "steps": steps,
         "returns": [n.name for n in kernel.returns],

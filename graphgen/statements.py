@@ -54,6 +54,8 @@ class StepWriter:
             if step.inplace_of is not None and step.node.id in self.returned:
                 self.returned.add(step.inplace_of.id)
         self.workspace = sp.Integer(0)  # elements of the per-call workspace so far
+        self.allocations: list = []  # (name, elements) of arrays allocated on their own
+        self.temporaries: list = []  # (name, elements) of the views into the workspace
         self.scratch = False  # whether `_scratch` (blas._dot_t's room) follows the workspace
         # Threads only where no BLAS call runs: right after a GEMM, OpenBLAS's threads still
         # spin on the two cores, and a threaded loop then waited for them (8x slower on 65k
@@ -173,9 +175,12 @@ class StepWriter:
         shape = f"({shape},)" if len(node.shape) == 1 else f"({shape})"
         if node.id in self.returned:
             fn = "np.zeros" if zero else "np.empty"
+            self.allocations.append((node.name, sp.Mul(*[
+                dim_symbol(s) if isinstance(s, str) else sp.Integer(s) for s in node.shape])))
             return f"{node.name} = {fn}({shape}, dt)"
         size = sp.Mul(*[dim_symbol(s) if isinstance(s, str) else sp.Integer(s)
                         for s in node.shape])
+        self.temporaries.append((node.name, size))
         start, self.workspace = self.workspace, self.workspace + size
         view = f"{node.name} = _ws[{start}:{self.workspace}].reshape({shape})"
         return view + (f"; {node.name}[:] = 0.0" if zero else "")
@@ -379,7 +384,60 @@ def argument_checks(kernel: Kernel) -> list[str]:
             lines.append(f"for _label in {node.name}.ravel():")
             lines.append(f"    if _label < 0 or _label >= {node.label_range}:")
             lines.append(f"        raise ValueError(\"graphgen: label in {node.name}\")")
+    return lines + _aliasing_checks(kernel)
+
+
+def _aliasing_checks(kernel: Kernel) -> list[str]:
+    """sgd_step writes its params while it reads every array argument: any two that share
+    memory (tied weights, overlapping views, an input that is a param) are refused before
+    anything is written. On the fast path every array is C-contiguous, so overlapping
+    address ranges are shared memory; the wrapper then names the pair."""
+    if not kernel.lr:
+        return []
+    arrays = [n for n in kernel.program.reads if n.kind in ("input", "param")]
+    lines = []
+    for k, p in enumerate(arrays):
+        for a in arrays[k + 1:]:
+            if p.kind == "param" or a.kind == "param":
+                lines.append(f"if _overlap({p.name}, {a.name}):")
+                lines.append(f"    raise ValueError(\"graphgen: {p.name} and {a.name} share "
+                             f"memory\")")
     return lines
+
+
+MEMORY_CAP = 4.0e18  # bytes: any size below this fits int64, so no size computation wraps
+
+
+def memory_checks(kernel: Kernel, allocations: list, temporaries: list,
+                  itemsize: str) -> list[str]:
+    """Compiled checks that every allocation of a call, and all of them together, fit the
+    memory budget (`_budget` bytes, capped at MEMORY_CAP) before anything is allocated.
+
+    Sizes are computed in float64, which cannot wrap: Numba's int64 size arithmetic and
+    reshape checks wrap silently (n**4 for n = 65536 is 0), and a wrapped size let a kernel
+    write past its buffer. Below MEMORY_CAP every int64 size computation is exact."""
+    allocations = [(name, size) for name, size in allocations if size != 0]
+    if not allocations:
+        return []
+    # each temporary by name, then the workspace that holds them, then everything
+    named = [(f"temporary {n!r}", size) for n, size in temporaries] \
+        if len(temporaries) > 1 else []
+    floats = {dim_symbol(d): sp.Symbol(f"_f_{d}") for d in kernel.dims}
+    lines = [f"_f_{d} = float({d})" for d in kernel.dims]
+    lines.append(f"_budget = min(_budget, {MEMORY_CAP!r})")
+    for k, (name, size) in enumerate(named + allocations):
+        lines.append(f"_b{k} = ({sp.sympify(size).xreplace(floats)}) * {itemsize}")
+        lines += _over_budget(f"_b{k}", name)
+    if len(allocations) > 1:
+        lines.append("_b = " + " + ".join(f"_b{k}" for k in range(len(named),
+                                                                 len(named) + len(allocations))))
+        lines += _over_budget("_b", "all arrays")
+    return lines
+
+
+def _over_budget(var: str, name: str) -> list[str]:
+    what = "the temporaries" if name == "_ws" else name if " " in name else f"array {name!r}"
+    return [f"if {var} > _budget:", f"    _memory_error(\"{what}\", {var}, _budget)"]
 
 
 PARALLEL_MIN_CALLS = 3  # transcendental calls per element that make threads worth it

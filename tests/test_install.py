@@ -27,7 +27,9 @@ def test_non_editable_install_ships_templates(tmp_path):
     )
     env_path = f"{target}"
     proc = subprocess.run([sys.executable, "-c", script], cwd=work, capture_output=True,
-                          text=True, env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"})
+                          text=True, env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin",
+                                             "GRAPHGEN_CACHE_DIR": str(tmp_path / "cache")})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["41.0", "[6.0,", "16.0]"]
-    assert (work / "generated" / "tiny.py").is_file()
+    # load() without out_dir writes to a directory of its own per spec (issue 14, item 8)
+    assert len(list((tmp_path / "cache").glob("tiny-*/tiny.py"))) == 1

@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 0a3c36b32cbe563edac82f0de7ebefa37ee0b1328114f7c005e1a62ffefd01a7
-# graphgen-content-sha256: 9d7c103bdcbc291ea1e704b421dfac9d3cafd38a2f8704705a5b62bdf9e76eb9
+# graphgen-spec-hash: 1723b45f9a91b4b2a27caa5bd4fe5c760ea3670ef980f1798d5d37fda58444a0
+# graphgen-content-sha256: 493257b9c2ecf1e5b14bf7b471fed58f929c58779ed2952e2e5f4556c8c0348b
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -48,12 +48,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_0a3c36b32cbe'
+__name__ = 'graphgen_generated_softmax_mse_1723b45f9a91'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '0a3c36b32cbe563edac82f0de7ebefa37ee0b1328114f7c005e1a62ffefd01a7'
+SPEC_HASH = '1723b45f9a91b4b2a27caa5bd4fe5c760ea3670ef980f1798d5d37fda58444a0'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

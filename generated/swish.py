@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g33[j, i]                       [h]
         dJ/dW1 = (_g33.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 157b1e8ca282ffc67795a51bb55ac6012e2b26cde60adf6951ab236c91d5db12
-# graphgen-content-sha256: 0067ac10ccf755a6f53d76c8544e2c4e7909f66aa50f8d5a32045eccc1113dc3
+# graphgen-spec-hash: bd861ee6b2444aafe7466cb5d0109dc4e619685a83090a45c0e43559f2f65244
+# graphgen-content-sha256: 3f30f2328565fec035429a485b74b8a30765af99903150f629df903bb136fd2c
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -57,12 +57,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_157b1e8ca282'
+__name__ = 'graphgen_generated_swish_bd861ee6b244'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '157b1e8ca282ffc67795a51bb55ac6012e2b26cde60adf6951ab236c91d5db12'
+SPEC_HASH = 'bd861ee6b2444aafe7466cb5d0109dc4e619685a83090a45c0e43559f2f65244'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

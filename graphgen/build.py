@@ -16,8 +16,7 @@ import warnings
 from pathlib import Path
 
 from .errors import SpecError
-from .pipeline import Compiled, compile_source, module_name_for
-from .render import is_intact, spec_hash
+from .fingerprint import is_intact, module_name_for, spec_hash
 
 HASH_PREFIX = "# graphgen-spec-hash: "
 DEFAULT_OUT_DIR = "generated"
@@ -159,7 +158,10 @@ def write_atomic(path: Path, source: str) -> None:
         raise
 
 
-def compile_file(spec_path: str | os.PathLike) -> Compiled:
+def compile_file(spec_path: str | os.PathLike):
+    """The `pipeline.Compiled` of the spec at `spec_path` (nothing written)."""
+    from .pipeline import compile_source  # the compiler: imported only to compile
+
     text = read_spec(spec_path)
     return compile_source(text, str(spec_path))
 
@@ -173,6 +175,8 @@ def compile_spec(spec_path, out_dir=None, force: bool = False) -> Path:
                         "pass --force (force=True) to replace it, or choose another --out "
                         "(out_dir=)")
     if force or not is_fresh(path, text):
+        from .pipeline import compile_source
+
         compiled = compile_source(text, str(spec_path))
         try:
             write_atomic(path, compiled.source)

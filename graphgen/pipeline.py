@@ -5,11 +5,11 @@ intermediate so that `graphgen show --stage ...` and the tests can look at each 
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from .autodiff import differentiate
 from .check import check
+from .fingerprint import module_name_for  # noqa: F401  (re-exported)
 from .ir import Graph, Node
 from .render import Kernel, render_module
 from .schedule import Program, build_program
@@ -24,15 +24,6 @@ class Compiled:
     api: dict
     source: str
     module_name: str
-
-
-def module_name_for(file: str) -> str:
-    """A Python identifier for the module generated from `file` (mlp.gg → mlp)."""
-    stem = re.sub(r"\.gg$", "", file.replace("\\", "/").rsplit("/", 1)[-1])
-    name = re.sub(r"\W", "_", stem, flags=re.ASCII) or "spec"
-    if name[0].isdigit():
-        name = "_" + name
-    return name
 
 
 def _split(program: Program, role: str) -> Program:

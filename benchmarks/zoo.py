@@ -231,9 +231,11 @@ def available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def implementations(graph: Graph, dtype, compile_torch: bool, dims=None) -> dict[str, Impl]:
-    """Every available implementation of `graph` at `dims` (default: the benchmark size)."""
-    module = load_module(graph)
+def implementations(graph: Graph, dtype, compile_torch: bool, dims=None,
+                    module=None) -> dict[str, Impl]:
+    """Every available implementation of `graph` at `dims` (default: the benchmark size);
+    graphgen's is `module` (default: the spec's module, compiled with the JIT)."""
+    module = module or load_module(graph)
     inputs, params = make_arrays(graph, module, dims or graph.dims, dtype)
     impls = {"graphgen": graphgen_impl(module, inputs, params)}
     if available("jax"):

@@ -2,7 +2,7 @@
 torch.compile on textbook graphs other than the seed network.
 
     python -m benchmarks.zoo [--quick] [--rounds N] [--only NAME[,NAME]] [--dtype float32|float64]
-                             [--pinned] [--note TEXT]
+                             [--no-torch-compile] [--pinned] [--note TEXT]
 
 Each graph is a spec in benchmarks/specs/zoo/NAME.gg; the peers are written from the same
 math in benchmarks/zoo_jax.py and benchmarks/zoo_torch.py (one function per graph, named
@@ -20,8 +20,9 @@ graphgen is slower than 1.5x the best peer.
 
 As `python -m benchmarks`, it re-runs itself without OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE
 unless --pinned. `--quick` (fewer rounds, no torch.compile) writes results/zoo-quick.*, a
-full run results/zoo.*; with --only or --dtype the name ends in -partial. torch.compile
-costs ~10-40 s of compilation per graph and dtype.
+full run results/zoo.*; with --only or --dtype the name ends in -partial. Time: ~8 s of
+timing per graph and dtype (5 rounds); torch.compile adds 10-30 s of compilation per graph and
+dtype on a first run (Inductor's on-disk cache shortens later runs), Numba 3-10 s (cached too).
 """
 from __future__ import annotations
 
@@ -380,7 +381,9 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="3 rounds, no torch.compile; writes results/zoo-quick.*")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 7, quick 3)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5, quick 3)")
+    parser.add_argument("--no-torch-compile", action="store_true",
+                        help="skip torch.compile (its compilation is most of a full run's time)")
     parser.add_argument("--only", help="comma-separated graph names (default: the whole zoo)")
     parser.add_argument("--dtype", choices=["float32", "float64"],
                         help="one dtype (default: both)")
@@ -405,8 +408,8 @@ def main(argv=None) -> int:
                          + ", ".join(BY_NAME))
         graphs = [BY_NAME[n] for n in args.only.split(",")]
     dtypes = [args.dtype] if args.dtype else ["float32", "float64"]
-    rounds = args.rounds or (3 if args.quick else 7)
-    compile_torch = not args.quick
+    rounds = args.rounds or (3 if args.quick else 5)
+    compile_torch = not (args.quick or args.no_torch_compile)
     notes = []
     if not available("jax"):
         notes.append("JAX not installed: its column is skipped")
@@ -420,8 +423,8 @@ def main(argv=None) -> int:
         import torch
 
         torch.set_num_threads(os.cpu_count() or 1)
-    if args.quick:
-        notes.append("quick run: torch.compile skipped")
+    if available("torch") and not compile_torch:
+        notes.append("torch.compile skipped (--quick or --no-torch-compile)")
     start = time.perf_counter()
     rows = []
     for graph in graphs:

@@ -31,8 +31,8 @@ Derivation:
         _g46 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g46.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 1548b200a493db81178f600d5b614a5ebcf2bea53f0d9101e33593ce01573876
-# graphgen-content-sha256: 63a76a6cf4cf975ae8d4cf7caaf09e25ed72c76163bec2aaa4a591495703d62f
+# graphgen-spec-hash: 74852edb0aa772ee2c76d7c109121aa3ee67aef01f7082475cd1cc24dc20bc87
+# graphgen-content-sha256: 1831b6b50ee5a2710bc72f8a818fe07db640ac2eee973ec2cb5eb97b99343d40
 import sys as _sys
 
 import numpy as np
@@ -50,12 +50,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_1548b200a493'
+__name__ = 'graphgen_generated_einsum_mlp_74852edb0aa7'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '1548b200a493db81178f600d5b614a5ebcf2bea53f0d9101e33593ce01573876'
+SPEC_HASH = '74852edb0aa772ee2c76d7c109121aa3ee67aef01f7082475cd1cc24dc20bc87'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -208,8 +208,11 @@ def _tanh(x):
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests)
     def _xxgemm(alpha, a, b, beta, c):
-        c *= beta
-        c += alpha * (a @ b)
+        if beta == 0:  # as BLAS: c is not read (it may be np.empty garbage; 0 * NaN is NaN)
+            c[...] = alpha * (a @ b)
+        else:
+            c *= beta
+            c += alpha * (a @ b)
 else:
     @_intrinsic
     def _xxgemm(typingctx, alpha, a, b, beta, c):

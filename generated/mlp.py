@@ -38,8 +38,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: a4949fbbb48b46cb6ed0c53b1f001deec98d6086261680477545bcf5bd3f782a
-# graphgen-content-sha256: 0fb996edc77dde2e16846dedaa05a076f697b5c8a405028b7e3e87b7506309a6
+# graphgen-spec-hash: 8074a19eb07203dde9dd086336a48c050f7706d4d7518546efea5fb40ebc1abd
+# graphgen-content-sha256: cb094f0d380705592a1ac0186780c87e27bab37e623d0a64fac414201f74fa8b
 import sys as _sys
 
 import numpy as np
@@ -57,12 +57,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_a4949fbbb48b'
+__name__ = 'graphgen_generated_mlp_8074a19eb072'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'a4949fbbb48b46cb6ed0c53b1f001deec98d6086261680477545bcf5bd3f782a'
+SPEC_HASH = '8074a19eb07203dde9dd086336a48c050f7706d4d7518546efea5fb40ebc1abd'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -187,8 +187,11 @@ def _log(x):
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests)
     def _xxgemm(alpha, a, b, beta, c):
-        c *= beta
-        c += alpha * (a @ b)
+        if beta == 0:  # as BLAS: c is not read (it may be np.empty garbage; 0 * NaN is NaN)
+            c[...] = alpha * (a @ b)
+        else:
+            c *= beta
+            c += alpha * (a @ b)
 else:
     @_intrinsic
     def _xxgemm(typingctx, alpha, a, b, beta, c):

@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 98bd7a48c141a8c0ae607e99a51562f5096ca51fa6f404e18cc763c59a9c516e
-# graphgen-content-sha256: 8c96345a57a13b82c19e4007c12127421c7386bf09e7680cc3a4e322aed712ab
+# graphgen-spec-hash: d3b13b3ca38d6dede51286a52853c37c63638105ff373435d2f4160ff08f94a5
+# graphgen-content-sha256: 40e0970716449d85dfb305259d93aca8e2723f619fb3dc57c5e0d9ecda19a5a2
 import sys as _sys
 
 import numpy as np
@@ -60,12 +60,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_98bd7a48c141'
+__name__ = 'graphgen_generated_mlp_bias_d3b13b3ca38d'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '98bd7a48c141a8c0ae607e99a51562f5096ca51fa6f404e18cc763c59a9c516e'
+SPEC_HASH = 'd3b13b3ca38d6dede51286a52853c37c63638105ff373435d2f4160ff08f94a5'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -192,8 +192,11 @@ def _log(x):
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests)
     def _xxgemm(alpha, a, b, beta, c):
-        c *= beta
-        c += alpha * (a @ b)
+        if beta == 0:  # as BLAS: c is not read (it may be np.empty garbage; 0 * NaN is NaN)
+            c[...] = alpha * (a @ b)
+        else:
+            c *= beta
+            c += alpha * (a @ b)
 else:
     @_intrinsic
     def _xxgemm(typingctx, alpha, a, b, beta, c):

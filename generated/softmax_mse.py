@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 45ee884fa48b2b256ccd0192157f8c5deb856c94128719ba703245cdec16fe28
-# graphgen-content-sha256: 1598c2440f969077d1a377b6899973c2835335da9f381f59390ec4d0b93c6c13
+# graphgen-spec-hash: 8407a275d091a20e8ebdcc011ab215a337be948da7f4d13a8a82f21f1e818177
+# graphgen-content-sha256: 9f6b038306d36cd9760ba66a42ae2e81a36dc03a697b32458f4cf693b150251e
 import sys as _sys
 
 import numpy as np
@@ -46,12 +46,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_45ee884fa48b'
+__name__ = 'graphgen_generated_softmax_mse_8407a275d091'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '45ee884fa48b2b256ccd0192157f8c5deb856c94128719ba703245cdec16fe28'
+SPEC_HASH = '8407a275d091a20e8ebdcc011ab215a337be948da7f4d13a8a82f21f1e818177'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -175,8 +175,11 @@ def _log(x):
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests)
     def _xxgemm(alpha, a, b, beta, c):
-        c *= beta
-        c += alpha * (a @ b)
+        if beta == 0:  # as BLAS: c is not read (it may be np.empty garbage; 0 * NaN is NaN)
+            c[...] = alpha * (a @ b)
+        else:
+            c *= beta
+            c += alpha * (a @ b)
 else:
     @_intrinsic
     def _xxgemm(typingctx, alpha, a, b, beta, c):

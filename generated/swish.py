@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g36[j, i]                       [h]
         dJ/dW1 = (_g36.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 84b6e06ba35e63fc31873a5db79fda9ca363b996943e0f705f274f90b7820cda
-# graphgen-content-sha256: 44342344cf43264b5749337e077efc3c2c9432896647547741e55090e25ea9c8
+# graphgen-spec-hash: b106ad141fea440b2e763d4a51574186f426171fc53981e1ad2c95e47efc9851
+# graphgen-content-sha256: 60d9e4f3eaa41ae128bb38b7939dddafbce1e637a8fea49d3e9feb4e7d820d3c
 import sys as _sys
 
 import numpy as np
@@ -55,12 +55,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_84b6e06ba35e'
+__name__ = 'graphgen_generated_swish_b106ad141fea'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '84b6e06ba35e63fc31873a5db79fda9ca363b996943e0f705f274f90b7820cda'
+SPEC_HASH = 'b106ad141fea440b2e763d4a51574186f426171fc53981e1ad2c95e47efc9851'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -186,8 +186,11 @@ def _log(x):
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests)
     def _xxgemm(alpha, a, b, beta, c):
-        c *= beta
-        c += alpha * (a @ b)
+        if beta == 0:  # as BLAS: c is not read (it may be np.empty garbage; 0 * NaN is NaN)
+            c[...] = alpha * (a @ b)
+        else:
+            c *= beta
+            c += alpha * (a @ b)
 else:
     @_intrinsic
     def _xxgemm(typingctx, alpha, a, b, beta, c):

@@ -22,6 +22,19 @@ ROOT = Path(__file__).resolve().parent.parent
 PIN_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
+def rerun_unpinned(module: str, argv=None) -> int | None:
+    """Run `python -m module argv` again without OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE and return
+    its exit code; None if there is nothing to remove (or this already is that child)."""
+    if not any(v in os.environ for v in PIN_VARS) or os.environ.get("GRAPHGEN_BENCH_CHILD"):
+        return None
+    env = {k: v for k, v in os.environ.items() if k not in PIN_VARS}
+    env["GRAPHGEN_BENCH_CHILD"] = "1"
+    print("re-running without OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (this command only)",
+          file=sys.stderr)
+    return subprocess.call([sys.executable, "-m", module, *(argv or sys.argv[1:])],
+                           env=env, cwd=ROOT)
+
+
 def machine_info() -> dict:
     info = {"python": platform.python_version(), "platform": platform.platform(),
             "cpus": os.cpu_count(), "pinned_openblas": {v: os.environ.get(v) for v in PIN_VARS}}
@@ -226,14 +239,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--sizes", help="comma-separated step sizes (tiny,seed,large)")
     args = parser.parse_args(argv)
-    if not args.pinned and any(v in os.environ for v in PIN_VARS) \
-            and not os.environ.get("GRAPHGEN_BENCH_CHILD"):
-        env = {k: v for k, v in os.environ.items() if k not in PIN_VARS}
-        env["GRAPHGEN_BENCH_CHILD"] = "1"
-        print("re-running without OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (this command only)",
-              file=sys.stderr)
-        return subprocess.call([sys.executable, "-m", "benchmarks", *(argv or sys.argv[1:])],
-                               env=env, cwd=ROOT)
+    if not args.pinned:
+        code = rerun_unpinned("benchmarks", argv)
+        if code is not None:
+            return code
     sys.path.insert(0, str(ROOT))
     start = time.perf_counter()
     quick = args.quick

@@ -31,8 +31,8 @@ Derivation:
         _g43 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g43.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: d4e6caefd0fae95528b8c5a32f034a9df163a4d1f2accdd36c3fa2852ffdbcf6
-# graphgen-content-sha256: 80a110ba189ff7e2b5c45a06a73bb366c17b7cf9fbc4eea1a316052b4e588b5a
+# graphgen-spec-hash: 0ef5da084e76537e67d74a2a2729cca7f2565a476f645d3251b0c45c699a8bcd
+# graphgen-content-sha256: 1bfd211c01e609fdf144cbb99f85a6e1c7922317ed80e779abc7ae43cbae7485
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -52,12 +52,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_d4e6caefd0fa'
+__name__ = 'graphgen_generated_einsum_mlp_0ef5da084e76'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'd4e6caefd0fae95528b8c5a32f034a9df163a4d1f2accdd36c3fa2852ffdbcf6'
+SPEC_HASH = '0ef5da084e76537e67d74a2a2729cca7f2565a476f645d3251b0c45c699a8bcd'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -227,8 +227,11 @@ def _tanh(x):
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests)
     def _xxgemm(alpha, a, b, beta, c):
-        c *= beta
-        c += alpha * (a @ b)
+        if beta == 0:  # as BLAS: c is not read (it may be np.empty garbage; 0 * NaN is NaN)
+            c[...] = alpha * (a @ b)
+        else:
+            c *= beta
+            c += alpha * (a @ b)
 else:
     @_intrinsic
     def _xxgemm(typingctx, alpha, a, b, beta, c):

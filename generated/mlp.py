@@ -38,8 +38,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 43acb277b4997b1f95f50559a0edccf0abfef3175e989e850c46998bb66c138c
-# graphgen-content-sha256: 2cd21cf26ab58665d7d45f5afe4e04eeb21c9029e73f4e991c4d459b99ccd6b4
+# graphgen-spec-hash: 26c3e904744c470f1986d9a2bf72e6cd23fbf04564d269a034a4f28b690aa867
+# graphgen-content-sha256: e1aa391859e7d0d0deb8f45016fa0a0a04ca32f7b130ff3ed196f3456281daa9
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -59,12 +59,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_43acb277b499'
+__name__ = 'graphgen_generated_mlp_26c3e904744c'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '43acb277b4997b1f95f50559a0edccf0abfef3175e989e850c46998bb66c138c'
+SPEC_HASH = '26c3e904744c470f1986d9a2bf72e6cd23fbf04564d269a034a4f28b690aa867'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -206,8 +206,11 @@ def _log(x):
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests)
     def _xxgemm(alpha, a, b, beta, c):
-        c *= beta
-        c += alpha * (a @ b)
+        if beta == 0:  # as BLAS: c is not read (it may be np.empty garbage; 0 * NaN is NaN)
+            c[...] = alpha * (a @ b)
+        else:
+            c *= beta
+            c += alpha * (a @ b)
 else:
     @_intrinsic
     def _xxgemm(typingctx, alpha, a, b, beta, c):

@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 932c6ab01502cba2eefdb3bdb2cb5adcc5fbf16cd7d951b9898c6c141e77922a
-# graphgen-content-sha256: 6eb9e50edeb5c4807567367008b3c12020469a58cbd4301b848b7d3d813d1616
+# graphgen-spec-hash: 36250b47cb7988e97ba1e5e8d074250ecff8b4b6ab40007777bbcecbec0d5846
+# graphgen-content-sha256: 065eb6d263c5c0035bd03cbae158710bf0db7b5ab82fe6798e231cc974722509
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -62,12 +62,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_932c6ab01502'
+__name__ = 'graphgen_generated_mlp_bias_36250b47cb79'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '932c6ab01502cba2eefdb3bdb2cb5adcc5fbf16cd7d951b9898c6c141e77922a'
+SPEC_HASH = '36250b47cb7988e97ba1e5e8d074250ecff8b4b6ab40007777bbcecbec0d5846'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -211,8 +211,11 @@ def _log(x):
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests)
     def _xxgemm(alpha, a, b, beta, c):
-        c *= beta
-        c += alpha * (a @ b)
+        if beta == 0:  # as BLAS: c is not read (it may be np.empty garbage; 0 * NaN is NaN)
+            c[...] = alpha * (a @ b)
+        else:
+            c *= beta
+            c += alpha * (a @ b)
 else:
     @_intrinsic
     def _xxgemm(typingctx, alpha, a, b, beta, c):

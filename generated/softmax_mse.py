@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 1723b45f9a91b4b2a27caa5bd4fe5c760ea3670ef980f1798d5d37fda58444a0
-# graphgen-content-sha256: 493257b9c2ecf1e5b14bf7b471fed58f929c58779ed2952e2e5f4556c8c0348b
+# graphgen-spec-hash: 510e6dc2f2c83680f9579800220426080203ebbf03d87c622b94eac840ac6111
+# graphgen-content-sha256: 960f640520af7e46feaa8f12e9553151627e2e40083bf59c2cbb1a5987aeb285
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -48,12 +48,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_1723b45f9a91'
+__name__ = 'graphgen_generated_softmax_mse_510e6dc2f2c8'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '1723b45f9a91b4b2a27caa5bd4fe5c760ea3670ef980f1798d5d37fda58444a0'
+SPEC_HASH = '510e6dc2f2c83680f9579800220426080203ebbf03d87c622b94eac840ac6111'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -194,8 +194,11 @@ def _log(x):
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests)
     def _xxgemm(alpha, a, b, beta, c):
-        c *= beta
-        c += alpha * (a @ b)
+        if beta == 0:  # as BLAS: c is not read (it may be np.empty garbage; 0 * NaN is NaN)
+            c[...] = alpha * (a @ b)
+        else:
+            c *= beta
+            c += alpha * (a @ b)
 else:
     @_intrinsic
     def _xxgemm(typingctx, alpha, a, b, beta, c):

@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g33[j, i]                       [h]
         dJ/dW1 = (_g33.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: bd861ee6b2444aafe7466cb5d0109dc4e619685a83090a45c0e43559f2f65244
-# graphgen-content-sha256: 3f30f2328565fec035429a485b74b8a30765af99903150f629df903bb136fd2c
+# graphgen-spec-hash: 28031a522ca3a3067468b43c98e0f77f3910699e8a0e7e7c49599fe0e83e7750
+# graphgen-content-sha256: 7aef247b44829a182dca8af55dbbaf4507f8d64cba49660da7a391f03c8f88d2
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -57,12 +57,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_bd861ee6b244'
+__name__ = 'graphgen_generated_swish_28031a522ca3'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'bd861ee6b2444aafe7466cb5d0109dc4e619685a83090a45c0e43559f2f65244'
+SPEC_HASH = '28031a522ca3a3067468b43c98e0f77f3910699e8a0e7e7c49599fe0e83e7750'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -205,8 +205,11 @@ def _log(x):
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests)
     def _xxgemm(alpha, a, b, beta, c):
-        c *= beta
-        c += alpha * (a @ b)
+        if beta == 0:  # as BLAS: c is not read (it may be np.empty garbage; 0 * NaN is NaN)
+            c[...] = alpha * (a @ b)
+        else:
+            c *= beta
+            c += alpha * (a @ b)
 else:
     @_intrinsic
     def _xxgemm(typingctx, alpha, a, b, beta, c):

@@ -31,8 +31,8 @@ Derivation:
         _g43 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g43.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 0ef5da084e76537e67d74a2a2729cca7f2565a476f645d3251b0c45c699a8bcd
-# graphgen-content-sha256: 1bfd211c01e609fdf144cbb99f85a6e1c7922317ed80e779abc7ae43cbae7485
+# graphgen-spec-hash: 9070b1aaf42797e5d4f069869afd45c3b248e1f166dad6bbb8d95d1a5d04286f
+# graphgen-content-sha256: 6a948cd43edb51d03b9c018367f7b54fe526837800ce400cede10177aad3b355
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -52,12 +52,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_0ef5da084e76'
+__name__ = 'graphgen_generated_einsum_mlp_9070b1aaf427'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '0ef5da084e76537e67d74a2a2729cca7f2565a476f645d3251b0c45c699a8bcd'
+SPEC_HASH = '9070b1aaf42797e5d4f069869afd45c3b248e1f166dad6bbb8d95d1a5d04286f'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -461,42 +461,41 @@ def _forward_kernel(x, y, W1, W2, lam, _budget):
     _flat = _expshift9.reshape(n * q)  # the same buffer, as one row
     for i0 in range(n * q):
         _flat[i0] = _exp(_flat[i0])
-    # _sumexp10[i, 0] = Σ_j _expshift9[i, j]    [n, 1]
-    #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
+    # one loop over the rows for the next steps:
+    #   _sumexp10[i, 0] = Σ_j _expshift9[i, j]    [n, 1]
+    #     part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
+    #   _picked12[i] = Σ_j (o[i, j] - _max8[i, 0] if y[i] == j else 0)    [n]
+    #     part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
+    #   _t14 = Σ_i (log(_sumexp10[i, 0]) - _picked12[i])/n    scalar
+    #     part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     _sumexp10 = np.empty((n, 1), dt)
+    _picked12 = _ws[n:2*n].reshape((n,))
+    _acc__t14 = 0.0
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += _expshift9[i0, i1]
         _sumexp10[i0, 0] = acc
-    # _picked12[i] = Σ_j (o[i, j] - _max8[i, 0] if y[i] == j else 0)    [n]
-    #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _picked12 = _ws[n:2*n].reshape((n,))
-    for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += (o[i0, i1] - _max8[i0, 0] if y[i0] == i1 else 0.0)
         _picked12[i0] = acc
-    # _t14 = Σ_i (log(_sumexp10[i, 0]) - _picked12[i])/n    scalar
-    #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    acc = 0.0
-    for i0 in range(n):
-        acc += (_log(_sumexp10[i0, 0]) - _picked12[i0]) / n
-    _t14 = acc
+        _acc__t14 += (_log(_sumexp10[i0, 0]) - _picked12[i0]) / n
+    _t14 = _acc__t14
     # _t17 = Σ_ij W1[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    acc = 0.0
+    _acc__t17 = 0.0
     for i0 in range(h):
         for i1 in range(d):
-            acc += W1[i0, i1] * W1[i0, i1]
-    _t17 = acc
+            _acc__t17 += W1[i0, i1] * W1[i0, i1]
+    _t17 = _acc__t17
     # _t19 = Σ_ij W2[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    acc = 0.0
+    _acc__t19 = 0.0
     for i0 in range(q):
         for i1 in range(h):
-            acc += W2[i0, i1] * W2[i0, i1]
-    _t19 = acc
+            _acc__t19 += W2[i0, i1] * W2[i0, i1]
+    _t19 = _acc__t19
     # J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar  (examples/einsum_mlp.gg:10)
     J = _t14 + lam * (_t17 + _t19) / 2.0
     return J, o, hid, _expshift9, _sumexp10
@@ -683,42 +682,41 @@ def _value_and_grad_kernel(x, y, W1, W2, lam, _budget):
     _flat = _expshift9.reshape(n * q)  # the same buffer, as one row
     for i0 in range(n * q):
         _flat[i0] = _exp(_flat[i0])
-    # _sumexp10[i, 0] = Σ_j _expshift9[i, j]    [n, 1]
-    #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
+    # one loop over the rows for the next steps:
+    #   _sumexp10[i, 0] = Σ_j _expshift9[i, j]    [n, 1]
+    #     part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
+    #   _picked12[i] = Σ_j (o[i, j] - _max8[i, 0] if y[i] == j else 0)    [n]
+    #     part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
+    #   _t14 = Σ_i (log(_sumexp10[i, 0]) - _picked12[i])/n    scalar
+    #     part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     _sumexp10 = _ws[h*n + 2*n*q + n:h*n + 2*n*q + 2*n].reshape((n, 1))
+    _picked12 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
+    _acc__t14 = 0.0
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += _expshift9[i0, i1]
         _sumexp10[i0, 0] = acc
-    # _picked12[i] = Σ_j (o[i, j] - _max8[i, 0] if y[i] == j else 0)    [n]
-    #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _picked12 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
-    for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += (o[i0, i1] - _max8[i0, 0] if y[i0] == i1 else 0.0)
         _picked12[i0] = acc
-    # _t14 = Σ_i (log(_sumexp10[i, 0]) - _picked12[i])/n    scalar
-    #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    acc = 0.0
-    for i0 in range(n):
-        acc += (_log(_sumexp10[i0, 0]) - _picked12[i0]) / n
-    _t14 = acc
+        _acc__t14 += (_log(_sumexp10[i0, 0]) - _picked12[i0]) / n
+    _t14 = _acc__t14
     # _t17 = Σ_ij W1[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    acc = 0.0
+    _acc__t17 = 0.0
     for i0 in range(h):
         for i1 in range(d):
-            acc += W1[i0, i1] * W1[i0, i1]
-    _t17 = acc
+            _acc__t17 += W1[i0, i1] * W1[i0, i1]
+    _t17 = _acc__t17
     # _t19 = Σ_ij W2[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    acc = 0.0
+    _acc__t19 = 0.0
     for i0 in range(q):
         for i1 in range(h):
-            acc += W2[i0, i1] * W2[i0, i1]
-    _t19 = acc
+            _acc__t19 += W2[i0, i1] * W2[i0, i1]
+    _t19 = _acc__t19
     # J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar  (examples/einsum_mlp.gg:10)
     J = _t14 + lam * (_t17 + _t19) / 2.0
     # dJ/do[i, j] = _expshift9[i, j]/(_sumexp10[i, 0]*n) - [y[i] == j]/n    [n, q]
@@ -899,43 +897,42 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr, _budget):
     _flat = _expshift9.reshape(n * q)  # the same buffer, as one row
     for i0 in range(n * q):
         _flat[i0] = _exp(_flat[i0])
-    # _sumexp10[i, 0] = Σ_j _expshift9[i, j]    [n, 1]
-    #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
+    # one loop over the rows for the next steps:
+    #   _sumexp10[i, 0] = Σ_j _expshift9[i, j]    [n, 1]
+    #     part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
+    #   _picked12[i] = Σ_j (o[i, j] - _max8[i, 0] if y[i] == j else 0)    [n]
+    #     part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
+    #   _t14 = Σ_i (log(_sumexp10[i, 0]) - _picked12[i])/n    scalar
+    #     part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     _sumexp10 = _ws[h*n + 2*n*q + n:h*n + 2*n*q + 2*n].reshape((n, 1))
+    _picked12 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
+    _acc__t14 = 0.0
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += _expshift9[i0, i1]
         _sumexp10[i0, 0] = acc
-    # _picked12[i] = Σ_j (o[i, j] - _max8[i, 0] if y[i] == j else 0)    [n]
-    #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _picked12 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
-    for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += (o[i0, i1] - _max8[i0, 0] if y[i0] == i1 else 0.0)
         _picked12[i0] = acc
-    # _t14 = Σ_i (log(_sumexp10[i, 0]) - _picked12[i])/n    scalar
-    #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    acc = 0.0
-    for i0 in range(n):
-        acc += (_log(_sumexp10[i0, 0]) - _picked12[i0]) / n
-    _t14 = acc
+        _acc__t14 += (_log(_sumexp10[i0, 0]) - _picked12[i0]) / n
+    _t14 = _acc__t14
     # _t17 = Σ_ij W1[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    acc = 0.0
+    _acc__t17 = 0.0
     for i0 in range(h):
         for i1 in range(d):
-            acc += W1[i0, i1] * W1[i0, i1]
+            _acc__t17 += W1[i0, i1] * W1[i0, i1]
             W1[i0, i1] *= 1.0 - lr * lam  # decay of the W1 update below, while this pass reads W1
-    _t17 = acc
+    _t17 = _acc__t17
     # _t19 = Σ_ij W2[i, j]**2    scalar
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    acc = 0.0
+    _acc__t19 = 0.0
     for i0 in range(q):
         for i1 in range(h):
-            acc += W2[i0, i1] * W2[i0, i1]
-    _t19 = acc
+            _acc__t19 += W2[i0, i1] * W2[i0, i1]
+    _t19 = _acc__t19
     # J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar  (examples/einsum_mlp.gg:10)
     J = _t14 + lam * (_t17 + _t19) / 2.0
     # dJ/do[i, j] = _expshift9[i, j]/(_sumexp10[i, 0]*n) - [y[i] == j]/n    [n, q]

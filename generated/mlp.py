@@ -38,8 +38,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 26c3e904744c470f1986d9a2bf72e6cd23fbf04564d269a034a4f28b690aa867
-# graphgen-content-sha256: e1aa391859e7d0d0deb8f45016fa0a0a04ca32f7b130ff3ed196f3456281daa9
+# graphgen-spec-hash: 32826ca9dae52646dcbf21222ecc62484955f29542679ea77f9c82d36b958250
+# graphgen-content-sha256: 115500c9faa342af0d5bf90ffaeed272c342cd20790955048fb7fd74de6495fa
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -59,12 +59,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_26c3e904744c'
+__name__ = 'graphgen_generated_mlp_32826ca9dae5'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '26c3e904744c470f1986d9a2bf72e6cd23fbf04564d269a034a4f28b690aa867'
+SPEC_HASH = '32826ca9dae52646dcbf21222ecc62484955f29542679ea77f9c82d36b958250'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -444,41 +444,40 @@ def _forward_kernel(x, y, W1, W2, lam, _budget):
     _flat = _expshift11.reshape(n * q)  # the same buffer, as one row
     for i0 in range(n * q):
         _flat[i0] = _exp(_flat[i0])
-    # _sumexp12[i, 0] = Σ_j _expshift11[i, j]    [n, 1]
-    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    # one loop over the rows for the next steps:
+    #   _sumexp12[i, 0] = Σ_j _expshift11[i, j]    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    #   _picked14[i] = Σ_j (o[i, j] - _max10[i, 0] if y[i] == j else 0)    [n]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    #   L   = mean(cross_entropy(o, y))    scalar  (examples/mlp.gg:12)
     _sumexp12 = np.empty((n, 1), dt)
+    _picked14 = _ws[n:2*n].reshape((n,))
+    _acc_L = 0.0
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += _expshift11[i0, i1]
         _sumexp12[i0, 0] = acc
-    # _picked14[i] = Σ_j (o[i, j] - _max10[i, 0] if y[i] == j else 0)    [n]
-    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _picked14 = _ws[n:2*n].reshape((n,))
-    for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += (o[i0, i1] - _max10[i0, 0] if y[i0] == i1 else 0.0)
         _picked14[i0] = acc
-    # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp.gg:12)
-    acc = 0.0
-    for i0 in range(n):
-        acc += (_log(_sumexp12[i0, 0]) - _picked14[i0]) / n
-    L = acc
+        _acc_L += (_log(_sumexp12[i0, 0]) - _picked14[i0]) / n
+    L = _acc_L
     # _t19 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
-    acc = 0.0
+    _acc__t19 = 0.0
     for i0 in range(h):
         for i1 in range(d):
-            acc += W1[i0, i1] * W1[i0, i1]
-    _t19 = acc
+            _acc__t19 += W1[i0, i1] * W1[i0, i1]
+    _t19 = _acc__t19
     # _t21 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
-    acc = 0.0
+    _acc__t21 = 0.0
     for i0 in range(q):
         for i1 in range(h):
-            acc += W2[i0, i1] * W2[i0, i1]
-    _t21 = acc
+            _acc__t21 += W2[i0, i1] * W2[i0, i1]
+    _t21 = _acc__t21
     # J   = L + s    scalar  (examples/mlp.gg:14)
     J = L + lam * (_t19 + _t21) / 2.0
     return J, o, hid, _expshift11, _sumexp12
@@ -664,41 +663,40 @@ def _value_and_grad_kernel(x, y, W1, W2, lam, _budget):
     _flat = _expshift11.reshape(n * q)  # the same buffer, as one row
     for i0 in range(n * q):
         _flat[i0] = _exp(_flat[i0])
-    # _sumexp12[i, 0] = Σ_j _expshift11[i, j]    [n, 1]
-    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    # one loop over the rows for the next steps:
+    #   _sumexp12[i, 0] = Σ_j _expshift11[i, j]    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    #   _picked14[i] = Σ_j (o[i, j] - _max10[i, 0] if y[i] == j else 0)    [n]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    #   L   = mean(cross_entropy(o, y))    scalar  (examples/mlp.gg:12)
     _sumexp12 = _ws[h*n + 2*n*q + n:h*n + 2*n*q + 2*n].reshape((n, 1))
+    _picked14 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
+    _acc_L = 0.0
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += _expshift11[i0, i1]
         _sumexp12[i0, 0] = acc
-    # _picked14[i] = Σ_j (o[i, j] - _max10[i, 0] if y[i] == j else 0)    [n]
-    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _picked14 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
-    for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += (o[i0, i1] - _max10[i0, 0] if y[i0] == i1 else 0.0)
         _picked14[i0] = acc
-    # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp.gg:12)
-    acc = 0.0
-    for i0 in range(n):
-        acc += (_log(_sumexp12[i0, 0]) - _picked14[i0]) / n
-    L = acc
+        _acc_L += (_log(_sumexp12[i0, 0]) - _picked14[i0]) / n
+    L = _acc_L
     # _t19 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
-    acc = 0.0
+    _acc__t19 = 0.0
     for i0 in range(h):
         for i1 in range(d):
-            acc += W1[i0, i1] * W1[i0, i1]
-    _t19 = acc
+            _acc__t19 += W1[i0, i1] * W1[i0, i1]
+    _t19 = _acc__t19
     # _t21 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
-    acc = 0.0
+    _acc__t21 = 0.0
     for i0 in range(q):
         for i1 in range(h):
-            acc += W2[i0, i1] * W2[i0, i1]
-    _t21 = acc
+            _acc__t21 += W2[i0, i1] * W2[i0, i1]
+    _t21 = _acc__t21
     # J   = L + s    scalar  (examples/mlp.gg:14)
     J = L + lam * (_t19 + _t21) / 2.0
     # dJ/do[i, j] = _expshift11[i, j]/(_sumexp12[i, 0]*n) - [y[i] == j]/n    [n, q]
@@ -877,42 +875,41 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr, _budget):
     _flat = _expshift11.reshape(n * q)  # the same buffer, as one row
     for i0 in range(n * q):
         _flat[i0] = _exp(_flat[i0])
-    # _sumexp12[i, 0] = Σ_j _expshift11[i, j]    [n, 1]
-    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    # one loop over the rows for the next steps:
+    #   _sumexp12[i, 0] = Σ_j _expshift11[i, j]    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    #   _picked14[i] = Σ_j (o[i, j] - _max10[i, 0] if y[i] == j else 0)    [n]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    #   L   = mean(cross_entropy(o, y))    scalar  (examples/mlp.gg:12)
     _sumexp12 = _ws[h*n + 2*n*q + n:h*n + 2*n*q + 2*n].reshape((n, 1))
+    _picked14 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
+    _acc_L = 0.0
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += _expshift11[i0, i1]
         _sumexp12[i0, 0] = acc
-    # _picked14[i] = Σ_j (o[i, j] - _max10[i, 0] if y[i] == j else 0)    [n]
-    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
-    _picked14 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
-    for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += (o[i0, i1] - _max10[i0, 0] if y[i0] == i1 else 0.0)
         _picked14[i0] = acc
-    # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp.gg:12)
-    acc = 0.0
-    for i0 in range(n):
-        acc += (_log(_sumexp12[i0, 0]) - _picked14[i0]) / n
-    L = acc
+        _acc_L += (_log(_sumexp12[i0, 0]) - _picked14[i0]) / n
+    L = _acc_L
     # _t19 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
-    acc = 0.0
+    _acc__t19 = 0.0
     for i0 in range(h):
         for i1 in range(d):
-            acc += W1[i0, i1] * W1[i0, i1]
+            _acc__t19 += W1[i0, i1] * W1[i0, i1]
             W1[i0, i1] *= 1.0 - lr * lam  # decay of the W1 update below, while this pass reads W1
-    _t19 = acc
+    _t19 = _acc__t19
     # _t21 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
-    acc = 0.0
+    _acc__t21 = 0.0
     for i0 in range(q):
         for i1 in range(h):
-            acc += W2[i0, i1] * W2[i0, i1]
-    _t21 = acc
+            _acc__t21 += W2[i0, i1] * W2[i0, i1]
+    _t21 = _acc__t21
     # J   = L + s    scalar  (examples/mlp.gg:14)
     J = L + lam * (_t19 + _t21) / 2.0
     # dJ/do[i, j] = _expshift11[i, j]/(_sumexp12[i, 0]*n) - [y[i] == j]/n    [n, q]

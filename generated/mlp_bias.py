@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 36250b47cb7988e97ba1e5e8d074250ecff8b4b6ab40007777bbcecbec0d5846
-# graphgen-content-sha256: 065eb6d263c5c0035bd03cbae158710bf0db7b5ab82fe6798e231cc974722509
+# graphgen-spec-hash: 2c996678d41af2fd1ee144088304e88517d2dddf875ec13cb561ef864f19cc72
+# graphgen-content-sha256: ca599bd206fa78c3c25eb116f4c446ee1a14467529be49811f5ea117693b6ce9
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -62,12 +62,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_36250b47cb79'
+__name__ = 'graphgen_generated_mlp_bias_2c996678d41a'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '36250b47cb7988e97ba1e5e8d074250ecff8b4b6ab40007777bbcecbec0d5846'
+SPEC_HASH = '2c996678d41af2fd1ee144088304e88517d2dddf875ec13cb561ef864f19cc72'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -438,15 +438,15 @@ def _forward_kernel(x, y, W1, b1, W2, b2, lam, _budget):
     #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     _t12 = np.empty((n, q), dt)
     _dot_t(hid, W2, _t12, _scratch)
-    # o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
+    # one loop over the rows for the next steps:
+    #   o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
+    #   _max14[i, 0] = max_j o[i, j]    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
     o = _t12  # reuse the buffer
+    _max14 = _ws[0:n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(q):
             o[i0, i1] = _t12[i0, i1] + b2[i1]
-    # _max14[i, 0] = max_j o[i, j]    [n, 1]
-    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _max14 = _ws[0:n].reshape((n, 1))
-    for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
@@ -460,41 +460,40 @@ def _forward_kernel(x, y, W1, b1, W2, b2, lam, _budget):
     _flat = _expshift15.reshape(n * q)  # the same buffer, as one row
     for i0 in range(n * q):
         _flat[i0] = _exp(_flat[i0])
-    # _sumexp16[i, 0] = Σ_j _expshift15[i, j]    [n, 1]
-    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    # one loop over the rows for the next steps:
+    #   _sumexp16[i, 0] = Σ_j _expshift15[i, j]    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    #   _picked18[i] = Σ_j (o[i, j] - _max14[i, 0] if y[i] == j else 0)    [n]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    #   L   = mean(cross_entropy(o, y))    scalar  (examples/mlp_bias.gg:13)
     _sumexp16 = np.empty((n, 1), dt)
+    _picked18 = _ws[n:2*n].reshape((n,))
+    _acc_L = 0.0
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += _expshift15[i0, i1]
         _sumexp16[i0, 0] = acc
-    # _picked18[i] = Σ_j (o[i, j] - _max14[i, 0] if y[i] == j else 0)    [n]
-    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _picked18 = _ws[n:2*n].reshape((n,))
-    for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += (o[i0, i1] - _max14[i0, 0] if y[i0] == i1 else 0.0)
         _picked18[i0] = acc
-    # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp_bias.gg:13)
-    acc = 0.0
-    for i0 in range(n):
-        acc += (_log(_sumexp16[i0, 0]) - _picked18[i0]) / n
-    L = acc
+        _acc_L += (_log(_sumexp16[i0, 0]) - _picked18[i0]) / n
+    L = _acc_L
     # _t23 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
-    acc = 0.0
+    _acc__t23 = 0.0
     for i0 in range(h):
         for i1 in range(d):
-            acc += W1[i0, i1] * W1[i0, i1]
-    _t23 = acc
+            _acc__t23 += W1[i0, i1] * W1[i0, i1]
+    _t23 = _acc__t23
     # _t25 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
-    acc = 0.0
+    _acc__t25 = 0.0
     for i0 in range(q):
         for i1 in range(h):
-            acc += W2[i0, i1] * W2[i0, i1]
-    _t25 = acc
+            _acc__t25 += W2[i0, i1] * W2[i0, i1]
+    _t25 = _acc__t25
     # J   = L + s    scalar  (examples/mlp_bias.gg:15)
     J = L + lam * (_t23 + _t25) / 2.0
     return J, o, hid, _expshift15, _sumexp16
@@ -695,15 +694,15 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam, _budget):
     #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     _t12 = _ws[h*n:h*n + n*q].reshape((n, q))
     _dot_t(hid, W2, _t12, _scratch)
-    # o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
+    # one loop over the rows for the next steps:
+    #   o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
+    #   _max14[i, 0] = max_j o[i, j]    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
     o = _t12  # reuse the buffer
+    _max14 = _ws[h*n + n*q:h*n + n*q + n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(q):
             o[i0, i1] = _t12[i0, i1] + b2[i1]
-    # _max14[i, 0] = max_j o[i, j]    [n, 1]
-    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _max14 = _ws[h*n + n*q:h*n + n*q + n].reshape((n, 1))
-    for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
@@ -717,41 +716,40 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam, _budget):
     _flat = _expshift15.reshape(n * q)  # the same buffer, as one row
     for i0 in range(n * q):
         _flat[i0] = _exp(_flat[i0])
-    # _sumexp16[i, 0] = Σ_j _expshift15[i, j]    [n, 1]
-    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    # one loop over the rows for the next steps:
+    #   _sumexp16[i, 0] = Σ_j _expshift15[i, j]    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    #   _picked18[i] = Σ_j (o[i, j] - _max14[i, 0] if y[i] == j else 0)    [n]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    #   L   = mean(cross_entropy(o, y))    scalar  (examples/mlp_bias.gg:13)
     _sumexp16 = _ws[h*n + 2*n*q + n:h*n + 2*n*q + 2*n].reshape((n, 1))
+    _picked18 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
+    _acc_L = 0.0
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += _expshift15[i0, i1]
         _sumexp16[i0, 0] = acc
-    # _picked18[i] = Σ_j (o[i, j] - _max14[i, 0] if y[i] == j else 0)    [n]
-    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _picked18 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
-    for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += (o[i0, i1] - _max14[i0, 0] if y[i0] == i1 else 0.0)
         _picked18[i0] = acc
-    # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp_bias.gg:13)
-    acc = 0.0
-    for i0 in range(n):
-        acc += (_log(_sumexp16[i0, 0]) - _picked18[i0]) / n
-    L = acc
+        _acc_L += (_log(_sumexp16[i0, 0]) - _picked18[i0]) / n
+    L = _acc_L
     # _t23 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
-    acc = 0.0
+    _acc__t23 = 0.0
     for i0 in range(h):
         for i1 in range(d):
-            acc += W1[i0, i1] * W1[i0, i1]
-    _t23 = acc
+            _acc__t23 += W1[i0, i1] * W1[i0, i1]
+    _t23 = _acc__t23
     # _t25 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
-    acc = 0.0
+    _acc__t25 = 0.0
     for i0 in range(q):
         for i1 in range(h):
-            acc += W2[i0, i1] * W2[i0, i1]
-    _t25 = acc
+            _acc__t25 += W2[i0, i1] * W2[i0, i1]
+    _t25 = _acc__t25
     # J   = L + s    scalar  (examples/mlp_bias.gg:15)
     J = L + lam * (_t23 + _t25) / 2.0
     # one fused loop for the next steps:
@@ -968,15 +966,15 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr, _budget):
     #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     _t12 = _ws[h*n:h*n + n*q].reshape((n, q))
     _dot_t(hid, W2, _t12, _scratch)
-    # o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
+    # one loop over the rows for the next steps:
+    #   o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
+    #   _max14[i, 0] = max_j o[i, j]    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
     o = _t12  # reuse the buffer
+    _max14 = _ws[h*n + n*q:h*n + n*q + n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(q):
             o[i0, i1] = _t12[i0, i1] + b2[i1]
-    # _max14[i, 0] = max_j o[i, j]    [n, 1]
-    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _max14 = _ws[h*n + n*q:h*n + n*q + n].reshape((n, 1))
-    for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
@@ -990,42 +988,41 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr, _budget):
     _flat = _expshift15.reshape(n * q)  # the same buffer, as one row
     for i0 in range(n * q):
         _flat[i0] = _exp(_flat[i0])
-    # _sumexp16[i, 0] = Σ_j _expshift15[i, j]    [n, 1]
-    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    # one loop over the rows for the next steps:
+    #   _sumexp16[i, 0] = Σ_j _expshift15[i, j]    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    #   _picked18[i] = Σ_j (o[i, j] - _max14[i, 0] if y[i] == j else 0)    [n]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    #   L   = mean(cross_entropy(o, y))    scalar  (examples/mlp_bias.gg:13)
     _sumexp16 = _ws[h*n + 2*n*q + n:h*n + 2*n*q + 2*n].reshape((n, 1))
+    _picked18 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
+    _acc_L = 0.0
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += _expshift15[i0, i1]
         _sumexp16[i0, 0] = acc
-    # _picked18[i] = Σ_j (o[i, j] - _max14[i, 0] if y[i] == j else 0)    [n]
-    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _picked18 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
-    for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += (o[i0, i1] - _max14[i0, 0] if y[i0] == i1 else 0.0)
         _picked18[i0] = acc
-    # L   = mean(cross_entropy(o, y))    scalar  (examples/mlp_bias.gg:13)
-    acc = 0.0
-    for i0 in range(n):
-        acc += (_log(_sumexp16[i0, 0]) - _picked18[i0]) / n
-    L = acc
+        _acc_L += (_log(_sumexp16[i0, 0]) - _picked18[i0]) / n
+    L = _acc_L
     # _t23 = Σ_ij W1[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
-    acc = 0.0
+    _acc__t23 = 0.0
     for i0 in range(h):
         for i1 in range(d):
-            acc += W1[i0, i1] * W1[i0, i1]
+            _acc__t23 += W1[i0, i1] * W1[i0, i1]
             W1[i0, i1] *= 1.0 - lr * lam  # decay of the W1 update below, while this pass reads W1
-    _t23 = acc
+    _t23 = _acc__t23
     # _t25 = Σ_ij W2[i, j]**2    scalar
     #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
-    acc = 0.0
+    _acc__t25 = 0.0
     for i0 in range(q):
         for i1 in range(h):
-            acc += W2[i0, i1] * W2[i0, i1]
-    _t25 = acc
+            _acc__t25 += W2[i0, i1] * W2[i0, i1]
+    _t25 = _acc__t25
     # J   = L + s    scalar  (examples/mlp_bias.gg:15)
     J = L + lam * (_t23 + _t25) / 2.0
     # one fused loop for the next steps:

@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 510e6dc2f2c83680f9579800220426080203ebbf03d87c622b94eac840ac6111
-# graphgen-content-sha256: 960f640520af7e46feaa8f12e9553151627e2e40083bf59c2cbb1a5987aeb285
+# graphgen-spec-hash: 2dbb9ee238e14ee1edd6dd78c40934804b9288699971fad5b9c7971ddb1b6f3d
+# graphgen-content-sha256: f03f27daf43f9a4a4a8874077b11969823860238d9e43109737fc4ae4579cb1e
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -48,12 +48,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_510e6dc2f2c8'
+__name__ = 'graphgen_generated_softmax_mse_2dbb9ee238e1'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '510e6dc2f2c83680f9579800220426080203ebbf03d87c622b94eac840ac6111'
+SPEC_HASH = '2dbb9ee238e14ee1edd6dd78c40934804b9288699971fad5b9c7971ddb1b6f3d'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -401,16 +401,16 @@ def _forward_kernel(x, t, W, b, _budget):
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t5 = _ws[0:n*q].reshape((n, q))
     _dot_t(x, W, _t5, _scratch)
-    # _t6 = (x @ W.T) + b    [n, q]
-    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    # one loop over the rows for the next steps:
+    #   _t6 = (x @ W.T) + b    [n, q]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   _max7[i, 0] = max_j _t6[i, j]    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t6 = _t5  # reuse the buffer
+    _max7 = _ws[n*q:n*q + n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(q):
             _t6[i0, i1] = _t5[i0, i1] + b[i1]
-    # _max7[i, 0] = max_j _t6[i, j]    [n, 1]
-    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _max7 = _ws[n*q:n*q + n].reshape((n, 1))
-    for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, _t6[i0, i1])
@@ -424,30 +424,29 @@ def _forward_kernel(x, t, W, b, _budget):
     _flat = _expshift8.reshape(n * q)  # the same buffer, as one row
     for i0 in range(n * q):
         _flat[i0] = _exp(_flat[i0])
-    # _sumexp9[i, 0] = Σ_j _expshift8[i, j]    [n, 1]
-    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    # one loop over the rows for the next steps:
+    #   _sumexp9[i, 0] = Σ_j _expshift8[i, j]    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   _t10 = _max7 + log(_sumexp9)    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   one fused loop for the next steps:
+    #     p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
+    #     _t12 = p - t    [n, q]
+    #       part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
+    #     _t14 = Σ_ij _t12[i, j]**2    scalar
+    #       part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
     _sumexp9 = np.empty((n, 1), dt)
+    _t10 = _ws[n*q + n:n*q + 2*n].reshape((n, 1))
+    p = np.empty((n, q), dt)
+    _t12 = np.empty((n, q), dt)
+    _acc__t14 = 0.0
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += _expshift8[i0, i1]
         _sumexp9[i0, 0] = acc
-    # _t10 = _max7 + log(_sumexp9)    [n, 1]
-    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t10 = _ws[n*q + n:n*q + 2*n].reshape((n, 1))
-    for i0 in range(n):
         for i1 in range(1):
             _t10[i0, i1] = _max7[i0, i1] + _log(_sumexp9[i0, i1])
-    # one fused loop for the next steps:
-    #   p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
-    #   _t12 = p - t    [n, q]
-    #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
-    #   _t14 = Σ_ij _t12[i, j]**2    scalar
-    #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
-    p = np.empty((n, q), dt)
-    _t12 = np.empty((n, q), dt)
-    _acc__t14 = 0.0
-    for i0 in range(n):
         for i1 in range(q):
             _v_p = _exp(_t6[i0, i1] - _t10[i0, 0])
             p[i0, i1] = _v_p
@@ -501,23 +500,23 @@ def _backward_kernel(x, _expshift8, _sumexp9, p, _t12, _budget):
     if _b > _budget:
         _memory_error("all arrays", _b, _budget)
     _ws = np.empty(n*q + n, dt)  # every temporary of this call, as views
-    # _g22[i, 0] = Σ_j -_t12[i, j]*p[i, j]    [n, 1]
-    #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    # one loop over the rows for the next steps:
+    #   _g22[i, 0] = Σ_j -_t12[i, j]*p[i, j]    [n, 1]
+    #     grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   one fused loop for the next steps:
+    #     _g26[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g22[i, 0]/_sumexp9[i, 0]    [n, q]
+    #       grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #     dJ/db[i] = Σ_j _g26[j, i]    [q]
+    #       grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _g22 = _ws[0:n].reshape((n, 1))
+    _g26 = _ws[n:n*q + n].reshape((n, q))
+    dJ_db = np.empty((q,), dt)
+    dJ_db[:] = 0.0
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += -p[i0, i1] * _t12[i0, i1]
         _g22[i0, 0] = acc
-    # one fused loop for the next steps:
-    #   _g26[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g22[i, 0]/_sumexp9[i, 0]    [n, q]
-    #     grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    #   dJ/db[i] = Σ_j _g26[j, i]    [q]
-    #     grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g26 = _ws[n:n*q + n].reshape((n, q))
-    dJ_db = np.empty((q,), dt)
-    dJ_db[:] = 0.0
-    for i0 in range(n):
         for i1 in range(q):
             _v__g26 = p[i0, i1] * _t12[i0, i1] + _expshift8[i0, i1] * _g22[i0, 0] / _sumexp9[i0, 0]
             _g26[i0, i1] = _v__g26
@@ -597,16 +596,16 @@ def _value_and_grad_kernel(x, t, W, b, _budget):
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t5 = _ws[0:n*q].reshape((n, q))
     _dot_t(x, W, _t5, _scratch)
-    # _t6 = (x @ W.T) + b    [n, q]
-    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    # one loop over the rows for the next steps:
+    #   _t6 = (x @ W.T) + b    [n, q]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   _max7[i, 0] = max_j _t6[i, j]    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t6 = _t5  # reuse the buffer
+    _max7 = _ws[n*q:n*q + n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(q):
             _t6[i0, i1] = _t5[i0, i1] + b[i1]
-    # _max7[i, 0] = max_j _t6[i, j]    [n, 1]
-    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _max7 = _ws[n*q:n*q + n].reshape((n, 1))
-    for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, _t6[i0, i1])
@@ -620,30 +619,29 @@ def _value_and_grad_kernel(x, t, W, b, _budget):
     _flat = _expshift8.reshape(n * q)  # the same buffer, as one row
     for i0 in range(n * q):
         _flat[i0] = _exp(_flat[i0])
-    # _sumexp9[i, 0] = Σ_j _expshift8[i, j]    [n, 1]
-    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    # one loop over the rows for the next steps:
+    #   _sumexp9[i, 0] = Σ_j _expshift8[i, j]    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   _t10 = _max7 + log(_sumexp9)    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   one fused loop for the next steps:
+    #     p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
+    #     _t12 = p - t    [n, q]
+    #       part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
+    #     _t14 = Σ_ij _t12[i, j]**2    scalar
+    #       part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
     _sumexp9 = _ws[2*n*q + n:2*n*q + 2*n].reshape((n, 1))
+    _t10 = _ws[2*n*q + 2*n:2*n*q + 3*n].reshape((n, 1))
+    p = _ws[2*n*q + 3*n:3*n*q + 3*n].reshape((n, q))
+    _t12 = _ws[3*n*q + 3*n:4*n*q + 3*n].reshape((n, q))
+    _acc__t14 = 0.0
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += _expshift8[i0, i1]
         _sumexp9[i0, 0] = acc
-    # _t10 = _max7 + log(_sumexp9)    [n, 1]
-    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t10 = _ws[2*n*q + 2*n:2*n*q + 3*n].reshape((n, 1))
-    for i0 in range(n):
         for i1 in range(1):
             _t10[i0, i1] = _max7[i0, i1] + _log(_sumexp9[i0, i1])
-    # one fused loop for the next steps:
-    #   p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
-    #   _t12 = p - t    [n, q]
-    #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
-    #   _t14 = Σ_ij _t12[i, j]**2    scalar
-    #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
-    p = _ws[2*n*q + 3*n:3*n*q + 3*n].reshape((n, q))
-    _t12 = _ws[3*n*q + 3*n:4*n*q + 3*n].reshape((n, q))
-    _acc__t14 = 0.0
-    for i0 in range(n):
         for i1 in range(q):
             _v_p = _exp(_t6[i0, i1] - _t10[i0, 0])
             p[i0, i1] = _v_p
@@ -653,23 +651,23 @@ def _value_and_grad_kernel(x, t, W, b, _budget):
     _t14 = _acc__t14
     # J = sum((p - t) ** 2) / 2    scalar  (examples/softmax_mse.gg:8)
     J = _t14 / 2.0
-    # _g22[i, 0] = Σ_j -_t12[i, j]*p[i, j]    [n, 1]
-    #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    # one loop over the rows for the next steps:
+    #   _g22[i, 0] = Σ_j -_t12[i, j]*p[i, j]    [n, 1]
+    #     grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   one fused loop for the next steps:
+    #     _g26[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g22[i, 0]/_sumexp9[i, 0]    [n, q]
+    #       grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #     dJ/db[i] = Σ_j _g26[j, i]    [q]
+    #       grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _g22 = _ws[4*n*q + 3*n:4*n*q + 4*n].reshape((n, 1))
+    _g26 = _ws[4*n*q + 4*n:5*n*q + 4*n].reshape((n, q))
+    dJ_db = np.empty((q,), dt)
+    dJ_db[:] = 0.0
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += -p[i0, i1] * _t12[i0, i1]
         _g22[i0, 0] = acc
-    # one fused loop for the next steps:
-    #   _g26[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g22[i, 0]/_sumexp9[i, 0]    [n, q]
-    #     grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    #   dJ/db[i] = Σ_j _g26[j, i]    [q]
-    #     grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g26 = _ws[4*n*q + 4*n:5*n*q + 4*n].reshape((n, q))
-    dJ_db = np.empty((q,), dt)
-    dJ_db[:] = 0.0
-    for i0 in range(n):
         for i1 in range(q):
             _v__g26 = p[i0, i1] * _t12[i0, i1] + _expshift8[i0, i1] * _g22[i0, 0] / _sumexp9[i0, 0]
             _g26[i0, i1] = _v__g26
@@ -726,32 +724,30 @@ def _predict_kernel(x, W, b, _budget):
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t5 = _ws[0:n*q].reshape((n, q))
     _dot_t(x, W, _t5, _scratch)
-    # _t6 = (x @ W.T) + b    [n, q]
-    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    # one loop over the rows for the next steps:
+    #   _t6 = (x @ W.T) + b    [n, q]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   _max7[i, 0] = max_j _t6[i, j]    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   _sumexp9[i, 0] = Σ_j exp(_t6[i, j] - _max7[i, 0])    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   _t10 = _max7 + log(_sumexp9)    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t6 = _t5  # reuse the buffer
+    _max7 = _ws[n*q:n*q + n].reshape((n, 1))
+    _sumexp9 = _ws[n*q + n:n*q + 2*n].reshape((n, 1))
+    _t10 = _sumexp9  # reuse the buffer
     for i0 in range(n):
         for i1 in range(q):
             _t6[i0, i1] = _t5[i0, i1] + b[i1]
-    # _max7[i, 0] = max_j _t6[i, j]    [n, 1]
-    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _max7 = _ws[n*q:n*q + n].reshape((n, 1))
-    for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, _t6[i0, i1])
         _max7[i0, 0] = acc
-    # _sumexp9[i, 0] = Σ_j exp(_t6[i, j] - _max7[i, 0])    [n, 1]
-    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _sumexp9 = _ws[n*q + n:n*q + 2*n].reshape((n, 1))
-    for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += _exp(_t6[i0, i1] - _max7[i0, 0])
         _sumexp9[i0, 0] = acc
-    # _t10 = _max7 + log(_sumexp9)    [n, 1]
-    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t10 = _sumexp9  # reuse the buffer
-    for i0 in range(n):
         for i1 in range(1):
             _t10[i0, i1] = _max7[i0, i1] + _log(_sumexp9[i0, i1])
     # p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
@@ -834,16 +830,16 @@ def _sgd_step_kernel(x, t, W, b, lr, _budget):
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t5 = _ws[0:n*q].reshape((n, q))
     _dot_t(x, W, _t5, _scratch)
-    # _t6 = (x @ W.T) + b    [n, q]
-    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    # one loop over the rows for the next steps:
+    #   _t6 = (x @ W.T) + b    [n, q]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   _max7[i, 0] = max_j _t6[i, j]    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t6 = _t5  # reuse the buffer
+    _max7 = _ws[n*q:n*q + n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(q):
             _t6[i0, i1] = _t5[i0, i1] + b[i1]
-    # _max7[i, 0] = max_j _t6[i, j]    [n, 1]
-    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _max7 = _ws[n*q:n*q + n].reshape((n, 1))
-    for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, _t6[i0, i1])
@@ -857,30 +853,29 @@ def _sgd_step_kernel(x, t, W, b, lr, _budget):
     _flat = _expshift8.reshape(n * q)  # the same buffer, as one row
     for i0 in range(n * q):
         _flat[i0] = _exp(_flat[i0])
-    # _sumexp9[i, 0] = Σ_j _expshift8[i, j]    [n, 1]
-    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    # one loop over the rows for the next steps:
+    #   _sumexp9[i, 0] = Σ_j _expshift8[i, j]    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   _t10 = _max7 + log(_sumexp9)    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   one fused loop for the next steps:
+    #     p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
+    #     _t12 = p - t    [n, q]
+    #       part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
+    #     _t14 = Σ_ij _t12[i, j]**2    scalar
+    #       part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
     _sumexp9 = _ws[2*n*q + n:2*n*q + 2*n].reshape((n, 1))
+    _t10 = _ws[2*n*q + 2*n:2*n*q + 3*n].reshape((n, 1))
+    p = _ws[2*n*q + 3*n:3*n*q + 3*n].reshape((n, q))
+    _t12 = _ws[3*n*q + 3*n:4*n*q + 3*n].reshape((n, q))
+    _acc__t14 = 0.0
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += _expshift8[i0, i1]
         _sumexp9[i0, 0] = acc
-    # _t10 = _max7 + log(_sumexp9)    [n, 1]
-    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _t10 = _ws[2*n*q + 2*n:2*n*q + 3*n].reshape((n, 1))
-    for i0 in range(n):
         for i1 in range(1):
             _t10[i0, i1] = _max7[i0, i1] + _log(_sumexp9[i0, i1])
-    # one fused loop for the next steps:
-    #   p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
-    #   _t12 = p - t    [n, q]
-    #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
-    #   _t14 = Σ_ij _t12[i, j]**2    scalar
-    #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
-    p = _ws[2*n*q + 3*n:3*n*q + 3*n].reshape((n, q))
-    _t12 = _ws[3*n*q + 3*n:4*n*q + 3*n].reshape((n, q))
-    _acc__t14 = 0.0
-    for i0 in range(n):
         for i1 in range(q):
             _v_p = _exp(_t6[i0, i1] - _t10[i0, 0])
             p[i0, i1] = _v_p
@@ -890,23 +885,23 @@ def _sgd_step_kernel(x, t, W, b, lr, _budget):
     _t14 = _acc__t14
     # J = sum((p - t) ** 2) / 2    scalar  (examples/softmax_mse.gg:8)
     J = _t14 / 2.0
-    # _g22[i, 0] = Σ_j -_t12[i, j]*p[i, j]    [n, 1]
-    #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    # one loop over the rows for the next steps:
+    #   _g22[i, 0] = Σ_j -_t12[i, j]*p[i, j]    [n, 1]
+    #     grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   one fused loop for the next steps:
+    #     _g26[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g22[i, 0]/_sumexp9[i, 0]    [n, q]
+    #       grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #     dJ/db[i] = Σ_j _g26[j, i]    [q]
+    #       grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _g22 = _ws[4*n*q + 3*n:4*n*q + 4*n].reshape((n, 1))
+    _g26 = _ws[4*n*q + 4*n:5*n*q + 4*n].reshape((n, q))
+    dJ_db = _ws[5*n*q + 4*n:5*n*q + 4*n + q].reshape((q,))
+    dJ_db[:] = 0.0
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += -p[i0, i1] * _t12[i0, i1]
         _g22[i0, 0] = acc
-    # one fused loop for the next steps:
-    #   _g26[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g22[i, 0]/_sumexp9[i, 0]    [n, q]
-    #     grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    #   dJ/db[i] = Σ_j _g26[j, i]    [q]
-    #     grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g26 = _ws[4*n*q + 4*n:5*n*q + 4*n].reshape((n, q))
-    dJ_db = _ws[5*n*q + 4*n:5*n*q + 4*n + q].reshape((q,))
-    dJ_db[:] = 0.0
-    for i0 in range(n):
         for i1 in range(q):
             _v__g26 = p[i0, i1] * _t12[i0, i1] + _expshift8[i0, i1] * _g22[i0, 0] / _sumexp9[i0, 0]
             _g26[i0, i1] = _v__g26

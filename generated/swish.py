@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g33[j, i]                       [h]
         dJ/dW1 = (_g33.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 28031a522ca3a3067468b43c98e0f77f3910699e8a0e7e7c49599fe0e83e7750
-# graphgen-content-sha256: 7aef247b44829a182dca8af55dbbaf4507f8d64cba49660da7a391f03c8f88d2
+# graphgen-spec-hash: 36dd425e89ae36502df5812176d6ccae90302300a498679aad1830f44108c2b2
+# graphgen-content-sha256: 2eb0cd5c9a571604d83e3f186738c52295e0b363b90882298bc14bb913c3ad36
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -57,12 +57,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_28031a522ca3'
+__name__ = 'graphgen_generated_swish_36dd425e89ae'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '28031a522ca3a3067468b43c98e0f77f3910699e8a0e7e7c49599fe0e83e7750'
+SPEC_HASH = '36dd425e89ae36502df5812176d6ccae90302300a498679aad1830f44108c2b2'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -445,15 +445,15 @@ def _forward_kernel(x, y, W1, b1, W2, b2, _budget):
     #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     _t11 = np.empty((n, q), dt)
     _dot_t(hid, W2, _t11, _scratch)
-    # o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
+    # one loop over the rows for the next steps:
+    #   o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
+    #   _max13[i, 0] = max_j o[i, j]    [n, 1]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
     o = _t11  # reuse the buffer
+    _max13 = _ws[0:n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(q):
             o[i0, i1] = _t11[i0, i1] + b2[i1]
-    # _max13[i, 0] = max_j o[i, j]    [n, 1]
-    #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _max13 = _ws[0:n].reshape((n, 1))
-    for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
@@ -467,27 +467,26 @@ def _forward_kernel(x, y, W1, b1, W2, b2, _budget):
     _flat = _expshift14.reshape(n * q)  # the same buffer, as one row
     for i0 in range(n * q):
         _flat[i0] = _exp(_flat[i0])
-    # _sumexp15[i, 0] = Σ_j _expshift14[i, j]    [n, 1]
-    #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    # one loop over the rows for the next steps:
+    #   _sumexp15[i, 0] = Σ_j _expshift14[i, j]    [n, 1]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    #   _picked17[i] = Σ_j (o[i, j] - _max13[i, 0] if y[i] == j else 0)    [n]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    #   J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
     _sumexp15 = np.empty((n, 1), dt)
+    _picked17 = _ws[n:2*n].reshape((n,))
+    _acc_J = 0.0
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += _expshift14[i0, i1]
         _sumexp15[i0, 0] = acc
-    # _picked17[i] = Σ_j (o[i, j] - _max13[i, 0] if y[i] == j else 0)    [n]
-    #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _picked17 = _ws[n:2*n].reshape((n,))
-    for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += (o[i0, i1] - _max13[i0, 0] if y[i0] == i1 else 0.0)
         _picked17[i0] = acc
-    # J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
-    acc = 0.0
-    for i0 in range(n):
-        acc += (_log(_sumexp15[i0, 0]) - _picked17[i0]) / n
-    J = acc
+        _acc_J += (_log(_sumexp15[i0, 0]) - _picked17[i0]) / n
+    J = _acc_J
     return J, o, _t8, hid, _expshift14, _sumexp15
 
 
@@ -690,15 +689,15 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, _budget):
     #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     _t11 = _ws[2*h*n:2*h*n + n*q].reshape((n, q))
     _dot_t(hid, W2, _t11, _scratch)
-    # o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
+    # one loop over the rows for the next steps:
+    #   o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
+    #   _max13[i, 0] = max_j o[i, j]    [n, 1]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
     o = _t11  # reuse the buffer
+    _max13 = _ws[2*h*n + n*q:2*h*n + n*q + n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(q):
             o[i0, i1] = _t11[i0, i1] + b2[i1]
-    # _max13[i, 0] = max_j o[i, j]    [n, 1]
-    #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _max13 = _ws[2*h*n + n*q:2*h*n + n*q + n].reshape((n, 1))
-    for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
@@ -712,40 +711,38 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, _budget):
     _flat = _expshift14.reshape(n * q)  # the same buffer, as one row
     for i0 in range(n * q):
         _flat[i0] = _exp(_flat[i0])
-    # _sumexp15[i, 0] = Σ_j _expshift14[i, j]    [n, 1]
-    #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    # one loop over the rows for the next steps:
+    #   _sumexp15[i, 0] = Σ_j _expshift14[i, j]    [n, 1]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    #   _picked17[i] = Σ_j (o[i, j] - _max13[i, 0] if y[i] == j else 0)    [n]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    #   J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
+    #   one fused loop for the next steps:
+    #     dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
+    #       grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    #     dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
+    #       grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     _sumexp15 = _ws[2*h*n + 2*n*q + n:2*h*n + 2*n*q + 2*n].reshape((n, 1))
+    _picked17 = _ws[2*h*n + 2*n*q + 2*n:2*h*n + 2*n*q + 3*n].reshape((n,))
+    _acc_J = 0.0
+    dJ_do = _ws[2*h*n + 2*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, q))
+    dJ_db2 = np.empty((q,), dt)
+    dJ_db2[:] = 0.0
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += _expshift14[i0, i1]
         _sumexp15[i0, 0] = acc
-    # _picked17[i] = Σ_j (o[i, j] - _max13[i, 0] if y[i] == j else 0)    [n]
-    #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _picked17 = _ws[2*h*n + 2*n*q + 2*n:2*h*n + 2*n*q + 3*n].reshape((n,))
-    for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += (o[i0, i1] - _max13[i0, 0] if y[i0] == i1 else 0.0)
         _picked17[i0] = acc
-    # J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
-    acc = 0.0
-    for i0 in range(n):
-        acc += (_log(_sumexp15[i0, 0]) - _picked17[i0]) / n
-    J = acc
-    # one fused loop for the next steps:
-    #   dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
-    #     grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    #   dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
-    #     grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_do = _ws[2*h*n + 2*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, q))
-    dJ_db2 = np.empty((q,), dt)
-    dJ_db2[:] = 0.0
-    for i0 in range(n):
+        _acc_J += (_log(_sumexp15[i0, 0]) - _picked17[i0]) / n
         for i1 in range(q):
             _v_dJ_do = _expshift14[i0, i1] / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
             dJ_do[i0, i1] = _v_dJ_do
             dJ_db2[i1] += _v_dJ_do
+    J = _acc_J
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_dhid = _ws[2*h*n + 3*n*q + 3*n:3*h*n + 3*n*q + 3*n].reshape((n, h))
@@ -951,15 +948,15 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr, _budget):
     #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     _t11 = _ws[2*h*n:2*h*n + n*q].reshape((n, q))
     _dot_t(hid, W2, _t11, _scratch)
-    # o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
+    # one loop over the rows for the next steps:
+    #   o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
+    #   _max13[i, 0] = max_j o[i, j]    [n, 1]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
     o = _t11  # reuse the buffer
+    _max13 = _ws[2*h*n + n*q:2*h*n + n*q + n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(q):
             o[i0, i1] = _t11[i0, i1] + b2[i1]
-    # _max13[i, 0] = max_j o[i, j]    [n, 1]
-    #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _max13 = _ws[2*h*n + n*q:2*h*n + n*q + n].reshape((n, 1))
-    for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
             acc = max(acc, o[i0, i1])
@@ -973,40 +970,38 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr, _budget):
     _flat = _expshift14.reshape(n * q)  # the same buffer, as one row
     for i0 in range(n * q):
         _flat[i0] = _exp(_flat[i0])
-    # _sumexp15[i, 0] = Σ_j _expshift14[i, j]    [n, 1]
-    #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    # one loop over the rows for the next steps:
+    #   _sumexp15[i, 0] = Σ_j _expshift14[i, j]    [n, 1]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    #   _picked17[i] = Σ_j (o[i, j] - _max13[i, 0] if y[i] == j else 0)    [n]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    #   J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
+    #   one fused loop for the next steps:
+    #     dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
+    #       grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    #     dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
+    #       grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     _sumexp15 = _ws[2*h*n + 2*n*q + n:2*h*n + 2*n*q + 2*n].reshape((n, 1))
+    _picked17 = _ws[2*h*n + 2*n*q + 2*n:2*h*n + 2*n*q + 3*n].reshape((n,))
+    _acc_J = 0.0
+    dJ_do = _ws[2*h*n + 2*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, q))
+    dJ_db2 = _ws[2*h*n + 3*n*q + 3*n:2*h*n + 3*n*q + 3*n + q].reshape((q,))
+    dJ_db2[:] = 0.0
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += _expshift14[i0, i1]
         _sumexp15[i0, 0] = acc
-    # _picked17[i] = Σ_j (o[i, j] - _max13[i, 0] if y[i] == j else 0)    [n]
-    #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _picked17 = _ws[2*h*n + 2*n*q + 2*n:2*h*n + 2*n*q + 3*n].reshape((n,))
-    for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
             acc += (o[i0, i1] - _max13[i0, 0] if y[i0] == i1 else 0.0)
         _picked17[i0] = acc
-    # J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
-    acc = 0.0
-    for i0 in range(n):
-        acc += (_log(_sumexp15[i0, 0]) - _picked17[i0]) / n
-    J = acc
-    # one fused loop for the next steps:
-    #   dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
-    #     grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    #   dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
-    #     grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_do = _ws[2*h*n + 2*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, q))
-    dJ_db2 = _ws[2*h*n + 3*n*q + 3*n:2*h*n + 3*n*q + 3*n + q].reshape((q,))
-    dJ_db2[:] = 0.0
-    for i0 in range(n):
+        _acc_J += (_log(_sumexp15[i0, 0]) - _picked17[i0]) / n
         for i1 in range(q):
             _v_dJ_do = _expshift14[i0, i1] / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
             dJ_do[i0, i1] = _v_dJ_do
             dJ_db2[i1] += _v_dJ_do
+    J = _acc_J
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     dJ_dhid = _ws[2*h*n + 3*n*q + 3*n + q:3*h*n + 3*n*q + 3*n + q].reshape((n, h))

@@ -25,7 +25,9 @@ from .statements import (
     fusable_groups,
     loop_domain,
     memory_checks,
+    merge_row_loops,
     safe_comment,
+    share_row_loops,
     step_comment,
 )
 
@@ -60,6 +62,20 @@ class Kernel:
 
 
 
+def _rows_together(steps: list[dict]) -> list[dict]:
+    """Steps that share one loop over rows (`statements.share_row_loops`) become one."""
+    out = []
+    for run in share_row_loops([(s["group"], s["lines"]) for s in steps]):
+        if len(run) == 1:
+            out.append(steps[run[0]])
+            continue
+        comment = ["one loop over the rows for the next steps:"]
+        comment += ["  " + line for u in run for line in steps[u]["comment"]]
+        out.append({"comment": comment, "group": [s for u in run for s in steps[u]["group"]],
+                    "lines": merge_row_loops([steps[u]["lines"] for u in run])})
+    return out
+
+
 def _kernel_context(graph: Graph, kernel: Kernel) -> dict:
     writer = StepWriter(graph, kernel)
     eqs = {id(s): eq for s, eq in program_equations(kernel.program, include_inlined=True)}
@@ -76,7 +92,7 @@ def _kernel_context(graph: Graph, kernel: Kernel) -> dict:
             comment = step_comment(s, eq, objective)
             if s.gemm:
                 comment.append(safe_comment(writer.gemm_comment(s)))
-            steps.append({"comment": comment, "lines": writer.lines(s)})
+            steps.append({"comment": comment, "lines": writer.lines(s), "group": group})
             continue
         later = {a.node.id for g in groups[gi + 1:] for s in g for a in s.node.args}
         keep = {s.node.id for s in group if s.node.id in returned or s.node.id in later}
@@ -84,7 +100,9 @@ def _kernel_context(graph: Graph, kernel: Kernel) -> dict:
         for s in group:
             comment += [("  " if len(group) > 1 else "") + line
                         for line in step_comment(s, eqs.get(id(s), s.node.name), objective)]
-        steps.append({"comment": comment, "lines": writer.fused_lines(group, keep)})
+        steps.append({"comment": comment, "lines": writer.fused_lines(group, keep),
+                      "group": group})
+    steps = _rows_together(steps)
     float_reads = [n.name for n in kernel.program.reads if n.shape and n.dtype == "float"]
     workspace, scratch = writer.workspace, None
     if writer.scratch:

@@ -234,16 +234,19 @@ class StepWriter:
         for depth, i in enumerate(step.order[:n_out]):
             out.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
         init = "0.0" if node.reducer == "sum" else "-np.inf"
-        out.append((n_out, f"acc = {init}"))
+        # a total over every loop keeps a name of its own: it may share a loop over rows
+        # with row statistics, whose `acc` starts again at each row (see share_row_loops)
+        acc = "acc" if n_out else f"_acc_{node.name}"
+        out.append((n_out, f"{acc} = {init}"))
         for depth, i in enumerate(step.order[n_out:], n_out):
             out.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
         inner = len(step.order)
         if node.reducer == "sum":
-            out.append((inner, f"acc += {expr}"))
+            out.append((inner, f"{acc} += {expr}"))
         else:
-            out.append((inner, f"acc = max(acc, {expr})"))
+            out.append((inner, f"{acc} = max({acc}, {expr})"))
         out += [(inner, line) for line in self.decay_lines(step, loopvars)]
-        out.append((n_out, f"{write} = acc" if write else f"{node.name} = acc"))
+        out.append((n_out, f"{write} = {acc}" if write else f"{node.name} = {acc}"))
         return out
 
     def dot_lines(self, step: Step) -> list[tuple[int, str]]:
@@ -538,3 +541,79 @@ def fusable_groups(steps: list[Step]) -> list[list[Step]]:
         if d is not None:
             members[s.node.id] = s.form != "map"
     return groups
+
+
+def _row_complete(step: Step) -> bool:
+    """Whether row r of the step's value is final once its loop has done row r: a map, or a
+    reduction over the inner loops only (a row statistic: max, sum, mean of a row)."""
+    node = step.node
+    outer = _loop_indices(step)[0] if _loop_indices(step) else None
+    if step.form == "map":
+        return bool(node.out) and node.out[0] is not None
+    return step.form == "register" and bool(node.out) and node.out[0] is not None \
+        and node.out[0] == outer
+
+
+def _single_outer_loop(lines: list[tuple[int, str]]) -> tuple | None:
+    """(prefix, loop line, body, suffix) if `lines` are set-up lines, one loop nest and
+    finishing lines, else None (twins, flat passes and conditionals do not qualify)."""
+    heads = [k for k, (depth, line) in enumerate(lines)
+             if depth == 0 and line.startswith(("for ", "if ", "else"))]
+    if len(heads) != 1 or not lines[heads[0]][1].startswith("for i0 in range("):
+        return None
+    k = heads[0]
+    end = k + 1
+    while end < len(lines) and lines[end][0] > 0:
+        end += 1
+    return lines[:k], lines[k], lines[k + 1:end], lines[end:]
+
+
+def share_row_loops(units: list[tuple[list[Step], list[tuple[int, str]]]]) -> list[list[int]]:
+    """Which consecutive units (each a fused group and its lines) share one loop over rows.
+
+    A row statistic and the maps around it (layer norm: mean, centre, variance, scale;
+    softmax: max, exp, sum, divide) are separate loop nests over the same rows; run inside
+    one outer loop, each row is read from memory once and stays in cache for the passes
+    that follow. A unit joins the run before it when its loop is `for i0 in range(S)` with
+    the same S, and everything it reads from the run is row-complete at the row it is on
+    (`_row_complete`, read at the outer index on the producer's outer axis). Returns the
+    runs as lists of unit positions.
+    """
+    runs: list[list[int]] = []
+    produced: dict[int, Step] = {}  # node id -> step, in the current run
+    loop_line = None
+    for u, (group, lines) in enumerate(units):
+        # (never a pass that writes a parameter: an earlier unit may still read other rows)
+        shape = _single_outer_loop(lines) if all(
+            s.kind == "loop" and s.writes is None and not s.decays and not s.gemm
+            for s in group) else None
+        fits = bool(runs) and shape is not None and shape[1] == loop_line
+        if fits:
+            for s in group:
+                own_outer = _loop_indices(s)[0] if _loop_indices(s) else None
+                for a in s.node.args:
+                    p = produced.get(a.node.id)
+                    if p is None:
+                        continue
+                    if not (_row_complete(p) and a.idx and a.idx[0] == own_outer
+                            and own_outer is not None):
+                        fits = False
+        if fits:
+            runs[-1].append(u)
+        else:
+            runs.append([u])
+            produced = {}
+            loop_line = shape[1] if shape is not None else None
+        if loop_line is not None:
+            produced.update({s.node.id: s for s in group})
+    return runs
+
+
+def merge_row_loops(line_lists: list[list[tuple[int, str]]]) -> list[tuple[int, str]]:
+    """The lines of units that share a loop over rows (see `share_row_loops`): every unit's
+    set-up first, then one loop holding each unit's body in turn, then the finishing lines."""
+    parts = [_single_outer_loop(lines) for lines in line_lists]
+    out = [line for p in parts for line in p[0]] + [parts[0][1]]
+    for p in parts:
+        out += p[2]
+    return out + [line for p in parts for line in p[3]]

@@ -72,6 +72,10 @@ def cmd_show(args) -> int:
             print(f"{kernel.name}({', '.join(params)}):")
             for step, eq in program_equations(kernel.program, include_inlined=True):
                 print(f"    [{step.kind:6}] {eq}")
+    elif args.stage == "plan":
+        from .plan import plan_text
+
+        print(plan_text(compiled))
     elif args.stage == "source":
         sys.stdout.write(compiled.source)
     return 0
@@ -157,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="print the forward and the derived backward equations")
     p.add_argument("spec")
     p.add_argument("--stage", default="derivation",
-                   choices=["derivation", "ast", "ir", "schedule", "source"],
+                   choices=["derivation", "ast", "ir", "schedule", "plan", "source"],
                    help="which intermediate to print (default: derivation)")
     p.set_defaults(func=cmd_show)
 

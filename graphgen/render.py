@@ -18,7 +18,7 @@ import jinja2
 from . import __version__, blas, vecmath
 from .explain import derivation_text, program_equations
 from .ir import Graph, Node
-from .printer import HELPERS
+from .printer import HELPER_IMPORTS, HELPERS
 from .schedule import Program
 from .statements import (
     StepWriter,
@@ -151,7 +151,9 @@ def _support_used(source_parts: list[str]) -> dict:
     found = [(m, text) for m, text in found if text is not None]
     return {
         "helpers": helpers,
-        "support_imports": sorted({line for m, _ in found for line in m.IMPORTS}),
+        "support_imports": sorted({line for m, _ in found for line in m.IMPORTS}
+                                  | {line for name in sorted(HELPERS) if f"{name}(" in joined
+                                     for line in HELPER_IMPORTS.get(name, ())}),
         "support_constants": "\n".join(text[0] for _, text in found if text[0]),
         "support_functions": "\n\n\n".join(text[1] for _, text in found),
     }

@@ -1,0 +1,147 @@
+"""Spec language v2 (issue 10): each new construct against central finite differences and,
+when PyTorch is installed, against torch.autograd in float64 (relative error <= 1e-10 on
+the value and on every gradient). Shapes are random; edge cases (ties in max, broadcast
+operands, zeros in prod) are built into the arguments on purpose."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from graphgen import ops
+from graphgen.gradcheck import check_gradients
+
+try:
+    import torch
+except ImportError:  # the finite-difference half of every test still runs
+    torch = None
+
+TORCH_RTOL = 1e-10
+
+
+def _dims(seed: int) -> dict[str, int]:
+    rng = np.random.default_rng(1000 + seed)
+    return {d: int(v) for d, v in zip("mkpq", rng.integers(2, 6, size=4))}
+
+
+def _arguments(module, dims, seed, domains=None, ints=None):
+    rng = np.random.default_rng(seed)
+    args = {}
+    for name, (shape, kind, label_range) in module.INPUTS.items():
+        sh = tuple(s if isinstance(s, int) else dims[s] for s in shape)
+        if kind == "int":
+            high = label_range if isinstance(label_range, int) else dims[label_range]
+            args[name] = rng.integers(0, high, size=sh)
+        else:
+            args[name] = rng.normal(size=sh)
+    for name, (shape, _, _) in module.PARAMS.items():
+        sh = tuple(s if isinstance(s, int) else dims[s] for s in shape)
+        lo, hi = (domains or {}).get(name, (-2.0, 2.0))
+        args[name] = rng.uniform(lo, hi, size=sh)
+    for name, fn in (ints or {}).items():
+        args[name] = fn(rng, args)
+    return args
+
+
+def verify(module, reference, dims, seed=0, domains=None, edit=None, fd=True):
+    """Finite differences, then PyTorch (if present): `reference(t)` takes a dict of float64
+    tensors (params with requires_grad) and returns the objective."""
+    args = _arguments(module, dims, seed, domains)
+    if edit is not None:
+        edit(args, np.random.default_rng(seed + 7))
+    if fd:
+        results = check_gradients(module, args, rtol=1e-6, seed=seed)
+        bad = [r for r in results if not r.ok]
+        assert not bad, [(r.name, r.max_rel_error, r.worst_index, r.analytic, r.numeric)
+                         for r in bad]
+    J, grads = module.value_and_grad(**args)
+    assert set(grads) == set(module.PARAMS)
+    if torch is None:
+        return J, grads
+    t = {k: torch.tensor(v, dtype=torch.float64 if v.dtype.kind == "f" else torch.int64,
+                         requires_grad=k in module.PARAMS) for k, v in args.items()}
+    Jt = reference(t)
+    Jt.backward()
+    assert abs(J - Jt.item()) <= TORCH_RTOL * max(1.0, abs(Jt.item())), (J, Jt.item())
+    for name, g in grads.items():
+        want = t[name].grad
+        want = np.zeros_like(g) if want is None else want.numpy()
+        scale = max(1.0, float(np.max(np.abs(want))))
+        err = float(np.max(np.abs(g - want)))
+        assert err <= TORCH_RTOL * scale, (name, err, g, want)
+    return J, grads
+
+
+# ----------------------------------------------------------------------------- elementwise
+ELEMENTWISE_V2 = """
+input c[m, k]
+param a[m, k]
+param b[m, k]
+param e[m, k]
+param lo[m, k]
+param hi[k]
+param s[m, k]
+param w[m, k]
+J1 = sum(c * erf(a)) + sum(c * log1p(e)) + sum(c * expm1(b)) + sum(c * sinh(a) * cosh(b))
+J2 = sum(c * tan(a)) + sum(c * arctan(b)) + sum(c * square(a)) + sum(c * sign(s) * b)
+J3 = sum(c * clip(w, lo, hi))
+J = J1 + J2 + J3
+minimize J
+"""
+
+
+def _elementwise_reference(t):
+    c, a, b, e = t["c"], t["a"], t["b"], t["e"]
+    return ((c * torch.erf(a)).sum() + (c * torch.log1p(e)).sum() + (c * torch.expm1(b)).sum()
+            + (c * torch.sinh(a) * torch.cosh(b)).sum() + (c * torch.tan(a)).sum()
+            + (c * torch.arctan(b)).sum() + (c * torch.square(a)).sum()
+            + (c * torch.sign(t["s"]) * b).sum()
+            + (c * torch.clamp(t["w"], t["lo"], t["hi"])).sum())
+
+
+ELEMENTWISE_DOMAINS = {"a": (-1.2, 1.2), "e": (-0.5, 3.0), "w": (-3, 3), "lo": (-2, 0.5),
+                      "hi": (-0.5, 2)}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_new_elementwise_functions(build, seed):
+    module = build(ELEMENTWISE_V2, "elementwise_v2")
+    verify(module, _elementwise_reference, _dims(seed), seed, ELEMENTWISE_DOMAINS)
+
+
+def test_clip_passes_the_gradient_at_the_bounds_and_reverses_bounds_as_torch(build):
+    """x exactly at lo or hi: the gradient goes to x (torch.clamp); lo > hi: all to hi."""
+    module = build(ELEMENTWISE_V2, "elementwise_v2")
+
+    def edit(args, rng):
+        args["w"][0, 0] = args["lo"][0, 0]
+        args["w"][1, 0] = args["hi"][0]
+        args["lo"][1, 1], args["hi"][1] = 1.5, -1.0  # reversed bounds in column 1
+    _, grads = verify(module, _elementwise_reference, {"m": 3, "k": 3}, 5,
+                      dict(ELEMENTWISE_DOMAINS, hi=(0.6, 2)), edit, fd=False)
+    c = _arguments(module, {"m": 3, "k": 3}, 5)["c"]
+    assert grads["w"][0, 0] == c[0, 0] and grads["w"][1, 0] == c[1, 0]
+    assert grads["lo"][0, 0] == 0.0 and grads["lo"][1, 1] == 0.0
+
+
+def test_stop_gradient_keeps_the_value_and_blocks_the_gradient(build):
+    """Finite differences cannot see a stop_gradient; the reference is a.detach()."""
+    module = build("param a[k]\nparam b[k]\nJ = sum(stop_gradient(a * b) * a)\nminimize J\n",
+                   "stopgrad")
+    a, b = np.array([1.0, -2.0, 3.0]), np.array([0.5, 2.0, -1.0])
+    J, grads = module.value_and_grad(a=a, b=b)
+    assert J == pytest.approx(float(np.sum(a * b * a)))
+    np.testing.assert_array_equal(grads["a"], a * b)
+    np.testing.assert_array_equal(grads["b"], 0.0)
+
+
+def test_second_derivatives_never_contain_dirac_delta():
+    """Kinks are indicator functions whose derivative is 0, so even a derivative of a
+    derivative (sympy's d/dx Heaviside = DiracDelta) stays printable."""
+    syms = sp.symbols("x y z", real=True)
+    for name, op in ops.ELEMENTWISE.items():
+        args = syms[: op.arity]
+        for a in args:
+            for b in args:
+                second = sp.diff(op.build(*args), a, b)
+                assert not second.has(sp.DiracDelta), (name, second)

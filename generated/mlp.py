@@ -38,8 +38,8 @@ Derivation:
         dJ/dz = dJ/dhid*greater(hid, 0)                  [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 2027b41476b5512ea42573c55462ba7e62e291c94b9a33e07b988d0d61f386c0
-# graphgen-content-sha256: 478d862bda1299472940910574df79ed2766261e15da0acda2bf2b30c688f1ee
+# graphgen-spec-hash: 65e55d823289898f9e8e2cb05599463bb3a6015cc42ce64330a854cd4466d555
+# graphgen-content-sha256: 90e76db80fedd5ae217e06a81431769d8cfe366343723580d4de2654330b545c
 import sys as _sys
 
 import numpy as np
@@ -53,12 +53,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_2027b41476b5'
+__name__ = 'graphgen_generated_mlp_65e55d823289'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '2027b41476b5512ea42573c55462ba7e62e291c94b9a33e07b988d0d61f386c0'
+SPEC_HASH = '65e55d823289898f9e8e2cb05599463bb3a6015cc42ce64330a854cd4466d555'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -40,6 +40,11 @@ class _MathPrinter(StrPrinter):
             return f"({x} > 0)"
         return f"step({x}, at0={h0})"
 
+    def _print__Indicator(self, e):  # graphgen.ops comparisons: (a > b), a mask
+        op = {"less": "<", "less_equal": "<=", "greater": ">", "greater_equal": ">=",
+              "equal": "=="}[type(e).__name__]
+        return f"({self._print(e.args[0])} {op} {self._print(e.args[1])})"
+
     def _print_label_is(self, e):
         return f"[{self._print(e.args[0])} == {self._print(e.args[1])}]"
 
@@ -88,7 +93,7 @@ def equation(step: Step, inline: dict[int, str]) -> str:
     body = _named(node.body, node, names, inline, indexed)
     text = _MathPrinter().doprint(body)
     if node.reduce:
-        op = "Σ" if node.reducer == "sum" else "max"
+        op = {"sum": "Σ"}.get(node.reducer, node.reducer)
         text = f"{op}_{''.join(names[r] for r in node.reduce)} {text}"
     return text
 

@@ -317,8 +317,9 @@ class _Checker:
     def elementwise(self, fn, operands: list, e) -> Node:
         """fn applied to Nodes and folded literals, with broadcasting checked at `e`."""
         nodes = [v for v in operands if isinstance(v, Node)]
+        compares = isinstance(e, ast.BinOp) and e.op in ops.COMPARISONS  # ids < 5 is fine
         for v, sub in zip(operands, _operand_spans(e)):
-            if isinstance(v, Node):
+            if isinstance(v, Node) and not compares:
                 self.require_float(v, sub)
         try:
             broadcast_shapes([n.shape for n in nodes])
@@ -501,6 +502,7 @@ _BINARY = {
     "*": lambda a, b: a * b,
     "/": lambda a, b: a / b,
     "**": lambda a, b: a ** b,
+    **{op: (lambda cls: lambda a, b: cls(a, b))(cls) for op, cls in ops.COMPARISONS.items()},
 }
 
 

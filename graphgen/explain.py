@@ -42,7 +42,7 @@ class _MathPrinter(StrPrinter):
 
     def _print__Indicator(self, e):  # graphgen.ops comparisons: (a > b), a mask
         op = {"less": "<", "less_equal": "<=", "greater": ">", "greater_equal": ">=",
-              "equal": "=="}[type(e).__name__]
+              "equal": "==", "not_equal": "!="}[type(e).__name__]
         return f"({self._print(e.args[0])} {op} {self._print(e.args[1])})"
 
     def _print_label_is(self, e):

@@ -58,6 +58,10 @@ class equal(_Indicator):
     test = staticmethod(lambda a, b: a == b)
 
 
+class not_equal(_Indicator):
+    test = staticmethod(lambda a, b: a != b)
+
+
 def _tie_split(a, b):
     """d max(a, b)/da: 1 where a > b, 1/2 at a tie (as PyTorch), 0 below."""
     return greater(a, b) + equal(a, b) / 2
@@ -301,14 +305,14 @@ ELEMENTWISE: dict[str, Elementwise] = {
 # Comparison operators: a mask of 0.0/1.0, no gradient (NaN compares false, as NumPy).
 COMPARISONS: dict[str, type] = {
     "<": less, "<=": less_equal, ">": greater, ">=": greater_equal, "==": equal,
+    "!=": not_equal,
 }
-_COMPARISON_CODE = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "=="}
 
 # The printer's table for the functions above: sympy class name -> format string.
 SPELLING: dict[str, str] = {
     **{type(op.build(*sp.symbols(f"_s0:{op.arity}", real=True))).__name__: op.spelling
        for op in ELEMENTWISE.values() if op.spelling},
-    **{cls.__name__: f"(1.0 if {{0}} {_COMPARISON_CODE[o]} {{1}} else 0.0)"
+    **{cls.__name__: f"(1.0 if {{0}} {o} {{1}} else 0.0)"
        for o, cls in COMPARISONS.items()},
 }
 # Helper functions the spellings call: name -> (source, import lines)

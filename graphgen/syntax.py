@@ -3,7 +3,8 @@
 The spec is parsed, never evaluated. One statement per line; `#` starts a comment.
 Grammar (precedence from loosest to tightest, as in Python):
 
-    expr    := term (('+' | '-') term)*
+    expr    := arith (('<' | '<=' | '>' | '>=' | '==' | '!=') arith)?   (a 0/1 mask; not chained)
+    arith   := term (('+' | '-') term)*
     term    := unary (('*' | '/' | '@') unary)*
     unary   := '-' unary | power
     power   := postfix ('**' unary)?
@@ -21,6 +22,7 @@ from .errors import Span, SpecError
 MAX_NESTING = 100  # parentheses, calls and unary minus; deeper is refused, well before
 # Python's recursion limit (each level costs about six parser frames)
 MAX_LINE_LENGTH = 10_000
+COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
 MAX_LINES = 100_000
 
 
@@ -158,7 +160,7 @@ _TOKEN_RE = re.compile(
   | (?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<string>"[^"\\\n]*"|'[^'\\\n]*')
-  | (?P<op>\*\*|[-+*/@().,=\[\]:])
+  | (?P<op>\*\*|==|!=|<=|>=|[-+*/@().,=\[\]:<>])
     """,
     re.VERBOSE,
 )
@@ -263,6 +265,17 @@ class _LineParser:
                             "split it into several statements")
 
     def expr(self) -> Expr:
+        left = self.arith()
+        if self.tok.kind == "OP" and self.tok.text in COMPARISONS:
+            op = self.next().text
+            right = self.arith()
+            left = BinOp(op, left, right, _span(left).to(_span(right)))
+            if self.tok.kind == "OP" and self.tok.text in COMPARISONS:
+                raise SpecError("comparisons cannot be chained", self.tok.span,
+                                "combine masks with '*' (and), e.g. (a < b) * (b < c)")
+        return left
+
+    def arith(self) -> Expr:
         left = self.term()
         while self.tok.kind == "OP" and self.tok.text in "+-":
             op = self.next().text

@@ -30,7 +30,8 @@ def _arguments(module, dims, seed, domains=None, ints=None):
     for name, (shape, kind, label_range) in module.INPUTS.items():
         sh = tuple(s if isinstance(s, int) else dims[s] for s in shape)
         if kind == "int":
-            high = label_range if isinstance(label_range, int) else dims[label_range]
+            high = 3 if label_range is None else \
+                label_range if isinstance(label_range, int) else dims[label_range]
             args[name] = rng.integers(0, high, size=sh)
         else:
             args[name] = rng.normal(size=sh)
@@ -145,3 +146,39 @@ def test_second_derivatives_never_contain_dirac_delta():
             for b in args:
                 second = sp.diff(op.build(*args), a, b)
                 assert not second.has(sp.DiracDelta), (name, second)
+
+
+# ----------------------------------------------------------------------------- comparisons
+COMPARE = """
+input x[m, k]
+input ids[k]: int
+param a[m, k]
+param b[k]
+param s
+mask = (a < b) * (x >= 0) * (ids != 1)
+J1 = sum(x * where(mask, a * a, b)) + sum(where(x > 0.1, s * a, 0.0)) + sum((a <= 0.5) * a * x)
+J2 = sum((b > s) * b) + sum(where(ids == 2, b * s, -b)) + sum(mask)
+J = J1 + J2
+minimize J
+"""
+
+
+def _compare_reference(t):
+    x, a, b, s, ids = t["x"], t["a"], t["b"], t["s"], t["ids"]
+    mask = (a < b) & (x >= 0) & (ids != 1)
+    zero = torch.zeros((), dtype=torch.float64)
+    return ((x * torch.where(mask, a * a, b)).sum() + torch.where(x > 0.1, s * a, zero).sum()
+            + ((a <= 0.5) * a * x).sum() + ((b > s) * b).sum()
+            + torch.where(ids == 2, b * s, -b).sum() + mask.sum())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_comparisons_make_masks_and_where_broadcasts(build, seed):
+    verify(build(COMPARE, "compare"), _compare_reference, _dims(seed), seed)
+
+
+def test_comparison_folds_numbers_and_has_no_gradient():
+    assert ops.COMPARISONS["<"](sp.Integer(1), sp.Integer(2)) == 1
+    assert ops.COMPARISONS["=="](sp.Integer(1), sp.Integer(2)) == 0
+    a, b = sp.symbols("a b", real=True)
+    assert all(sp.diff(cls(a, b), a) == 0 for cls in ops.COMPARISONS.values())

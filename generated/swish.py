@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g36[j, i]                       [h]
         dJ/dW1 = (_g36.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 711bbe5dd85de7920f4a1b27b6ff91c30047326091bea38fa6535251da35b382
-# graphgen-content-sha256: 8e021a1ee97961499c0ffd04fef72e381a0573ba02e4b16abc2bfd5c1192b1cb
+# graphgen-spec-hash: 2cca8901b6f746edfb38b6e840b6a2d59071aae3df7f93da250faec47185df8e
+# graphgen-content-sha256: 648a0e33fc68c12c5270c67da8ec8896880d024f6ade278a733a60c7284dab53
 import sys as _sys
 
 import numpy as np
@@ -51,12 +51,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_711bbe5dd85d'
+__name__ = 'graphgen_generated_swish_2cca8901b6f7'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '711bbe5dd85de7920f4a1b27b6ff91c30047326091bea38fa6535251da35b382'
+SPEC_HASH = '2cca8901b6f746edfb38b6e840b6a2d59071aae3df7f93da250faec47185df8e'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -327,7 +327,16 @@ STRUCTURAL: dict[str, tuple[int | None, tuple[str, ...], str]] = {
     "mean": (1, ("axis", "keepdims"), "mean over all elements, or over `axis`"),
     "logsumexp": (1, ("axis", "keepdims"), "log(sum(exp(e))) computed stably"),
     "softmax": (1, ("axis",), "exp(e) / sum(exp(e), axis), computed stably; axis=-1 default"),
-    "cross_entropy": (2, (), "per-row softmax cross-entropy of logits [n, q] and int labels [n]"),
+    "log_softmax": (1, ("axis",), "e - logsumexp(e, axis, keepdims=True); axis=-1 default"),
+    "max": (1, ("axis", "keepdims"), "maximum over `axis`; the gradient goes to the arg-max, "
+                                     "split evenly between ties (as torch.amax)"),
+    "min": (1, ("axis", "keepdims"), "minimum over `axis`; ties split the gradient evenly"),
+    "prod": (1, ("axis", "keepdims"), "product over `axis`; gradients correct with zeros"),
+    "var": (1, ("axis", "keepdims", "ddof"), "variance (population: ddof=0 by default)"),
+    "std": (1, ("axis", "keepdims", "ddof"), "standard deviation, sqrt(var)"),
+    "one_hot": (2, (), "one_hot(y, q): [..., q] float rows with a 1 at each int label"),
+    "cross_entropy": (2, (), "per-row softmax cross-entropy of logits [n, q] and int labels [n] "
+                             "or float target probabilities [n, q]"),
     "einsum": (None, (), "einsum(\"ij,jk->ik\", a, b): products summed over repeated indices"),
 }
 

@@ -221,13 +221,15 @@ class StepWriter:
         n_out = len([i for i in node.out if i is not None])
         for depth, i in enumerate(step.order[:n_out]):
             out.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
-        init = "0.0" if node.reducer == "sum" else "-np.inf"
+        init = {"sum": "0.0", "max": "-np.inf", "prod": "1.0"}[node.reducer]
         out.append((n_out, f"acc = {init}"))
         for depth, i in enumerate(step.order[n_out:], n_out):
             out.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
         inner = len(step.order)
         if node.reducer == "sum":
             out.append((inner, f"acc += {expr}"))
+        elif node.reducer == "prod":
+            out.append((inner, f"acc *= {expr}"))
         else:
             out.append((inner, f"acc = max(acc, {expr})"))
         out += [(inner, line) for line in self.decay_lines(step, loopvars)]

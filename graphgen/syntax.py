@@ -9,7 +9,8 @@ Grammar (precedence from loosest to tightest, as in Python):
     unary   := '-' unary | power
     power   := postfix ('**' unary)?
     postfix := atom ('.T')*
-    atom    := NUMBER | NAME | NAME '(' args ')' | '(' expr ')'
+    atom    := NUMBER | NAME | NAME '(' args ')' | '(' expr ')' | tuple
+    tuple   := '(' expr ',' [expr (',' expr)*] ')'   (axis=(0, 2))
     args    := [arg (',' arg)*],  arg := expr | STRING | NAME '=' (NUMBER | '-' NUMBER | NAME)
 """
 from __future__ import annotations
@@ -68,6 +69,14 @@ class Transpose:
 
 
 @dataclass(frozen=True)
+class Tuple:
+    """(a, b, ...): only meaningful as axis=(0, 2); `check` refuses it elsewhere."""
+
+    items: tuple
+    span: Span
+
+
+@dataclass(frozen=True)
 class Keyword:
     name: str
     value: "Expr"
@@ -82,7 +91,7 @@ class Call:
     span: Span
 
 
-Expr = Name | Number | String | Unary | BinOp | Transpose | Call
+Expr = Name | Number | String | Unary | BinOp | Transpose | Call | Tuple
 
 
 @dataclass(frozen=True)
@@ -338,6 +347,13 @@ class _LineParser:
         if self.accept("("):
             self._enter(tok.span)
             inner = self.expr()
+            if self.accept(","):  # a tuple, e.g. axis=(0, 2)
+                items = [inner]
+                while self.tok.kind != "OP" or self.tok.text != ")":
+                    items.append(self.expr())
+                    if not self.accept(","):
+                        break
+                inner = Tuple(tuple(items), tok.span.to(self.tok.span))
             self.depth -= 1
             self.expect(")", "')' to close the parenthesis")
             return inner

@@ -182,3 +182,90 @@ def test_comparison_folds_numbers_and_has_no_gradient():
     assert ops.COMPARISONS["=="](sp.Integer(1), sp.Integer(2)) == 0
     a, b = sp.symbols("a b", real=True)
     assert all(sp.diff(cls(a, b), a) == 0 for cls in ops.COMPARISONS.values())
+
+
+# ----------------------------------------------------------------------------- reductions
+REDUCTIONS_V2 = """
+input c[m, k]
+input cm[m]
+input y[m]: int
+input P[m, k]
+param a[m, k]
+param b[m, k, p]
+param d[m, k]
+param e[m, k]
+param f[m, k]
+J1 = sum(c * max(a, axis=1, keepdims=True)) + sum(min(b, axis=(0, 2))) + max(a)
+J2 = sum(prod(d, axis=0)) + sum(var(b, axis=(0, 2), ddof=1)) + std(e)
+J3 = sum(std(e, axis=-1, keepdims=True)) + sum(cm * mean(b, axis=(1, 2)))
+J4 = sum(log_softmax(a) * c) + mean(cross_entropy(d, P)) + sum(one_hot(y, k) * a) / m
+J5 = sum(sum(b, axis=(0, -1), keepdims=True)) * min(e) + prod(f) + sum(logsumexp(b, axis=(0, 2)))
+J6 = sum(cm * prod(f, axis=1)) + sum(var(f, axis=0, keepdims=True)) + sum(min(f, axis=0)) / k
+J = J1 + J2 + J3 + J4 + J5 + J6
+minimize J
+"""
+
+
+def _reductions_reference(t):
+    F = torch.nn.functional
+    c, a, b, d, e, f, cm = t["c"], t["a"], t["b"], t["d"], t["e"], t["f"], t["cm"]
+    m, k = a.shape
+    J1 = (c * torch.amax(a, dim=1, keepdim=True)).sum() + torch.amin(b, dim=(0, 2)).sum() \
+        + torch.amax(a)
+    J2 = torch.prod(d, dim=0).sum() + torch.var(b, dim=(0, 2), correction=1).sum() \
+        + torch.std(e, correction=0)
+    J3 = torch.std(e, dim=-1, keepdim=True, correction=0).sum() + (cm * b.mean(dim=(1, 2))).sum()
+    J4 = (F.log_softmax(a, dim=-1) * c).sum() + F.cross_entropy(d, t["P"]) \
+        + (F.one_hot(t["y"], k) * a).sum() / m
+    J5 = b.sum(dim=(0, 2), keepdim=True).sum() * torch.amin(e) + torch.prod(f) \
+        + torch.logsumexp(b, dim=(0, 2)).sum()
+    J6 = (cm * torch.prod(f, dim=1)).sum() + torch.var(f, dim=0, keepdim=True, correction=0).sum() \
+        + torch.amin(f, dim=0).sum() / k
+    return J1 + J2 + J3 + J4 + J5 + J6
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_reductions_max_min_prod_var_std_axis_tuples(build, seed):
+    verify(build(REDUCTIONS_V2, "reductions_v2"), _reductions_reference, _dims(seed), seed,
+           {"f": (0.5, 1.5)})
+
+
+def test_zeros_in_prod_and_ties_in_max_split_as_torch(build):
+    """One zero in a column, two zeros in another; max/min ties of two and three. Finite
+    differences are one-sided at a tie, so the reference here is torch alone (the smooth
+    prod still gets finite differences)."""
+    module = build(REDUCTIONS_V2, "reductions_v2")
+    dims = {"m": 4, "k": 3, "p": 2, "q": 2}
+
+    def zeros(args, rng):
+        args["d"][1, 0] = 0.0
+        args["d"][0, 1] = args["d"][2, 1] = 0.0
+        args["f"][2, 2] = 0.0
+    verify(module, _reductions_reference, dims, 3, {"f": (0.5, 1.5)}, zeros)
+
+    def ties(args, rng):
+        zeros(args, rng)
+        args["a"][0, :] = 1.25  # three-way tie for the row max and the global max
+        args["a"][1, 0] = args["a"][1, 2] = 3.0
+        args["b"][:, 0, 1] = args["b"][0, 0, 0] = -4.0  # min over (0, 2) of column 0: 5 ties
+        args["e"][3, 1] = args["e"][2, 2] = -5.0
+        args["f"][0, 1] = args["f"][3, 1] = 0.25
+    if torch is None:
+        pytest.skip("ties are checked against torch.amax/amin")
+    verify(module, _reductions_reference, dims, 4, {"f": (0.5, 1.5)}, ties, fd=False)
+
+
+def test_max_min_prod_by_hand(build):
+    """Hand derivations, no torch needed: ties share the gradient; prod with zeros."""
+    module = build("param a[k]\nparam b[k]\nparam d[k]\nJ = max(a) + 2 * min(b) + prod(d)\n"
+                   "minimize J\n", "by_hand")
+    a = np.array([1.0, 3.0, 3.0, 3.0])
+    b = np.array([-2.0, 5.0, -2.0, 0.0])
+    for d, want in [([2.0, 3.0, 4.0, 5.0], [60.0, 40.0, 30.0, 24.0]),
+                    ([2.0, 0.0, 4.0, 5.0], [0.0, 40.0, 0.0, 0.0]),
+                    ([2.0, 0.0, 0.0, 5.0], [0.0, 0.0, 0.0, 0.0])]:
+        J, grads = module.value_and_grad(a=a, b=b, d=np.array(d))
+        assert J == 3.0 - 4.0 + float(np.prod(d))
+        np.testing.assert_array_equal(grads["a"], [0.0, 1 / 3, 1 / 3, 1 / 3])
+        np.testing.assert_array_equal(grads["b"], [1.0, 0.0, 1.0, 0.0])
+        np.testing.assert_array_equal(grads["d"], want)

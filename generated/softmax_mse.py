@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 30ac4ff063383e55a3c2150f781091c8781d08a46655ae2f577ae9b77973a3b7
-# graphgen-content-sha256: d6a5fc8dfc64100b9beaf47925cde67b9e4771aba9172cb76539c75ad3adc9f1
+# graphgen-spec-hash: cef1833431bb762c3ff15aa09efd5714db8b84006612ae1b79f29f49a5846405
+# graphgen-content-sha256: 540d31bba01f69cca4f87c9f275351af6e755a6d81ef82653895dd73693d7ff5
 import sys as _sys
 
 import numpy as np
@@ -42,12 +42,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_30ac4ff06338'
+__name__ = 'graphgen_generated_softmax_mse_cef1833431bb'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '30ac4ff063383e55a3c2150f781091c8781d08a46655ae2f577ae9b77973a3b7'
+SPEC_HASH = 'cef1833431bb762c3ff15aa09efd5714db8b84006612ae1b79f29f49a5846405'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

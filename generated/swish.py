@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g36[j, i]                       [h]
         dJ/dW1 = (_g36.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 2cca8901b6f746edfb38b6e840b6a2d59071aae3df7f93da250faec47185df8e
-# graphgen-content-sha256: 648a0e33fc68c12c5270c67da8ec8896880d024f6ade278a733a60c7284dab53
+# graphgen-spec-hash: 30f949b5fb2b1f54baf708e7918c85a1729d56d40a063bf32ba2e50802325a3f
+# graphgen-content-sha256: 3587eabf7c966171f5b1ed36481ba22916677fa81b00119c664f7a744be8136b
 import sys as _sys
 
 import numpy as np
@@ -51,12 +51,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_2cca8901b6f7'
+__name__ = 'graphgen_generated_swish_30f949b5fb2b'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '2cca8901b6f746edfb38b6e840b6a2d59071aae3df7f93da250faec47185df8e'
+SPEC_HASH = '30f949b5fb2b1f54baf708e7918c85a1729d56d40a063bf32ba2e50802325a3f'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -261,6 +261,10 @@ class _Checker:
         raise self.unknown_function(call.func)
 
     def unknown_function(self, func: ast.Name) -> SpecError:
+        if func.id in ops.NOT_YET:
+            return SpecError(f"{func.id}() ({ops.NOT_YET[func.id]}) is not supported yet",
+                             func.span, "planned for spec language v2 (issue 10); the built-ins "
+                             "are listed in docs/language.md")
         known = sorted(ops.BUILTIN_NAMES | set(self.fns))
         close = difflib.get_close_matches(func.id, known, n=1)
         hint = f"did you mean {close[0]}()?" if close else \
@@ -349,6 +353,10 @@ class _Checker:
             if not isinstance(v, Node):
                 raise SpecError("'@' needs arrays on both sides; use '*' for a number", side.span)
             self.require_float(v, side.span)
+            if len(v.shape) > 2:
+                raise SpecError(f"'@' on a {len(v.shape)}-D operand (batched matmul) is not "
+                                f"supported yet: {_fmt_shape(v.shape)}", side.span,
+                                "use einsum, e.g. einsum(\"bij,bjk->bik\", a, b)")
             if len(v.shape) not in (1, 2):
                 raise SpecError(f"'@' takes 1-D or 2-D operands, got {_fmt_shape(v.shape)}",
                                 side.span, "use einsum for other contractions")
@@ -540,6 +548,9 @@ class _Checker:
             letters = lhs.replace(",", "")
             rhs = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
         terms = lhs.split(",")
+        if "..." in subs:
+            raise SpecError("'...' (ellipsis) in einsum subscripts is not supported yet",
+                            sub_span, "name every axis with a letter")
         if not re.fullmatch(r"[A-Za-z]*", rhs) or not all(re.fullmatch(r"[A-Za-z]*", t)
                                                          for t in terms):
             raise SpecError(f"invalid einsum subscripts {subs!r}", sub_span,
@@ -554,7 +565,7 @@ class _Checker:
                                 f"shape {_fmt_shape(v.shape)}", a.span)
             if len(set(t)) != len(t):
                 raise SpecError(f"einsum term {t!r} repeats an index (a diagonal), which is not "
-                                "supported", sub_span)
+                                "supported yet", sub_span)
             for c, s in zip(t, v.shape):
                 if sizes.setdefault(c, s) != s:
                     raise SpecError(f"einsum index {c!r} has size {sizes[c]} and {s}", a.span)

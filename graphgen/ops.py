@@ -341,3 +341,13 @@ STRUCTURAL: dict[str, tuple[int | None, tuple[str, ...], str]] = {
 }
 
 BUILTIN_NAMES = frozenset(ELEMENTWISE) | frozenset(STRUCTURAL)
+
+# Constructs of spec language v2 (issue 10) not built yet: an honest error, not a guess.
+NOT_YET: dict[str, str] = {
+    **{name: "linear algebra" for name in ("inv", "solve", "logdet", "det", "cholesky", "trace",
+                                           "diag")},
+    **{name: "convolution and pooling" for name in ("conv1d", "conv2d", "maxpool2d",
+                                                    "avgpool2d")},
+    **{name: "array reshaping" for name in ("stack", "concat", "reshape", "transpose")},
+    **{name: "gathering" for name in ("take", "gather", "embedding")},
+}

@@ -189,6 +189,10 @@ def _lex_line(file: str, lineno: int, line: str) -> tuple[list[Token], str]:
                 raise SpecError("unterminated or escaped string literal", span,
                                 "strings are only used for einsum subscripts, e.g. \"ij,jk->ik\"")
             shown = repr(ch) if ch.isprintable() else f"U+{ord(ch):04X}"
+            if ch in "!$%&;?^`{|}~\\":  # an operator the language does not have
+                raise SpecError(f"unexpected character {shown}", span,
+                                "operators are + - * / ** @, comparisons < <= > >= == != "
+                                "and .T; combine masks with * (and)")
             raise SpecError(f"unexpected character {shown}", span,
                             "names use ASCII letters, digits and '_'")
         kind = m.lastgroup
@@ -320,6 +324,10 @@ class _LineParser:
 
     def postfix(self) -> Expr:
         node = self.atom()
+        if self.tok.kind == "OP" and self.tok.text == "[":
+            raise SpecError("indexing and slicing (x[...]) are not supported yet",
+                            self._bracketed(), "planned for spec language v2 (issue 10); a "
+                            "lookup E[ids] can be written one_hot(ids, V) @ E")
         while self.tok.kind == "OP" and self.tok.text == ".":
             self.next()
             attr = self.tok
@@ -357,8 +365,25 @@ class _LineParser:
             self.depth -= 1
             self.expect(")", "')' to close the parenthesis")
             return inner
+        if tok.kind == "OP" and tok.text == "[":
+            raise SpecError("a list [a, b, ...] is not supported yet", self._bracketed(),
+                            "lists are for stack, concat, reshape and transpose, planned for "
+                            "spec language v2 (issue 10)")
         found = "end of line" if tok.kind == "END" else repr(tok.text)
         raise SpecError(f"expected an expression, found {found}", tok.span)
+
+    def _bracketed(self) -> Span:
+        """The span from the '[' at the current token to its matching ']' (or the line end)."""
+        depth, end = 0, self.tok
+        for t in self.tokens[self.pos:]:
+            end = t
+            if t.kind == "OP" and t.text == "[":
+                depth += 1
+            elif t.kind == "OP" and t.text == "]":
+                depth -= 1
+                if depth == 0:
+                    break
+        return self.tok.span.to(end.span)
 
     def call(self, func: Name) -> Call:
         self._enter(func.span)

@@ -269,3 +269,66 @@ def test_max_min_prod_by_hand(build):
         np.testing.assert_array_equal(grads["a"], [0.0, 1 / 3, 1 / 3, 1 / 3])
         np.testing.assert_array_equal(grads["b"], [1.0, 0.0, 1.0, 0.0])
         np.testing.assert_array_equal(grads["d"], want)
+
+
+# ----------------------------------------------------------------------------- errors
+ERR_BASE = "input x[n, d]\ninput ids[n]: int\nparam E[v, d]\nparam A[d, d]\n"  # lines 1-4
+
+ERRORS = [
+    # (id, line 5, message fragment, column, hint fragment)
+    ("gather", "J = sum(E[ids])", "indexing and slicing (x[...]) are not supported yet", 10,
+     "one_hot(ids, V) @ E"),
+    ("slice", "J = sum(x[:, 0:3])", "indexing and slicing", 10, "issue 10"),
+    ("inverse", "J = sum(inv(A))", "inv() (linear algebra) is not supported yet", 9, "issue 10"),
+    ("conv", "J = sum(conv2d(x, A))", "conv2d() (convolution and pooling) is not supported yet",
+     9, "issue 10"),
+    ("list", "J = sum(stack([x, x], axis=0))", "a list [a, b, ...] is not supported yet", 15,
+     "stack, concat"),
+    ("batched matmul", "J = sum(einsum(\"ij,kl->ijl\", x, A) @ A)",
+     "'@' on a 3-D operand (batched matmul) is not supported yet", 9, "einsum"),
+    ("ellipsis", "J = einsum(\"...i->\", x)", "'...' (ellipsis)", 12, "letter"),
+    ("chained comparison", "J = sum((x < 1 < 2) * x)", "comparisons cannot be chained", 16,
+     "(a < b) * (b < c)"),
+    ("operator we lack", "J = sum(x % 2)", "unexpected character '%'", 11, "comparisons"),
+    ("axis twice", "J = sum(x, axis=(1, -1))", "axis -1 is given twice", 21, None),
+    ("axis out of range", "J = sum(max(x, axis=(0, 2)))", "axis 2 is out of range", 25,
+     "valid axes are -2..1"),
+    ("tuple as value", "J = sum(x * (1, 2))", "a tuple is only allowed as axis=", 13, None),
+    ("max of two arrays", "J = sum(max(x, A))", "takes 1 positional argument, got 2", 9,
+     "maximum(a, b)"),
+    ("ddof", "J = var(sum(x, axis=0), ddof=-1)", "ddof= must be a non-negative integer", 30,
+     "sample variance"),
+    ("one_hot classes", "J = sum(one_hot(ids, 2.5))", "number of classes of one_hot()", 22,
+     "one_hot(y, 10)"),
+    ("one_hot of floats", "J = sum(one_hot(x, 3))", "labels of one_hot() must be an integer", 17,
+     "input x[...]: int"),
+    ("soft labels shape", "J = sum(cross_entropy(x @ A, A))", "target probabilities of shape",
+     30, "soft labels"),
+]
+
+
+@pytest.mark.parametrize("case", ERRORS, ids=[c[0] for c in ERRORS])
+def test_errors_name_file_line_column_and_a_right_hint(case):
+    from graphgen.errors import SpecError
+    from graphgen.pipeline import compile_source
+    _, line, message, col, hint = case
+    with pytest.raises(SpecError) as info:
+        compile_source(ERR_BASE + line + "\nminimize J\n", "v2.gg")
+    err = info.value
+    assert message in err.message, err.message
+    assert (err.span.file, err.span.line, err.span.col) == ("v2.gg", 5, col), str(err)
+    if hint is not None:
+        assert hint in (err.hint or ""), err.hint
+    assert str(err).startswith(f"v2.gg:5:{col}: error: ")
+
+
+@pytest.mark.parametrize("line", [
+    "J = sum((x < 1) * x)",
+    "J = sum(max(x, axis=1))",
+    "J = sum(x, axis=(0, 1))",
+    "J = sum(sum(x, axis=(0, -1), keepdims=True)) / n + sum(where(ids == 2, 1.0, 0.0))",
+])
+def test_constructs_that_had_misleading_hints_now_compile(line):
+    from graphgen.pipeline import compile_source
+    assert "def value_and_grad" in compile_source(ERR_BASE + line + "\nminimize J\n",
+                                                  "v2.gg").source

@@ -38,8 +38,8 @@ Derivation:
         dJ/dz = dJ/dhid*greater(hid, 0)                  [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: a5d8f50f6df19d621e9a602feae02dcbaca21b41a9214525a47d3911e0c807c8
-# graphgen-content-sha256: c93b2d73420e9d26118ea92c7c0907883f111a3b0ddd381f1a3d89e842a5a1be
+# graphgen-spec-hash: 76074e4cb35bb5c037592565dba54ac71d80766a970d0b791f14de57d1586a16
+# graphgen-content-sha256: 64fbd40e1db047b028a3fcf6cea17fc5690e49459d427e156c7f18f66aa494d9
 import sys as _sys
 
 import numpy as np
@@ -53,12 +53,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_a5d8f50f6df1'
+__name__ = 'graphgen_generated_mlp_76074e4cb35b'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'a5d8f50f6df19d621e9a602feae02dcbaca21b41a9214525a47d3911e0c807c8'
+SPEC_HASH = '76074e4cb35bb5c037592565dba54ac71d80766a970d0b791f14de57d1586a16'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: b1394a741e19046b0b8b7f296d0e9fca1459826394214dd79da8275c26cebf90
-# graphgen-content-sha256: af3fce383aea63f3a8fa05f3c3e6bbb48a0180f65f3896fbca94d3b4476e6d6c
+# graphgen-spec-hash: 939984cd2f0e2aabd735d792f53fbb68b2bfa88fd43c8ff6dc0ec9c80d815423
+# graphgen-content-sha256: 9649cfe8f80bf1ccba23968b0a918d7af025905e990163fdde3385046472fec0
 import sys as _sys
 
 import numpy as np
@@ -56,12 +56,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_b1394a741e19'
+__name__ = 'graphgen_generated_mlp_bias_939984cd2f0e'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'b1394a741e19046b0b8b7f296d0e9fca1459826394214dd79da8275c26cebf90'
+SPEC_HASH = '939984cd2f0e2aabd735d792f53fbb68b2bfa88fd43c8ff6dc0ec9c80d815423'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

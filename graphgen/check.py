@@ -244,6 +244,9 @@ class _Checker:
             raise SpecError("'.T' is not elementwise and cannot be used in a fn body", e.span)
         if isinstance(e, ast.Tuple):
             raise SpecError("a tuple is only allowed as axis=(...)", e.span)
+        if isinstance(e, ast.Subscript):
+            raise SpecError("indexing is not elementwise and cannot be used in a fn body",
+                            e.span, "index the argument where you call the fn")
         raise SpecError("a string is not a value", e.span)
 
     def apply_scalar_fn(self, call: ast.Call, fname: str, args: list[sp.Expr]) -> sp.Expr:
@@ -310,6 +313,8 @@ class _Checker:
             return self.elementwise(_BINARY[e.op], [left, right], e)
         if isinstance(e, ast.Call):
             return self.call(e)
+        if isinstance(e, ast.Subscript):
+            return self.subscript(e)
         raise SpecError("unsupported expression", e.span)  # pragma: no cover
 
     def require_float(self, v, span: Span) -> None:
@@ -431,6 +436,91 @@ class _Checker:
         if fname == "log_softmax":
             return self.lower.log_softmax(x, axes)
         return self.lower.softmax(x, axes)
+
+    def subscript(self, e: ast.Subscript) -> Node:
+        """NumPy basic indexing with integer literals: an index drops its axis, a slice
+        start:stop:step keeps it. On a named dim the result's size must not depend on the
+        dim (x[:, 0:3], x[-2:], x[t]); the dim is then checked at call time to be large
+        enough."""
+        x = self.expr(e.operand)
+        if not isinstance(x, Node):
+            raise SpecError("only arrays can be indexed", e.operand.span)
+        self.require_float(x, e.operand.span)
+        if len(e.items) > len(x.shape):
+            raise SpecError(f"too many indices ({len(e.items)}) for an array of shape "
+                            f"{_fmt_shape(x.shape)}", e.span)
+        axes = []
+        for k, item in enumerate(e.items):
+            size = x.shape[k]
+            if isinstance(item, ast.Slice):
+                start, stop, step = (self.index_literal(p) for p in
+                                     (item.start, item.stop, item.step))
+                axes.append(self.slice_axis(size, start, stop, 1 if step is None else step,
+                                                     item.span))
+            else:
+                axes.append(self.index_axis(size, self.index_literal(item), item.span))
+        axes += [("full",)] * (len(x.shape) - len(e.items))
+        return self.lower.select(x, axes)
+
+    def index_literal(self, item) -> int | None:
+        if item is None:
+            return None
+        v, sign = item, 1
+        if isinstance(v, ast.Unary):
+            v, sign = v.operand, -1
+        if isinstance(v, ast.Number) and v.is_int:
+            return sign * int(v.value)
+        if isinstance(item, ast.Name) and item.id in self.env \
+                and self.env[item.id].dtype == "int":
+            raise SpecError(f"indexing by an integer array ({item.id}: a gather) is not "
+                            "supported yet", item.span, "planned for spec language v2 (issue "
+                            f"10); a lookup E[{item.id}] can be written one_hot({item.id}, V) @ E")
+        raise SpecError("an index must be an integer literal", item.span,
+                        "e.g. x[:, 0], x[-1], x[:, 0:3]")
+
+    def require_size(self, dim: str, least: int, span: Span) -> None:
+        known = self.graph.dim_minimums.get(dim, (0, ""))
+        if least > known[0]:
+            self.graph.dim_minimums[dim] = (least, f"{span.file}:{span.line}")
+
+    def index_axis(self, size, t: int, span: Span) -> tuple:
+        if isinstance(size, int):
+            if not -size <= t < size:
+                raise SpecError(f"index {t} is out of range for an axis of size {size}", span,
+                                f"valid indices are {-size}..{size - 1}")
+            return ("index", sp.Integer(t % size))
+        self.require_size(size, t + 1 if t >= 0 else -t, span)
+        return ("index", sp.Integer(t) if t >= 0 else dim_symbol(size) + t)
+
+    def slice_axis(self, size, start, stop, step: int, span: Span) -> tuple:
+        if step <= 0:
+            raise SpecError("a slice step must be positive" if step == 0 else
+                            "a negative slice step (reversal) is not supported yet", span)
+        if isinstance(size, int):
+            r = range(size)[slice(start, stop, step)]
+            if len(r) == 0:
+                raise SpecError(f"the slice selects nothing from an axis of size {size}", span)
+            if len(r) == size:
+                return ("full",)
+            return ("slice", sp.Integer(r.start), step, len(r))
+        if start is None and stop is None and step == 1:
+            return ("full",)
+        # On a named dim the result's size may not depend on the dim
+        if start is None:
+            start = 0
+        if stop is not None and (start >= 0) == (stop >= 0) and stop > start:
+            count = -(-(stop - start) // step)
+            self.require_size(size, stop if stop >= 0 else -start, span)
+        elif stop is None and start < 0:
+            count = -(-(-start) // step)
+            self.require_size(size, -start, span)
+        else:
+            raise SpecError(f"this slice of the named dimension {size!r} has a size that "
+                            f"depends on {size!r}, which is not supported yet", span,
+                            "use start and stop of the same sign (x[0:3], x[-3:-1], x[-3:]) "
+                            "or a literal dimension")
+        offset = sp.Integer(start) if start >= 0 else dim_symbol(size) + start
+        return ("slice", offset, step, count)
 
     def ddof_kw(self, kw: ast.Keyword | None, x: Node, axes: tuple) -> int:
         if kw is None:

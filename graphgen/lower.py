@@ -262,3 +262,32 @@ class Lowering:
         ls = self.log_softmax(logits, (last,))
         prod = self.map(lambda p, s: -p * s, [target, ls])
         return self.reduce_sum(prod, (last,), keepdims=False, mean=False)
+
+    def select(self, x: Node, axes: list) -> Node:
+        """Basic indexing as a map-reduce: each indexed or sliced axis is read at its own
+        index r and summed against the indicator [r = offset + step·j] (j: the output's
+        index; an index has none). Reads stay in bounds whatever the sizes are, and the
+        adjoint is the same chain rule: a scatter of the cotangent into a zero array."""
+        if all(a[0] == "full" for a in axes):
+            return x
+        idx = self._fresh(len(x.shape))
+        sizes = dict(zip(idx, x.shape))
+        out, shape, reduce = [], [], []
+        body = arg_symbol(0)
+        for k, a in enumerate(axes):
+            if a[0] == "full":
+                out.append(idx[k])
+                shape.append(x.shape[k])
+                continue
+            reduce.append(idx[k])
+            if a[0] == "index":
+                body = body * ops.equal(index_symbol(idx[k]), a[1])
+                continue
+            _, offset, step, count = a
+            (j,) = self._fresh(1)
+            sizes[j] = count
+            out.append(j)
+            shape.append(count)
+            body = body * ops.equal(index_symbol(idx[k]), offset + step * index_symbol(j))
+        return self._add(shape=tuple(shape), out=tuple(out), reduce=tuple(reduce),
+                         args=(Arg(x, idx),), body=body, sizes=sizes)

@@ -130,7 +130,7 @@ def _kernel_context(graph: Graph, kernel: Kernel) -> dict:
         "workspace": str(workspace) if workspace != 0 else None,
         "scratch": scratch,
         "twins": writer.twins,
-        "checks": argument_checks(kernel),
+        "checks": argument_checks(kernel, graph.dim_minimums),
         "name": kernel.name,
         "params": kernel.passed_dims + [n.name for n in kernel.program.reads] + (
             ["lr"] if kernel.lr else []),

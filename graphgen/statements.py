@@ -356,7 +356,7 @@ def step_comment(step: Step, eq: str, objective: str = "J") -> list[str]:
     return [safe_comment(x) for x in lines]
 
 
-def argument_checks(kernel: Kernel) -> list[str]:
+def argument_checks(kernel: Kernel, minimums: dict | None = None) -> list[str]:
     """Compiled re-checks of what the Python fast path does not look at: every array's
     shape against the dims, dims non-empty, labels in range. They run before any write, so
     a failing call changes nothing; the wrapper then reports the precise error."""
@@ -364,6 +364,11 @@ def argument_checks(kernel: Kernel) -> list[str]:
     if kernel.dims:
         lines.append(f"if {' or '.join(f'{d} < 1' for d in kernel.dims)}:")
         lines.append("    raise ValueError(\"graphgen: empty dimension\")")
+    for d, (least, where) in sorted((minimums or {}).items()):
+        if d in kernel.dims:  # an index or slice of the spec reads this far
+            lines.append(f"if {d} < {least}:")
+            lines.append(f"    raise ValueError(\"graphgen: dimension {d} must be at least "
+                         f"{least} for an index or slice at {safe_comment(where)}\")")
     for node in kernel.program.reads:
         if node.kind == "hyper" or not node.shape:
             continue

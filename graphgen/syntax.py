@@ -8,7 +8,8 @@ Grammar (precedence from loosest to tightest, as in Python):
     term    := unary (('*' | '/' | '@') unary)*
     unary   := '-' unary | power
     power   := postfix ('**' unary)?
-    postfix := atom ('.T')*
+    postfix := atom ['[' item (',' item)* ']'] ('.T')*
+    item    := expr | [expr] ':' [expr] [':' [expr]]     (an index or a slice)
     atom    := NUMBER | NAME | NAME '(' args ')' | '(' expr ')' | tuple
     tuple   := '(' expr ',' [expr (',' expr)*] ')'   (axis=(0, 2))
     args    := [arg (',' arg)*],  arg := expr | STRING | NAME '=' (NUMBER | '-' NUMBER | NAME)
@@ -77,6 +78,25 @@ class Tuple:
 
 
 @dataclass(frozen=True)
+class Slice:
+    """start:stop:step inside x[...]; each part an expression or None."""
+
+    start: "Expr | None"
+    stop: "Expr | None"
+    step: "Expr | None"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Subscript:
+    """x[i, a:b, :]: items are expressions (an index) or Slices."""
+
+    operand: "Expr"
+    items: tuple
+    span: Span
+
+
+@dataclass(frozen=True)
 class Keyword:
     name: str
     value: "Expr"
@@ -91,7 +111,7 @@ class Call:
     span: Span
 
 
-Expr = Name | Number | String | Unary | BinOp | Transpose | Call | Tuple
+Expr = Name | Number | String | Unary | BinOp | Transpose | Call | Tuple | Subscript
 
 
 @dataclass(frozen=True)
@@ -325,9 +345,7 @@ class _LineParser:
     def postfix(self) -> Expr:
         node = self.atom()
         if self.tok.kind == "OP" and self.tok.text == "[":
-            raise SpecError("indexing and slicing (x[...]) are not supported yet",
-                            self._bracketed(), "planned for spec language v2 (issue 10); a "
-                            "lookup E[ids] can be written one_hot(ids, V) @ E")
+            node = self.subscript(node)
         while self.tok.kind == "OP" and self.tok.text == ".":
             self.next()
             attr = self.tok
@@ -371,6 +389,36 @@ class _LineParser:
                             "spec language v2 (issue 10)")
         found = "end of line" if tok.kind == "END" else repr(tok.text)
         raise SpecError(f"expected an expression, found {found}", tok.span)
+
+    def subscript(self, operand: Expr) -> Subscript:
+        """operand[item, ...] with items `e`, `:`, `a:b`, `a:b:c` (parts optional)."""
+        self._enter(self.tok.span)
+        self.next()  # '['
+        items = []
+
+        def part():
+            if self.tok.kind == "OP" and self.tok.text in (":", ",", "]"):
+                return None
+            return self.expr()
+        while True:
+            first = self.tok
+            start = part()
+            if self.accept(":"):
+                stop = part()
+                step = part() if self.accept(":") else None
+                end = self.tokens[self.pos - 1].span
+                items.append(Slice(start, stop, step, first.span.to(end)))
+            elif start is None:
+                found = "end of line" if self.tok.kind == "END" else repr(self.tok.text)
+                raise SpecError(f"expected an index or a slice, found {found}", self.tok.span,
+                                "e.g. x[0], x[:, 0:3], x[1:, :], x[::2]")
+            else:
+                items.append(start)
+            if self.accept("]"):
+                break
+            self.expect(",", "',' or ']' in the subscript")
+        self.depth -= 1
+        return Subscript(operand, tuple(items), _span(operand).to(self.tokens[self.pos - 1].span))
 
     def _bracketed(self) -> Span:
         """The span from the '[' at the current token to its matching ']' (or the line end)."""

@@ -276,9 +276,19 @@ ERR_BASE = "input x[n, d]\ninput ids[n]: int\nparam E[v, d]\nparam A[d, d]\n"  #
 
 ERRORS = [
     # (id, line 5, message fragment, column, hint fragment)
-    ("gather", "J = sum(E[ids])", "indexing and slicing (x[...]) are not supported yet", 10,
-     "one_hot(ids, V) @ E"),
-    ("slice", "J = sum(x[:, 0:3])", "indexing and slicing", 10, "issue 10"),
+    ("gather", "J = sum(E[ids])", "indexing by an integer array (ids: a gather) is not "
+     "supported yet", 11, "one_hot(ids, V) @ E"),
+    ("slice of a named dim", "J = sum(x[1:, :])", "has a size that depends on 'n'", 11,
+     "start and stop of the same sign"),
+    ("slice step", "J = sum(x[:, 0:3:0])", "a slice step must be positive", 14, None),
+    ("reversal", "J = sum(x[:, ::-1])", "negative slice step (reversal) is not supported yet",
+     14, None),
+    ("index literal", "J = sum(x[:, 1.5])", "an index must be an integer literal", 14,
+     "x[:, 0:3]"),
+    ("too many indices", "J = sum(x[0, 1, 2])", "too many indices (3)", 9, None),
+    ("index on a literal dim", "J = sum(one_hot(ids, 3)[:, 3])",
+     "index 3 is out of range for an axis of size 3", 28, "-3..2"),
+    ("empty slice", "J = sum(one_hot(ids, 3)[:, 2:1])", "the slice selects nothing", 28, None),
     ("inverse", "J = sum(inv(A))", "inv() (linear algebra) is not supported yet", 9, "issue 10"),
     ("conv", "J = sum(conv2d(x, A))", "conv2d() (convolution and pooling) is not supported yet",
      9, "issue 10"),
@@ -332,3 +342,43 @@ def test_constructs_that_had_misleading_hints_now_compile(line):
     from graphgen.pipeline import compile_source
     assert "def value_and_grad" in compile_source(ERR_BASE + line + "\nminimize J\n",
                                                   "v2.gg").source
+
+
+# ----------------------------------------------------------------------------- slicing
+SLICING = """
+input x[n, 5]
+input c[n, 3]
+param W[d, 4]
+param b[n, d]
+param T[4, k, 3]
+z = x[:, 1:5] @ W.T
+J1 = sum(z[:, 0:2] * b[:, -2:]) + sum(b[1] * x[-1, 0]) + sum(b[:, -1] * b[:, 0] * x[:, 4])
+J2 = sum(T[1:, :, ::2] * T[:3, :, 0:2]) + sum(T[-1] ** 2) + sum(c * T[2, 0:1, :])
+J3 = sum(b[0:2, 1:4:2] ** 2) + sum(T[:, -1, -3:-1])
+J = J1 + J2 + J3
+minimize J
+"""
+
+
+def _slicing_reference(t):
+    x, c, W, b, T = t["x"], t["c"], t["W"], t["b"], t["T"]
+    z = x[:, 1:5] @ W.T
+    J1 = (z[:, 0:2] * b[:, -2:]).sum() + (b[1] * x[-1, 0]).sum() \
+        + (b[:, -1] * b[:, 0] * x[:, 4]).sum()
+    J2 = (T[1:, :, ::2] * T[:3, :, 0:2]).sum() + (T[-1] ** 2).sum() + (c * T[2, 0:1, :]).sum()
+    J3 = (b[0:2, 1:4:2] ** 2).sum() + T[:, -1, -3:-1].sum()
+    return J1 + J2 + J3
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_basic_slicing_and_indexing(build, seed):
+    dims = _dims(seed)
+    dims["n"], dims["d"] = dims["m"], dims["k"] + 2
+    verify(build(SLICING, "slicing"), _slicing_reference, dims, seed)
+
+
+def test_a_named_dim_too_small_for_a_slice_is_refused_at_call_time(build):
+    module = build(SLICING, "slicing")
+    args = _arguments(module, {"n": 3, "d": 1, "k": 2}, 0)
+    with pytest.raises(ValueError, match="dimension d must be at least 4"):
+        module.value_and_grad(**args)

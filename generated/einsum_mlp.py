@@ -31,8 +31,8 @@ Derivation:
         _g46 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g46.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: c840b9f7ea3bce5fec7151c12cb245d226bbfd78636d7440f593b247d4727539
-# graphgen-content-sha256: 05c9736948e39b146b0471e46f937fbda9430087b8b5032bf7a1597f76e9bba1
+# graphgen-spec-hash: 41d7bfbd83bf24330649fe1d109d1fb528b04d7c8f09d11c194bfe0b13435df0
+# graphgen-content-sha256: 22f36e9e0707e4e6234ec221832eb22012a3567d433fee3e7ac6dd879e42deae
 import sys as _sys
 
 import numpy as np
@@ -46,12 +46,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_c840b9f7ea3b'
+__name__ = 'graphgen_generated_einsum_mlp_41d7bfbd83bf'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'c840b9f7ea3bce5fec7151c12cb245d226bbfd78636d7440f593b247d4727539'
+SPEC_HASH = '41d7bfbd83bf24330649fe1d109d1fb528b04d7c8f09d11c194bfe0b13435df0'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -35,11 +35,11 @@ Derivation:
         dJ/do[i, j] = _expshift11[i, j]/(_sumexp12[i, 0]*n) - [y[i] == j]/n [n, q]
         dJ/dhid = dJ/do @ W2                             [n, h]
         dJ/dW2 = (dJ/do.T @ hid) + W2*lam                [q, h]
-        dJ/dz = dJ/dhid*greater(hid, 0)                  [n, h]
+        dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 76074e4cb35bb5c037592565dba54ac71d80766a970d0b791f14de57d1586a16
-# graphgen-content-sha256: 64fbd40e1db047b028a3fcf6cea17fc5690e49459d427e156c7f18f66aa494d9
+# graphgen-spec-hash: 16dc405ef1d26a06fa831268debf84c4f939de0d2e56eb2ca157172338608f74
+# graphgen-content-sha256: b0363c288c865fccebe0055902c981bf14b0655c22531975302a4824da178bd2
 import sys as _sys
 
 import numpy as np
@@ -53,12 +53,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_76074e4cb35b'
+__name__ = 'graphgen_generated_mlp_16dc405ef1d2'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '76074e4cb35bb5c037592565dba54ac71d80766a970d0b791f14de57d1586a16'
+SPEC_HASH = '16dc405ef1d26a06fa831268debf84c4f939de0d2e56eb2ca157172338608f74'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -396,7 +396,7 @@ def _backward_kernel(x, y, W1, W2, lam, hid, _expshift11, _sumexp12):
     for i0 in range(q):
         for i1 in range(h):
             dJ_dW2[i0, i1] = _g46[i0, i1] + W2[i0, i1] * lam
-    # dJ/dz = dJ/dhid*greater(hid, 0)    [n, h]
+    # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp.gg:10)
     dJ_dz = dJ_dhid  # reuse the buffer
     for i0 in range(n):
@@ -522,7 +522,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam):
     for i0 in range(q):
         for i1 in range(h):
             dJ_dW2[i0, i1] = _g46[i0, i1] + W2[i0, i1] * lam
-    # dJ/dz = dJ/dhid*greater(hid, 0)    [n, h]
+    # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp.gg:10)
     dJ_dz = dJ_dhid  # reuse the buffer
     for i0 in range(n):
@@ -670,7 +670,7 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr):
     #   grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
     dJ_dhid = _ws[h*n + 3*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # dJ/dz = dJ/dhid*greater(hid, 0)    [n, h]
+    # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp.gg:10)
     dJ_dz = dJ_dhid  # reuse the buffer
     for i0 in range(n):

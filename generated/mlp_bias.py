@@ -37,12 +37,12 @@ Derivation:
         dJ/db2[i] = Σ_j dJ/do[j, i]                      [q]
         dJ/dhid = dJ/do @ W2                             [n, h]
         dJ/dW2 = (dJ/do.T @ hid) + W2*lam                [q, h]
-        dJ/dz = dJ/dhid*greater(hid, 0)                  [n, h]
+        dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 939984cd2f0e2aabd735d792f53fbb68b2bfa88fd43c8ff6dc0ec9c80d815423
-# graphgen-content-sha256: 9649cfe8f80bf1ccba23968b0a918d7af025905e990163fdde3385046472fec0
+# graphgen-spec-hash: 5337784f0cccbd6c8965b24f53896782edd98fa86ce59b7930b25f84e6702ce8
+# graphgen-content-sha256: d8561d139038b81d28f82c0e8ccdbe914ef9ca29c3df6aa60f796af912ed3a20
 import sys as _sys
 
 import numpy as np
@@ -56,12 +56,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_939984cd2f0e'
+__name__ = 'graphgen_generated_mlp_bias_5337784f0ccc'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '939984cd2f0e2aabd735d792f53fbb68b2bfa88fd43c8ff6dc0ec9c80d815423'
+SPEC_HASH = '5337784f0cccbd6c8965b24f53896782edd98fa86ce59b7930b25f84e6702ce8'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -418,7 +418,7 @@ def _backward_kernel(x, y, W1, W2, lam, hid, _expshift15, _sumexp16):
     for i0 in range(q):
         for i1 in range(h):
             dJ_dW2[i0, i1] = _g52[i0, i1] + W2[i0, i1] * lam
-    # dJ/dz = dJ/dhid*greater(hid, 0)    [n, h]
+    # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
     dJ_dz = dJ_dhid  # reuse the buffer
     for i0 in range(n):
@@ -567,7 +567,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam):
     for i0 in range(q):
         for i1 in range(h):
             dJ_dW2[i0, i1] = _g52[i0, i1] + W2[i0, i1] * lam
-    # dJ/dz = dJ/dhid*greater(hid, 0)    [n, h]
+    # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
     dJ_dz = dJ_dhid  # reuse the buffer
     for i0 in range(n):
@@ -749,7 +749,7 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr):
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     dJ_dhid = _ws[h*n + 3*n*q + 3*n + q:2*h*n + 3*n*q + 3*n + q].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
-    # dJ/dz = dJ/dhid*greater(hid, 0)    [n, h]
+    # dJ/dz = dJ/dhid*(hid > 0)    [n, h]
     #   grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
     dJ_dz = dJ_dhid  # reuse the buffer
     for i0 in range(n):

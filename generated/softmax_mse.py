@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 4b7faf4cb3ce0b96c9914c898db8c6395b6f71043c92485212dfb4c6fdfa8499
-# graphgen-content-sha256: c76d70bc54ce5bbe91b1d32ee229e445932a77266ff4fa07f8799c5c77f02281
+# graphgen-spec-hash: deaf3a7e52a56f39c8a0405e21531787bc2de06b7a52f39defe3e1601b05bed4
+# graphgen-content-sha256: 59630955122e98adb7079bbcc878b9b7fb778299a77d01488e9c7fe78fce1fa8
 import sys as _sys
 
 import numpy as np
@@ -42,12 +42,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_4b7faf4cb3ce'
+__name__ = 'graphgen_generated_softmax_mse_deaf3a7e52a5'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '4b7faf4cb3ce0b96c9914c898db8c6395b6f71043c92485212dfb4c6fdfa8499'
+SPEC_HASH = 'deaf3a7e52a56f39c8a0405e21531787bc2de06b7a52f39defe3e1601b05bed4'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

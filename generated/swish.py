@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g36[j, i]                       [h]
         dJ/dW1 = (_g36.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 0f86ca398eaf616df6378b58e71e865c6a2592b45babf90c4a3f1fedc9186e33
-# graphgen-content-sha256: 1ddbd8fd6781b2b22adaeaa11f328128bc3cb47cd067a0a0fcb2fb5f49cbcd1c
+# graphgen-spec-hash: c87932fdbb17153241739068ec5baddec23e0c685ee2e168ec659d947bfd2e28
+# graphgen-content-sha256: 4b2b9aed6b45cf08ae9bdda3307b8e643c0496ec366728686595797f13b9449f
 import sys as _sys
 
 import numpy as np
@@ -51,12 +51,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_0f86ca398eaf'
+__name__ = 'graphgen_generated_swish_c87932fdbb17'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '0f86ca398eaf616df6378b58e71e865c6a2592b45babf90c4a3f1fedc9186e33'
+SPEC_HASH = 'c87932fdbb17153241739068ec5baddec23e0c685ee2e168ec659d947bfd2e28'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

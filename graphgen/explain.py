@@ -8,6 +8,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
+from . import ops
 from .ir import Graph, Node, arg_symbol, index_symbol
 from .schedule import Program, Step
 
@@ -40,10 +41,13 @@ class _MathPrinter(StrPrinter):
             return f"({x} > 0)"
         return f"step({x}, at0={h0})"
 
-    def _print__Indicator(self, e):  # graphgen.ops comparisons: (a > b), a mask
-        op = {"less": "<", "less_equal": "<=", "greater": ">", "greater_equal": ">=",
-              "equal": "==", "not_equal": "!="}[type(e).__name__]
+    def _print_comparison(self, e):  # graphgen.ops comparisons: (a > b), a 0/1 mask
+        op = next(o for o, cls in ops.COMPARISONS.items() if isinstance(e, cls))
         return f"({self._print(e.args[0])} {op} {self._print(e.args[1])})"
+
+    # sympy dispatches a Function subclass on its own class name only
+    _print_less = _print_less_equal = _print_greater = _print_comparison
+    _print_greater_equal = _print_equal = _print_not_equal = _print_comparison
 
     def _print_label_is(self, e):
         return f"[{self._print(e.args[0])} == {self._print(e.args[1])}]"

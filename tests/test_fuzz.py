@@ -36,7 +36,7 @@ TOKENS = ["input", "param", "hyper", "fn", "minimize", "output", "x", "y", "W", 
           # language v2
           "<", "<=", ">", ">=", "==", "!=", "where", "clip", "max", "min", "prod", "var", "std",
           "ddof=1", "axis=(0, 1)", "(0, -1)", "log_softmax", "one_hot", "stop_gradient", "%",
-          "x[:, 0:3]", "inv", "!"]
+          "x[:, 0:3]", "[", "]", ":", "-1", "::2", "inv", "!"]
 
 
 @FUZZ
@@ -98,7 +98,7 @@ def graphs(draw):
         if sa:
             options.append("reduce")
         if sa in ("mk", "k"):
-            options.append("where")
+            options += ["where", "slice"]
         if sa == "mk":
             options += ["softmax", "ce", "transpose", "log_softmax", "soft_ce", "tuple"]
             if any(values[b] in ("k", "m") for b in names):
@@ -124,6 +124,11 @@ def graphs(draw):
             expr, shape = f"{a} / k + m", sa
         elif op == "where":  # the mask reads data only: no kink where the params move
             expr, shape = f"where(c > 0, {a}, 2 * {a}) * (c <= 1)", "mk"
+        elif op == "slice":  # m = 3, k = 2 at run time
+            expr, shape = draw(st.sampled_from(
+                [(f"sum({a}[0:2], axis=0)", "k"), (f"{a}[:, -1]", "m"), (f"{a}[-1]", "k"),
+                 (f"sum({a}[1:3, 0:2:2] * 2)", "")] if sa == "mk" else
+                [(f"sum({a}[0:1])", ""), (f"sum({a}[-2:] * 3)", ""), (f"{a}[1]", "")]))
         elif op == "log_softmax":
             expr, shape = f"log_softmax({a}, axis={draw(st.sampled_from([0, -1]))})", "mk"
         elif op == "soft_ce":

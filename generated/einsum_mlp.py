@@ -31,8 +31,8 @@ Derivation:
         _g43 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g43.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 9070b1aaf42797e5d4f069869afd45c3b248e1f166dad6bbb8d95d1a5d04286f
-# graphgen-content-sha256: 6a948cd43edb51d03b9c018367f7b54fe526837800ce400cede10177aad3b355
+# graphgen-spec-hash: b1da083a4249e5fdf4c04063d736e928f5852bc0557ee79dc2bcaedf8063faad
+# graphgen-content-sha256: bbd5f2fde57566d34f44eb01c2d2859b9fd2d7a120582543f7d128f018dab67e
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -52,12 +52,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_9070b1aaf427'
+__name__ = 'graphgen_generated_einsum_mlp_b1da083a4249'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '9070b1aaf42797e5d4f069869afd45c3b248e1f166dad6bbb8d95d1a5d04286f'
+SPEC_HASH = 'b1da083a4249e5fdf4c04063d736e928f5852bc0557ee79dc2bcaedf8063faad'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 2c996678d41af2fd1ee144088304e88517d2dddf875ec13cb561ef864f19cc72
-# graphgen-content-sha256: ca599bd206fa78c3c25eb116f4c446ee1a14467529be49811f5ea117693b6ce9
+# graphgen-spec-hash: e1aab1ec6d021f2b32703f3da7592c841f1b7b44fbbb78aab0c3e79fa320011e
+# graphgen-content-sha256: 27aed22d1bb9bdb7f2aae52f2999fca6b2ecd79c461c47b72ff28bdd3f58fcd7
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -62,12 +62,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_2c996678d41a'
+__name__ = 'graphgen_generated_mlp_bias_e1aab1ec6d02'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '2c996678d41af2fd1ee144088304e88517d2dddf875ec13cb561ef864f19cc72'
+SPEC_HASH = 'e1aab1ec6d021f2b32703f3da7592c841f1b7b44fbbb78aab0c3e79fa320011e'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

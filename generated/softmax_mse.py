@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 2dbb9ee238e14ee1edd6dd78c40934804b9288699971fad5b9c7971ddb1b6f3d
-# graphgen-content-sha256: f03f27daf43f9a4a4a8874077b11969823860238d9e43109737fc4ae4579cb1e
+# graphgen-spec-hash: 352a403818d6c5d430c553d4b993e0de4a71bc333e5b230038dfdb2504803b6b
+# graphgen-content-sha256: 59fab1518a85ef685038928654914b4062837843f8dfa2fae06c1e4878c24596
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -48,12 +48,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_2dbb9ee238e1'
+__name__ = 'graphgen_generated_softmax_mse_352a403818d6'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '2dbb9ee238e14ee1edd6dd78c40934804b9288699971fad5b9c7971ddb1b6f3d'
+SPEC_HASH = '352a403818d6c5d430c553d4b993e0de4a71bc333e5b230038dfdb2504803b6b'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g33[j, i]                       [h]
         dJ/dW1 = (_g33.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 36dd425e89ae36502df5812176d6ccae90302300a498679aad1830f44108c2b2
-# graphgen-content-sha256: 2eb0cd5c9a571604d83e3f186738c52295e0b363b90882298bc14bb913c3ad36
+# graphgen-spec-hash: d909038dc34cc87bb563a7ae4f0eb61f9af388703a4e296bae8d88d6cf7ff92c
+# graphgen-content-sha256: 64bc38c6b951ac151a4b59361adac4e405eea47464cd9b0cae24287084f13be5
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -57,12 +57,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_36dd425e89ae'
+__name__ = 'graphgen_generated_swish_d909038dc34c'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '36dd425e89ae36502df5812176d6ccae90302300a498679aad1830f44108c2b2'
+SPEC_HASH = 'd909038dc34cc87bb563a7ae4f0eb61f9af388703a4e296bae8d88d6cf7ff92c'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -18,7 +18,7 @@ import sympy as sp
 from . import ops
 from . import syntax as ast
 from .errors import Span, SpecError
-from .ir import Graph, Node, Origin
+from .ir import Graph, Node, Origin, dim_symbol
 from .lower import Lowering, broadcast_shapes
 
 # Names the generated module defines or uses itself; a spec name may not shadow them.
@@ -191,8 +191,7 @@ class _Checker:
             raise SpecError(f"{name.id!r} is a function; call it with arguments", name.span)
         if name.id in self.graph.dims:
             raise SpecError(f"{name.id!r} is a dimension, not a value", name.span,
-                            "dimensions are sizes bound from the arrays; they cannot be used in "
-                            "expressions")
+                            "a dimension is a number in arithmetic (sum(x) / n), not an array")
         known = list(self.env) + list(self.fns)
         close = difflib.get_close_matches(name.id, known, n=1)
         hint = f"did you mean {close[0]!r}?" if close else \
@@ -243,6 +242,11 @@ class _Checker:
             return self.apply_scalar_fn(e, fname, args)
         if isinstance(e, ast.Transpose):
             raise SpecError("'.T' is not elementwise and cannot be used in a fn body", e.span)
+        if isinstance(e, ast.Tuple):
+            raise SpecError("a tuple is only allowed as axis=(...)", e.span)
+        if isinstance(e, ast.Subscript):
+            raise SpecError("indexing is not elementwise and cannot be used in a fn body",
+                            e.span, "index the argument where you call the fn")
         raise SpecError("a string is not a value", e.span)
 
     def apply_scalar_fn(self, call: ast.Call, fname: str, args: list[sp.Expr]) -> sp.Expr:
@@ -260,6 +264,10 @@ class _Checker:
         raise self.unknown_function(call.func)
 
     def unknown_function(self, func: ast.Name) -> SpecError:
+        if func.id in ops.NOT_YET:
+            return SpecError(f"{func.id}() ({ops.NOT_YET[func.id]}) is not supported yet",
+                             func.span, "planned for spec language v2 (issue 10); the built-ins "
+                             "are listed in docs/language.md")
         known = sorted(ops.BUILTIN_NAMES | set(self.fns))
         close = difflib.get_close_matches(func.id, known, n=1)
         hint = f"did you mean {close[0]}()?" if close else \
@@ -279,8 +287,12 @@ class _Checker:
         if isinstance(e, ast.Number):
             return _number(e)
         if isinstance(e, ast.Name):
+            if e.id in self.graph.dims and e.id not in self.env:
+                return dim_symbol(e.id)  # a dim is a number here: sum(x) / n
             node = self.lookup(e)
             return node
+        if isinstance(e, ast.Tuple):
+            raise SpecError("a tuple is only allowed as axis=(...)", e.span)
         if isinstance(e, ast.String):
             raise SpecError("a string is only allowed as the first argument of einsum", e.span)
         if isinstance(e, ast.Unary):
@@ -301,12 +313,15 @@ class _Checker:
             return self.elementwise(_BINARY[e.op], [left, right], e)
         if isinstance(e, ast.Call):
             return self.call(e)
+        if isinstance(e, ast.Subscript):
+            return self.subscript(e)
         raise SpecError("unsupported expression", e.span)  # pragma: no cover
 
     def require_float(self, v, span: Span) -> None:
         if isinstance(v, Node) and v.dtype == "int":
             raise SpecError(f"integer input {v.name!r} cannot be used in arithmetic", span,
-                            "integer data can only be the labels argument of cross_entropy")
+                            "integer data can be the labels of cross_entropy or one_hot, or be "
+                            "compared (ids == 2)")
 
     def as_node(self, v, span: Span) -> Node:
         if isinstance(v, Node):
@@ -317,8 +332,9 @@ class _Checker:
     def elementwise(self, fn, operands: list, e) -> Node:
         """fn applied to Nodes and folded literals, with broadcasting checked at `e`."""
         nodes = [v for v in operands if isinstance(v, Node)]
+        compares = isinstance(e, ast.BinOp) and e.op in ops.COMPARISONS  # ids < 5 is fine
         for v, sub in zip(operands, _operand_spans(e)):
-            if isinstance(v, Node):
+            if isinstance(v, Node) and not compares:
                 self.require_float(v, sub)
         try:
             broadcast_shapes([n.shape for n in nodes])
@@ -342,6 +358,10 @@ class _Checker:
             if not isinstance(v, Node):
                 raise SpecError("'@' needs arrays on both sides; use '*' for a number", side.span)
             self.require_float(v, side.span)
+            if len(v.shape) > 2:
+                raise SpecError(f"'@' on a {len(v.shape)}-D operand (batched matmul) is not "
+                                f"supported yet: {_fmt_shape(v.shape)}", side.span,
+                                "use einsum, e.g. einsum(\"bij,bjk->bik\", a, b)")
             if len(v.shape) not in (1, 2):
                 raise SpecError(f"'@' takes 1-D or 2-D operands, got {_fmt_shape(v.shape)}",
                                 side.span, "use einsum for other contractions")
@@ -385,21 +405,165 @@ class _Checker:
             kwargs[kw.name] = kw
         if fname == "einsum":
             return self.einsum(e)
+        if fname in ("max", "min") and len(e.args) == 2:
+            raise SpecError(f"{fname}() reduces one array over axis=; it takes 1 positional "
+                            f"argument, got 2", e.span,
+                            f"for the elementwise {fname}imum of two arrays use "
+                            f"{fname}imum(a, b)")
         self.check_arity(e, arity)
         if fname == "cross_entropy":
             return self.cross_entropy(e)
+        if fname == "one_hot":
+            return self.one_hot(e)
         x = self.expr(e.args[0])
         if not isinstance(x, Node):
             raise SpecError(f"{fname}() needs an array argument", e.args[0].span)
         self.require_float(x, e.args[0].span)
         keepdims = self.bool_kw(kwargs.get("keepdims"), False)
-        default_axis = -1 if fname == "softmax" else None
+        default_axis = -1 if fname in ("softmax", "log_softmax") else None
         axes = self.axis_kw(kwargs.get("axis"), x, default_axis)
         if fname in ("sum", "mean"):
             return self.lower.reduce_sum(x, axes, keepdims, mean=(fname == "mean"))
         if fname == "logsumexp":
             return self.lower.logsumexp(x, axes, keepdims)
+        if fname in ("max", "min"):
+            return self.lower.reduce_extreme(x, axes, keepdims, smallest=(fname == "min"))
+        if fname == "prod":
+            return self.lower.reduce_prod(x, axes, keepdims)
+        if fname in ("var", "std"):
+            ddof = self.ddof_kw(kwargs.get("ddof"), x, axes)
+            return self.lower.variance(x, axes, keepdims, ddof, std=(fname == "std"))
+        if fname == "log_softmax":
+            return self.lower.log_softmax(x, axes)
         return self.lower.softmax(x, axes)
+
+    def subscript(self, e: ast.Subscript) -> Node:
+        """NumPy basic indexing with integer literals: an index drops its axis, a slice
+        start:stop:step keeps it. On a named dim the result's size must not depend on the
+        dim (x[:, 0:3], x[-2:], x[t]); the dim is then checked at call time to be large
+        enough."""
+        x = self.expr(e.operand)
+        if not isinstance(x, Node):
+            raise SpecError("only arrays can be indexed", e.operand.span)
+        self.require_float(x, e.operand.span)
+        if len(e.items) > len(x.shape):
+            raise SpecError(f"too many indices ({len(e.items)}) for an array of shape "
+                            f"{_fmt_shape(x.shape)}", e.span)
+        axes = []
+        for k, item in enumerate(e.items):
+            size = x.shape[k]
+            if isinstance(item, ast.Slice):
+                start, stop, step = (self.index_literal(p) for p in
+                                     (item.start, item.stop, item.step))
+                axes.append(self.slice_axis(size, start, stop, 1 if step is None else step,
+                                                     item.span))
+            else:
+                axes.append(self.index_axis(size, self.index_literal(item), item.span))
+        axes += [("full",)] * (len(x.shape) - len(e.items))
+        return self.lower.select(x, axes)
+
+    def index_literal(self, item) -> int | None:
+        if item is None:
+            return None
+        v, sign = item, 1
+        if isinstance(v, ast.Unary):
+            v, sign = v.operand, -1
+        if isinstance(v, ast.Number) and v.is_int:
+            return sign * int(v.value)
+        if isinstance(item, ast.Name) and item.id in self.env \
+                and self.env[item.id].dtype == "int":
+            raise SpecError(f"indexing by an integer array ({item.id}: a gather) is not "
+                            "supported yet", item.span, "planned for spec language v2 (issue "
+                            f"10); a lookup E[{item.id}] can be written one_hot({item.id}, V) @ E")
+        raise SpecError("an index must be an integer literal", item.span,
+                        "e.g. x[:, 0], x[-1], x[:, 0:3]")
+
+    def require_size(self, dim: str, least: int, span: Span) -> None:
+        known = self.graph.dim_minimums.get(dim, (0, ""))
+        if least > known[0]:
+            self.graph.dim_minimums[dim] = (least, f"{span.file}:{span.line}")
+
+    def index_axis(self, size, t: int, span: Span) -> tuple:
+        if isinstance(size, int):
+            if not -size <= t < size:
+                raise SpecError(f"index {t} is out of range for an axis of size {size}", span,
+                                f"valid indices are {-size}..{size - 1}")
+            return ("index", sp.Integer(t % size))
+        self.require_size(size, t + 1 if t >= 0 else -t, span)
+        return ("index", sp.Integer(t) if t >= 0 else dim_symbol(size) + t)
+
+    def slice_axis(self, size, start, stop, step: int, span: Span) -> tuple:
+        if step <= 0:
+            raise SpecError("a slice step must be positive" if step == 0 else
+                            "a negative slice step (reversal) is not supported yet", span)
+        if isinstance(size, int):
+            r = range(size)[slice(start, stop, step)]
+            if len(r) == 0:
+                raise SpecError(f"the slice selects nothing from an axis of size {size}", span)
+            if len(r) == size:
+                return ("full",)
+            return ("slice", sp.Integer(r.start), step, len(r))
+        if start is None and stop is None and step == 1:
+            return ("full",)
+        # On a named dim the result's size may not depend on the dim
+        if start is None:
+            start = 0
+        if stop is not None and (start >= 0) == (stop >= 0) and stop > start:
+            count = -(-(stop - start) // step)
+            self.require_size(size, stop if stop >= 0 else -start, span)
+        elif stop is None and start < 0:
+            count = -(-(-start) // step)
+            self.require_size(size, -start, span)
+        else:
+            raise SpecError(f"this slice of the named dimension {size!r} has a size that "
+                            f"depends on {size!r}, which is not supported yet", span,
+                            "use start and stop of the same sign (x[0:3], x[-3:-1], x[-3:]) "
+                            "or a literal dimension")
+        offset = sp.Integer(start) if start >= 0 else dim_symbol(size) + start
+        return ("slice", offset, step, count)
+
+    def ddof_kw(self, kw: ast.Keyword | None, x: Node, axes: tuple) -> int:
+        if kw is None:
+            return 0
+        if not (isinstance(kw.value, ast.Number) and kw.value.is_int):
+            raise SpecError("ddof= must be a non-negative integer", kw.value.span,
+                            "ddof=0: population (the default); ddof=1: sample variance")
+        ddof = int(kw.value.value)
+        sizes = [x.shape[a] for a in axes]
+        if all(isinstance(s, int) for s in sizes) and ddof >= _product(sizes):
+            raise SpecError(f"ddof={ddof} leaves no degrees of freedom: only {_product(sizes)} "
+                            "values are reduced", kw.value.span)
+        return ddof
+
+    def one_hot(self, e: ast.Call) -> Node:
+        labels_expr, q_expr = e.args
+        labels = self.int_labels(labels_expr, "one_hot")
+        if isinstance(q_expr, ast.Number) and q_expr.is_int and q_expr.value >= 1:
+            q = int(q_expr.value)
+        elif isinstance(q_expr, ast.Name) and q_expr.id in self.graph.dims:
+            q = q_expr.id
+        else:
+            raise SpecError("the number of classes of one_hot() must be a positive integer or "
+                            "a dimension name", q_expr.span, "e.g. one_hot(y, q) or one_hot(y, 10)")
+        self.bind_label_range(labels, q, labels_expr.span)
+        return self.lower.one_hot(labels, q)
+
+    def int_labels(self, labels_expr, fname: str) -> Node:
+        if not isinstance(labels_expr, ast.Name):
+            raise SpecError(f"the labels of {fname}() must be an integer input",
+                            labels_expr.span, "declare it with 'input y[n]: int'")
+        labels = self.lookup(labels_expr)
+        if labels.dtype != "int":
+            raise SpecError(f"the labels of {fname}() must be an integer input; "
+                            f"{labels.name!r} is float", labels_expr.span,
+                            f"declare it with 'input {labels.name}[...]: int'")
+        return labels
+
+    def bind_label_range(self, labels: Node, q, span: Span) -> None:
+        if labels.label_range is not None and labels.label_range != q:
+            raise SpecError(f"labels {labels.name!r} are used with {labels.label_range} and "
+                            f"{q} classes", span)
+        labels.label_range = q
 
     def bool_kw(self, kw: ast.Keyword | None, default: bool) -> bool:
         if kw is None:
@@ -412,19 +576,25 @@ class _Checker:
         rank = len(x.shape)
         if kw is None:
             return tuple(range(rank)) if default is None else (default % max(rank, 1),)
-        v = kw.value
-        sign = 1
-        if isinstance(v, ast.Unary):
-            sign, v = -1, v.operand
-        if not (isinstance(v, ast.Number) and v.is_int):
-            raise SpecError("axis= must be an integer", kw.value.span)
-        axis = sign * int(v.value)
-        if not -rank <= axis < rank:
-            raise SpecError(f"axis {axis} is out of range for an array of shape "
-                            f"{_fmt_shape(x.shape)}", kw.value.span,
-                            f"valid axes are {-rank}..{rank - 1}" if rank else
-                            "a scalar has no axes")
-        return (axis % rank,)
+        items = kw.value.items if isinstance(kw.value, ast.Tuple) else (kw.value,)
+        axes: list[int] = []
+        for item in items:
+            v, sign = item, 1
+            if isinstance(v, ast.Unary):
+                sign, v = -1, v.operand
+            if not (isinstance(v, ast.Number) and v.is_int):
+                raise SpecError("axis= must be an integer or a tuple of integers", item.span,
+                                "e.g. axis=1, axis=-1 or axis=(0, 2)")
+            axis = sign * int(v.value)
+            if not -rank <= axis < rank:
+                raise SpecError(f"axis {axis} is out of range for an array of shape "
+                                f"{_fmt_shape(x.shape)}", item.span,
+                                f"valid axes are {-rank}..{rank - 1}" if rank else
+                                "a scalar has no axes")
+            if axis % rank in axes:
+                raise SpecError(f"axis {axis} is given twice", item.span)
+            axes.append(axis % rank)
+        return tuple(sorted(axes))
 
     def cross_entropy(self, e: ast.Call) -> Node:
         logits = self.expr(e.args[0])
@@ -433,23 +603,21 @@ class _Checker:
             raise SpecError("cross_entropy() needs logits of shape [n, q] (or [q])",
                             e.args[0].span)
         self.require_float(logits, e.args[0].span)
-        if not isinstance(labels_expr, ast.Name):
-            raise SpecError("the labels of cross_entropy() must be an integer input",
-                            labels_expr.span, "declare it with 'input y[n]: int'")
-        labels = self.lookup(labels_expr)
-        if labels.dtype != "int":
-            raise SpecError(f"the labels of cross_entropy() must be an integer input; "
-                            f"{labels.name!r} is float", labels_expr.span,
-                            f"declare it with 'input {labels.name}[...]: int'")
+        target = None if isinstance(labels_expr, ast.Name) and labels_expr.id in self.env \
+            and self.env[labels_expr.id].dtype == "int" else self.expr(labels_expr)
+        if isinstance(target, Node):  # float target probabilities (soft labels)
+            if target.shape != logits.shape:
+                raise SpecError(f"target probabilities of shape {_fmt_shape(target.shape)} do "
+                                f"not match logits of shape {_fmt_shape(logits.shape)}",
+                                labels_expr.span, "soft labels have one probability per logit;"
+                                " integer labels are declared 'input y[n]: int'")
+            return self.lower.soft_cross_entropy(logits, target)
+        labels = self.int_labels(labels_expr, "cross_entropy")
         if labels.shape != logits.shape[:-1]:
             raise SpecError(f"labels of shape {_fmt_shape(labels.shape)} do not match logits "
                             f"of shape {_fmt_shape(logits.shape)}", labels_expr.span,
                             "labels have one entry per row of the logits")
-        q = logits.shape[-1]
-        if labels.label_range is not None and labels.label_range != q:
-            raise SpecError(f"labels {labels.name!r} are used with {labels.label_range} and "
-                            f"{q} classes", labels_expr.span)
-        labels.label_range = q
+        self.bind_label_range(labels, logits.shape[-1], labels_expr.span)
         return self.lower.cross_entropy(logits, labels)
 
     def einsum(self, e: ast.Call) -> Node:
@@ -470,6 +638,9 @@ class _Checker:
             letters = lhs.replace(",", "")
             rhs = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
         terms = lhs.split(",")
+        if "..." in subs:
+            raise SpecError("'...' (ellipsis) in einsum subscripts is not supported yet",
+                            sub_span, "name every axis with a letter")
         if not re.fullmatch(r"[A-Za-z]*", rhs) or not all(re.fullmatch(r"[A-Za-z]*", t)
                                                          for t in terms):
             raise SpecError(f"invalid einsum subscripts {subs!r}", sub_span,
@@ -484,7 +655,7 @@ class _Checker:
                                 f"shape {_fmt_shape(v.shape)}", a.span)
             if len(set(t)) != len(t):
                 raise SpecError(f"einsum term {t!r} repeats an index (a diagonal), which is not "
-                                "supported", sub_span)
+                                "supported yet", sub_span)
             for c, s in zip(t, v.shape):
                 if sizes.setdefault(c, s) != s:
                     raise SpecError(f"einsum index {c!r} has size {sizes[c]} and {s}", a.span)
@@ -501,6 +672,7 @@ _BINARY = {
     "*": lambda a, b: a * b,
     "/": lambda a, b: a / b,
     "**": lambda a, b: a ** b,
+    **{op: (lambda cls: lambda a, b: cls(a, b))(cls) for op, cls in ops.COMPARISONS.items()},
 }
 
 
@@ -509,6 +681,13 @@ def _number(e: ast.Number) -> sp.Expr:
         return sp.Integer(int(float(e.value))) if e.value < 2 ** 53 else sp.Float(e.value)
     return sp.Float(e.value) if e.value != int(e.value) or e.value >= 2 ** 53 \
         else sp.Integer(int(e.value))
+
+
+def _product(sizes: list[int]) -> int:
+    total = 1
+    for s in sizes:
+        total *= s
+    return total
 
 
 def _operand_spans(e) -> list[Span]:

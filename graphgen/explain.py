@@ -8,6 +8,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
+from . import ops
 from .ir import Graph, Node, arg_symbol, index_symbol
 from .schedule import Program, Step
 
@@ -43,6 +44,14 @@ class _MathPrinter(StrPrinter):
     def _print_label_pick(self, e):
         return f"({self._print(e.args[0])} if {self._print(e.args[1])} == " \
             f"{self._print(e.args[2])} else 0)"
+
+    def _print_comparison(self, e):  # graphgen.ops comparisons: (a > b), a 0/1 mask
+        op = next(o for o, cls in ops.COMPARISONS.items() if isinstance(e, cls))
+        return f"({self._print(e.args[0])} {op} {self._print(e.args[1])})"
+
+    # sympy dispatches a Function subclass on its own class name only
+    _print_less = _print_less_equal = _print_greater = _print_comparison
+    _print_greater_equal = _print_equal = _print_not_equal = _print_comparison
 
     def _print_label_is(self, e):
         return f"[{self._print(e.args[0])} == {self._print(e.args[1])}]"
@@ -92,7 +101,7 @@ def equation(step: Step, inline: dict[int, str]) -> str:
     body = _named(node.body, node, names, inline, indexed)
     text = _MathPrinter().doprint(body)
     if node.reduce:
-        op = "Σ" if node.reducer == "sum" else "max"
+        op = {"sum": "Σ"}.get(node.reducer, node.reducer)
         text = f"{op}_{''.join(names[r] for r in node.reduce)} {text}"
     return text
 

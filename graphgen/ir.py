@@ -100,6 +100,8 @@ class Graph:
         self.outputs: list[Node] = []
         self.grads: dict[str, Node] = {}  # param name -> gradient node (after autodiff)
         self.disconnected: list[str] = []  # params the objective does not depend on
+        # named dims an index or slice needs to be at least this large: dim -> (size, why)
+        self.dim_minimums: dict[str, tuple[int, str]] = {}
         self._counter = 0
 
     def fresh_index(self) -> str:

@@ -175,3 +175,145 @@ class Lowering:
                          args=tuple(Arg(v, tuple(names[c] for c in t))
                                     for t, v in zip(terms, operands)),
                          body=body, sizes={names[c]: s for c, s in sizes.items()})
+
+    # ------------------------------------------------------------------ language v2
+    def _reduce_layout(self, x: Node, axes: tuple):
+        """Fresh indices of x, their sizes, the reduced indices, and the keepdims layout."""
+        idx = self._fresh(len(x.shape))
+        sizes = dict(zip(idx, x.shape))
+        reduce = tuple(idx[a] for a in axes)
+        kept = tuple(None if k in axes else idx[k] for k in range(len(idx)))
+        kshape = tuple(1 if a is None else sizes[a] for a in kept)
+        return idx, sizes, reduce, kept, kshape
+
+    def _drop_axes(self, v: Node, axes: tuple) -> Node:
+        """v (with unit axes at `axes`) without those axes: a free re-indexing."""
+        remaining = [k for k in range(len(v.shape)) if k not in axes]
+        out = self._fresh(len(remaining))
+        position = dict(zip(remaining, out))
+        read = tuple(position.get(k) for k in range(len(v.shape)))
+        return self._add(shape=tuple(v.shape[k] for k in remaining), out=out,
+                         args=(Arg(v, read),), body=arg_symbol(0),
+                         sizes={position[k]: v.shape[k] for k in remaining})
+
+    def _stop(self, v: Node) -> Node:
+        """v as a constant to the chain rule (an identity map, so free in generated code)."""
+        out = self._fresh(len(v.shape))
+        return self._add(shape=v.shape, out=out, args=(Arg(v, out),), body=arg_symbol(0),
+                         sizes=dict(zip(out, v.shape)), differentiable=False)
+
+    def _with_gradient(self, value, surrogate: Node) -> Node:
+        """A node whose value is `value` (not differentiated; a callable of its argument
+        symbol) and whose gradient is the surrogate's: value + s - stop(s). The schedule
+        splices stop(s) into the same read as s, so the sum cancels to `value` exactly in
+        the generated code and s is computed only in the backward pass."""
+        value_node, fn = value
+        return self.map(lambda v, s, t: fn(v) + s - t,
+                        [value_node, surrogate, self._stop(surrogate)])
+
+    def reduce_extreme(self, x: Node, axes: tuple, keepdims: bool, smallest: bool) -> Node:
+        """max (or min = -max(-x)) over axes. The gradient goes to the positions equal to
+        the extreme, divided by their count (ties split evenly, as torch.amax): the
+        surrogate Σ x·[x = m]/count has exactly that derivative."""
+        sign = -1 if smallest else 1
+        idx, sizes, reduce, kept, kshape = self._reduce_layout(x, axes)
+        m = self._add("_max", shape=kshape, out=kept, reduce=reduce, reducer="max",
+                      args=(Arg(x, idx),), body=sign * arg_symbol(0), sizes=dict(sizes),
+                      differentiable=False)
+        hit = self._add("_argmax", shape=x.shape, out=idx, args=(Arg(x, idx), Arg(m, kept)),
+                        body=ops.equal(sign * arg_symbol(0), arg_symbol(1)),
+                        sizes=dict(sizes), differentiable=False)
+        ties = self._add("_ties", shape=kshape, out=kept, reduce=reduce, args=(Arg(hit, idx),),
+                         body=arg_symbol(0), sizes=dict(sizes), differentiable=False)
+        share = self._add("_maxgrad", shape=kshape, out=kept, reduce=reduce,
+                          args=(Arg(x, idx), Arg(hit, idx), Arg(ties, kept)),
+                          body=arg_symbol(0) * arg_symbol(1) / arg_symbol(2), sizes=dict(sizes))
+        out = self._with_gradient((m, lambda v: sign * v), share)
+        return out if keepdims else self._drop_axes(out, axes)
+
+    def reduce_prod(self, x: Node, axes: tuple, keepdims: bool) -> Node:
+        """Product over axes. d/dx_r = product of the others, also with zeros (as PyTorch):
+        nz/x_r with no zero, nz (the product of the non-zeros) at a single zero and 0
+        elsewhere then, 0 everywhere with two zeros or more."""
+        idx, sizes, reduce, kept, kshape = self._reduce_layout(x, axes)
+        a0, a1, a2 = arg_symbol(0), arg_symbol(1), arg_symbol(2)
+
+        def red(prefix, reducer, body, args=(Arg(x, idx),)):
+            return self._add(prefix, shape=kshape, out=kept, reduce=reduce, reducer=reducer,
+                             args=args, body=body, sizes=dict(sizes), differentiable=False)
+        value = red("_prod", "prod", a0)
+        nonzero = red("_prodnz", "prod", ops.where(ops.not_equal(a0, 0), a0, 1))
+        zeros = red("_zeros", "sum", ops.equal(a0, 0))
+        others = self._add("_others", shape=x.shape, out=idx,
+                           args=(Arg(x, idx), Arg(nonzero, kept), Arg(zeros, kept)),
+                           body=ops.where(ops.not_equal(a0, 0),
+                                          ops.where(ops.equal(a2, 0), a1 / a0, 0),
+                                          ops.where(ops.equal(a2, 1), a1, 0)),
+                           sizes=dict(sizes), differentiable=False)
+        surrogate = self._add("_prodgrad", shape=kshape, out=kept, reduce=reduce,
+                              args=(Arg(x, idx), Arg(others, idx)), body=a0 * a1,
+                              sizes=dict(sizes))
+        out = self._with_gradient((value, lambda v: v), surrogate)
+        return out if keepdims else self._drop_axes(out, axes)
+
+    def variance(self, x: Node, axes: tuple, keepdims: bool, ddof: int, std: bool) -> Node:
+        """Σ (x - mean)² / (N - ddof), two passes; std = sqrt(var). The chain rule runs
+        through the mean as well (its contribution sums to zero, as it should)."""
+        mu = self.reduce_sum(x, axes, keepdims=True, mean=True)
+        dev = self.map(lambda a, m: a - m, [x, mu])
+        count = sp.Integer(1)
+        for a in axes:
+            s = x.shape[a]
+            count = count * (dim_symbol(s) if isinstance(s, str) else sp.Integer(s))
+        squares = self.reduce_sum(dev, axes, keepdims, mean=False)
+        squares.body = arg_symbol(0) ** 2
+        v = self.map(lambda t: t / (count - ddof), [squares])
+        return self.map(sp.sqrt, [v]) if std else v
+
+    def log_softmax(self, x: Node, axes: tuple) -> Node:
+        lse = self.logsumexp(x, axes, keepdims=True)
+        return self.map(lambda a, m: a - m, [x, lse])
+
+    def one_hot(self, labels: Node, q) -> Node:
+        idx = self._fresh(len(labels.shape) + 1)
+        shape = labels.shape + (q,)
+        return self._add("_onehot", shape=shape, out=idx, args=(Arg(labels, idx[:-1]),),
+                         body=ops.label_is(arg_symbol(0), index_symbol(idx[-1])),
+                         sizes=dict(zip(idx, shape)), differentiable=False)
+
+    def soft_cross_entropy(self, logits: Node, target: Node) -> Node:
+        """-Σ_j P_j log_softmax(logits)_j over the last axis (torch's probability targets);
+        differentiable in both."""
+        last = len(logits.shape) - 1
+        ls = self.log_softmax(logits, (last,))
+        prod = self.map(lambda p, s: -p * s, [target, ls])
+        return self.reduce_sum(prod, (last,), keepdims=False, mean=False)
+
+    def select(self, x: Node, axes: list) -> Node:
+        """Basic indexing as a map-reduce: each indexed or sliced axis is read at its own
+        index r and summed against the indicator [r = offset + step·j] (j: the output's
+        index; an index has none). Reads stay in bounds whatever the sizes are, and the
+        adjoint is the same chain rule: a scatter of the cotangent into a zero array."""
+        if all(a[0] == "full" for a in axes):
+            return x
+        idx = self._fresh(len(x.shape))
+        sizes = dict(zip(idx, x.shape))
+        out, shape, reduce = [], [], []
+        body = arg_symbol(0)
+        for k, a in enumerate(axes):
+            if a[0] == "full":
+                out.append(idx[k])
+                shape.append(x.shape[k])
+                continue
+            reduce.append(idx[k])
+            if a[0] == "index":
+                body = body * ops.equal(index_symbol(idx[k]), a[1])
+                continue
+            _, offset, step, count = a
+            (j,) = self._fresh(1)
+            sizes[j] = count
+            out.append(j)
+            shape.append(count)
+            body = body * ops.equal(index_symbol(idx[k]), offset + step * index_symbol(j))
+        return self._add(shape=tuple(shape), out=tuple(out), reduce=tuple(reduce),
+                         args=(Arg(x, idx),), body=body, sizes=sizes)

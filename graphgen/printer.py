@@ -144,6 +144,8 @@ class CodePrinter:
         }
         if name in simple:
             return f"{simple[name]}({', '.join(args)})", PREC_ATOM
+        if name in ops.SPELLING:  # the op table's own spelling (graphgen.ops)
+            return ops.SPELLING[name].format(*args), PREC_ATOM
         if isinstance(e, sp.Heaviside):
             x = args[0]
             h0 = e.args[1] if len(e.args) > 1 else sp.S.Half
@@ -189,3 +191,6 @@ HELPERS = {
         "    return at_zero if x == 0.0 else x\n"
     ),
 }
+HELPERS.update({name: source for name, (source, _) in ops.HELPERS.items()})
+# Import lines a helper needs at the top of the module (libm's erf: `math`)
+HELPER_IMPORTS = {name: imports for name, (_, imports) in ops.HELPERS.items()}

@@ -16,7 +16,7 @@ from . import __version__, blas, threads, vecmath
 from .explain import derivation_text, program_equations
 from .fingerprint import CONTENT_PLACEHOLDER, seal, spec_hash, templates_dir
 from .ir import Graph, Node
-from .printer import HELPERS
+from .printer import HELPER_IMPORTS, HELPERS
 from .schedule import Program
 from .statements import (
     StepWriter,
@@ -116,7 +116,7 @@ def _kernel_context(graph: Graph, kernel: Kernel) -> dict:
         "workspace": str(workspace) if workspace != 0 else None,
         "scratch": scratch,
         "twins": writer.twins,
-        "checks": argument_checks(kernel),
+        "checks": argument_checks(kernel, graph.dim_minimums),
         "memory": memory_checks(kernel, [("_ws", workspace)] + writer.allocations,
                                 writer.temporaries, itemsize),
         "name": kernel.name,
@@ -142,7 +142,9 @@ def _support_used(source_parts: list[str], threaded: bool) -> dict:
         found.append((threads, threads.source()))
     return {
         "helpers": helpers,
-        "support_imports": sorted({line for m, _ in found for line in m.IMPORTS}),
+        "support_imports": sorted({line for m, _ in found for line in m.IMPORTS}
+                                  | {line for name in sorted(HELPERS) if f"{name}(" in joined
+                                     for line in HELPER_IMPORTS.get(name, ())}),
         "support_constants": "\n".join(text[0] for _, text in found if text[0]),
         "support_functions": "\n\n\n".join(text[1] for _, text in found),
     }

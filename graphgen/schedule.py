@@ -69,9 +69,11 @@ def _normalize(node: Node, args: list[Arg], body: sp.Expr) -> Node:
             unique.append(a)
         subs[sym] = sp.Symbol(f"_n{key}", real=True)
     body = body.xreplace(subs)
-    body = body.xreplace({sp.Symbol(f"_n{k}", real=True): arg_symbol(k)
-                          for k in range(len(unique))})
-    return dataclasses.replace(node, args=tuple(unique), body=body)
+    # merged reads can cancel (v + s - stop(s), see lower._with_gradient): drop what is unused
+    used = [k for k in range(len(unique)) if body.has(sp.Symbol(f"_n{k}", real=True))]
+    body = body.xreplace({sp.Symbol(f"_n{k}", real=True): arg_symbol(j)
+                          for j, k in enumerate(used)})
+    return dataclasses.replace(node, args=tuple(unique[k] for k in used), body=body)
 
 
 def _splice(consumer: Node, k: int, producer: Node) -> tuple[list[Arg], sp.Expr]:

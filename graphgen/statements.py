@@ -233,7 +233,7 @@ class StepWriter:
         n_out = len([i for i in node.out if i is not None])
         for depth, i in enumerate(step.order[:n_out]):
             out.append((depth, f"for {loopvars[i]} in range({sizes[i]}):"))
-        init = "0.0" if node.reducer == "sum" else "-np.inf"
+        init = {"sum": "0.0", "max": "-np.inf", "prod": "1.0"}[node.reducer]
         # a total over every loop keeps a name of its own: it may share a loop over rows
         # with row statistics, whose `acc` starts again at each row (see share_row_loops)
         acc = "acc" if n_out else f"_acc_{node.name}"
@@ -243,6 +243,8 @@ class StepWriter:
         inner = len(step.order)
         if node.reducer == "sum":
             out.append((inner, f"{acc} += {expr}"))
+        elif node.reducer == "prod":
+            out.append((inner, f"{acc} *= {expr}"))
         else:
             out.append((inner, f"{acc} = max({acc}, {expr})"))
         out += [(inner, line) for line in self.decay_lines(step, loopvars)]
@@ -369,7 +371,7 @@ def step_comment(step: Step, eq: str, objective: str = "J") -> list[str]:
     return [safe_comment(x) for x in lines]
 
 
-def argument_checks(kernel: Kernel) -> list[str]:
+def argument_checks(kernel: Kernel, minimums: dict | None = None) -> list[str]:
     """Compiled re-checks of what the Python fast path does not look at: every array's
     shape against the dims, dims non-empty, labels in range. They run before any write, so
     a failing call changes nothing; the wrapper then reports the precise error."""
@@ -377,6 +379,11 @@ def argument_checks(kernel: Kernel) -> list[str]:
     if kernel.dims:
         lines.append(f"if {' or '.join(f'{d} < 1' for d in kernel.dims)}:")
         lines.append("    raise ValueError(\"graphgen: empty dimension\")")
+    for d, (least, where) in sorted((minimums or {}).items()):
+        if d in kernel.dims:  # an index or slice of the spec reads this far
+            lines.append(f"if {d} < {least}:")
+            lines.append(f"    raise ValueError(\"graphgen: dimension {d} must be at least "
+                         f"{least} for an index or slice at {safe_comment(where)}\")")
     for node in kernel.program.reads:
         if node.kind == "hyper" or not node.shape:
             continue

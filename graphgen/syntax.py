@@ -3,12 +3,15 @@
 The spec is parsed, never evaluated. One statement per line; `#` starts a comment.
 Grammar (precedence from loosest to tightest, as in Python):
 
-    expr    := term (('+' | '-') term)*
+    expr    := arith (('<' | '<=' | '>' | '>=' | '==' | '!=') arith)?   (a 0/1 mask; not chained)
+    arith   := term (('+' | '-') term)*
     term    := unary (('*' | '/' | '@') unary)*
     unary   := '-' unary | power
     power   := postfix ('**' unary)?
-    postfix := atom ('.T')*
-    atom    := NUMBER | NAME | NAME '(' args ')' | '(' expr ')'
+    postfix := atom ['[' item (',' item)* ']'] ('.T')*
+    item    := expr | [expr] ':' [expr] [':' [expr]]     (an index or a slice)
+    atom    := NUMBER | NAME | NAME '(' args ')' | '(' expr ')' | tuple
+    tuple   := '(' expr ',' [expr (',' expr)*] ')'   (axis=(0, 2))
     args    := [arg (',' arg)*],  arg := expr | STRING | NAME '=' (NUMBER | '-' NUMBER | NAME)
 """
 from __future__ import annotations
@@ -21,6 +24,7 @@ from .errors import Span, SpecError
 MAX_NESTING = 100  # parentheses, calls and unary minus; deeper is refused, well before
 # Python's recursion limit (each level costs about six parser frames)
 MAX_LINE_LENGTH = 10_000
+COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
 MAX_LINES = 100_000
 
 
@@ -66,6 +70,33 @@ class Transpose:
 
 
 @dataclass(frozen=True)
+class Tuple:
+    """(a, b, ...): only meaningful as axis=(0, 2); `check` refuses it elsewhere."""
+
+    items: tuple
+    span: Span
+
+
+@dataclass(frozen=True)
+class Slice:
+    """start:stop:step inside x[...]; each part an expression or None."""
+
+    start: "Expr | None"
+    stop: "Expr | None"
+    step: "Expr | None"
+    span: Span
+
+
+@dataclass(frozen=True)
+class Subscript:
+    """x[i, a:b, :]: items are expressions (an index) or Slices."""
+
+    operand: "Expr"
+    items: tuple
+    span: Span
+
+
+@dataclass(frozen=True)
 class Keyword:
     name: str
     value: "Expr"
@@ -80,7 +111,7 @@ class Call:
     span: Span
 
 
-Expr = Name | Number | String | Unary | BinOp | Transpose | Call
+Expr = Name | Number | String | Unary | BinOp | Transpose | Call | Tuple | Subscript
 
 
 @dataclass(frozen=True)
@@ -158,7 +189,7 @@ _TOKEN_RE = re.compile(
   | (?P<number>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<string>"[^"\\\n]*"|'[^'\\\n]*')
-  | (?P<op>\*\*|[-+*/@().,=\[\]:])
+  | (?P<op>\*\*|==|!=|<=|>=|[-+*/@().,=\[\]:<>])
     """,
     re.VERBOSE,
 )
@@ -178,6 +209,10 @@ def _lex_line(file: str, lineno: int, line: str) -> tuple[list[Token], str]:
                 raise SpecError("unterminated or escaped string literal", span,
                                 "strings are only used for einsum subscripts, e.g. \"ij,jk->ik\"")
             shown = repr(ch) if ch.isprintable() else f"U+{ord(ch):04X}"
+            if ch in "!$%&;?^`{|}~\\":  # an operator the language does not have
+                raise SpecError(f"unexpected character {shown}", span,
+                                "operators are + - * / ** @, comparisons < <= > >= == != "
+                                "and .T; combine masks with * (and)")
             raise SpecError(f"unexpected character {shown}", span,
                             "names use ASCII letters, digits and '_'")
         kind = m.lastgroup
@@ -263,6 +298,17 @@ class _LineParser:
                             "split it into several statements")
 
     def expr(self) -> Expr:
+        left = self.arith()
+        if self.tok.kind == "OP" and self.tok.text in COMPARISONS:
+            op = self.next().text
+            right = self.arith()
+            left = BinOp(op, left, right, _span(left).to(_span(right)))
+            if self.tok.kind == "OP" and self.tok.text in COMPARISONS:
+                raise SpecError("comparisons cannot be chained", self.tok.span,
+                                "combine masks with '*' (and), e.g. (a < b) * (b < c)")
+        return left
+
+    def arith(self) -> Expr:
         left = self.term()
         while self.tok.kind == "OP" and self.tok.text in "+-":
             op = self.next().text
@@ -298,6 +344,8 @@ class _LineParser:
 
     def postfix(self) -> Expr:
         node = self.atom()
+        if self.tok.kind == "OP" and self.tok.text == "[":
+            node = self.subscript(node)
         while self.tok.kind == "OP" and self.tok.text == ".":
             self.next()
             attr = self.tok
@@ -325,11 +373,65 @@ class _LineParser:
         if self.accept("("):
             self._enter(tok.span)
             inner = self.expr()
+            if self.accept(","):  # a tuple, e.g. axis=(0, 2)
+                items = [inner]
+                while self.tok.kind != "OP" or self.tok.text != ")":
+                    items.append(self.expr())
+                    if not self.accept(","):
+                        break
+                inner = Tuple(tuple(items), tok.span.to(self.tok.span))
             self.depth -= 1
             self.expect(")", "')' to close the parenthesis")
             return inner
+        if tok.kind == "OP" and tok.text == "[":
+            raise SpecError("a list [a, b, ...] is not supported yet", self._bracketed(),
+                            "lists are for stack, concat, reshape and transpose, planned for "
+                            "spec language v2 (issue 10)")
         found = "end of line" if tok.kind == "END" else repr(tok.text)
         raise SpecError(f"expected an expression, found {found}", tok.span)
+
+    def subscript(self, operand: Expr) -> Subscript:
+        """operand[item, ...] with items `e`, `:`, `a:b`, `a:b:c` (parts optional)."""
+        self._enter(self.tok.span)
+        self.next()  # '['
+        items = []
+
+        def part():
+            if self.tok.kind == "OP" and self.tok.text in (":", ",", "]"):
+                return None
+            return self.expr()
+        while True:
+            first = self.tok
+            start = part()
+            if self.accept(":"):
+                stop = part()
+                step = part() if self.accept(":") else None
+                end = self.tokens[self.pos - 1].span
+                items.append(Slice(start, stop, step, first.span.to(end)))
+            elif start is None:
+                found = "end of line" if self.tok.kind == "END" else repr(self.tok.text)
+                raise SpecError(f"expected an index or a slice, found {found}", self.tok.span,
+                                "e.g. x[0], x[:, 0:3], x[1:, :], x[::2]")
+            else:
+                items.append(start)
+            if self.accept("]"):
+                break
+            self.expect(",", "',' or ']' in the subscript")
+        self.depth -= 1
+        return Subscript(operand, tuple(items), _span(operand).to(self.tokens[self.pos - 1].span))
+
+    def _bracketed(self) -> Span:
+        """The span from the '[' at the current token to its matching ']' (or the line end)."""
+        depth, end = 0, self.tok
+        for t in self.tokens[self.pos:]:
+            end = t
+            if t.kind == "OP" and t.text == "[":
+                depth += 1
+            elif t.kind == "OP" and t.text == "]":
+                depth -= 1
+                if depth == 0:
+                    break
+        return self.tok.span.to(end.span)
 
     def call(self, func: Name) -> Call:
         self._enter(func.span)

@@ -32,7 +32,11 @@ TOKENS = ["input", "param", "hyper", "fn", "minimize", "output", "x", "y", "W", 
           "**", "@", ".T", ".", "1", "0", "2.5", "1e-3", "1e999", "sum", "mean", "relu", "exp",
           "log", "einsum", "\"ij->i\"", "'", "axis=", "keepdims=True", "cross_entropy",
           "softmax", "logsumexp", "#", "\n", " ", "\t", "\r\n", "\ufeff", "é", "\x00", "_x",
-          "lambda", "np", "maximum", "minimize J", "\n"]
+          "lambda", "np", "maximum", "minimize J", "\n",
+          # language v2
+          "<", "<=", ">", ">=", "==", "!=", "where", "clip", "max", "min", "prod", "var", "std",
+          "ddof=1", "axis=(0, 1)", "(0, -1)", "log_softmax", "one_hot", "stop_gradient", "%",
+          "x[:, 0:3]", "[", "]", ":", "-1", "::2", "inv", "!"]
 
 
 @FUZZ
@@ -65,8 +69,10 @@ def test_arbitrary_unicode_gives_only_spec_errors(text):
 
 
 # ----------------------------------------------------------------------------- valid graphs
-UNARY = sorted(n for n, op in ops.ELEMENTWISE.items() if op.arity == 1)
-SAFE_ARG = {"log": "1 + {0} * {0}", "sqrt": "1 + {0} * {0}", "exp": "tanh({0})"}
+UNARY = sorted(n for n, op in ops.ELEMENTWISE.items() if op.arity == 1 and op.gradient == "exact")
+SAFE_ARG = {"log": "1 + {0} * {0}", "sqrt": "1 + {0} * {0}", "exp": "tanh({0})",
+            "log1p": "{0} * {0}", "tan": "tanh({0})", "expm1": "tanh({0})",
+            "sinh": "tanh({0})", "cosh": "tanh({0})"}
 
 
 @st.composite
@@ -88,11 +94,13 @@ def graphs(draw):
         a = draw(st.sampled_from(names))
         sa = values[a]
         partners = [b for b in names if compatible(sa, values[b])]
-        options = ["unary", "binary", "divide", "maxmin"]
+        options = ["unary", "binary", "divide", "maxmin", "clip", "dim"]
         if sa:
             options.append("reduce")
+        if sa in ("mk", "k"):
+            options += ["where", "slice"]
         if sa == "mk":
-            options += ["softmax", "ce", "transpose"]
+            options += ["softmax", "ce", "transpose", "log_softmax", "soft_ce", "tuple"]
             if any(values[b] in ("k", "m") for b in names):
                 options.append("matmul")
             if any(values[b] == "mk" for b in names):
@@ -110,8 +118,30 @@ def graphs(draw):
                 expr = f"{a} / (1 + {b} * {b})"
             else:
                 expr = f"{draw(st.sampled_from(['maximum', 'minimum']))}({a}, {b})"
+        elif op == "clip":
+            expr, shape = f"clip({a}, -0.5, 0.5)", sa
+        elif op == "dim":
+            expr, shape = f"{a} / k + m", sa
+        elif op == "where":  # the mask reads data only: no kink where the params move
+            expr, shape = f"where(c > 0, {a}, 2 * {a}) * (c <= 1)", "mk"
+        elif op == "slice":  # m = 3, k = 2 at run time
+            expr, shape = draw(st.sampled_from(
+                [(f"sum({a}[0:2], axis=0)", "k"), (f"{a}[:, -1]", "m"), (f"{a}[-1]", "k"),
+                 (f"sum({a}[1:3, 0:2:2] * 2)", "")] if sa == "mk" else
+                [(f"sum({a}[0:1])", ""), (f"sum({a}[-2:] * 3)", ""), (f"{a}[1]", "")]))
+        elif op == "log_softmax":
+            expr, shape = f"log_softmax({a}, axis={draw(st.sampled_from([0, -1]))})", "mk"
+        elif op == "soft_ce":
+            expr, shape = f"cross_entropy({a}, softmax(c))", "m"
+        elif op == "tuple":
+            f = draw(st.sampled_from(["sum", "mean", "logsumexp", "max", "min", "prod", "var"]))
+            keep = draw(st.booleans())
+            expr = f"{f}({a}, axis=(0, -1), keepdims={keep})"
+            shape = ""
+            if keep:
+                expr = f"sum({expr})"
         elif op == "reduce":
-            f = draw(st.sampled_from(["sum", "mean", "logsumexp"]))
+            f = draw(st.sampled_from(["sum", "mean", "logsumexp", "max", "min", "prod", "var"]))
             if sa == "mk" and draw(st.booleans()):
                 axis = draw(st.sampled_from([0, 1, -1]))
                 if draw(st.booleans()):

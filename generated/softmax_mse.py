@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 3ff890dd1ac038a8a506c6ded2a4d3f36f32996c5814422685de1e617c4506dd
-# graphgen-content-sha256: 802905dc5f98f5d4e8664ff5802b9b4e1feccd2812ad6d4a9d7ff0a5a3528a99
+# graphgen-spec-hash: c2b7db87f79144bf3f6362693a9317a5487f863f32513a2619f9741927a5f1a2
+# graphgen-content-sha256: 72ef5167fc0bce464090d764797c7d4ddeb109ddcac84d25999497d70dd5914b
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -44,12 +44,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_3ff890dd1ac0'
+__name__ = 'graphgen_generated_softmax_mse_c2b7db87f791'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '3ff890dd1ac038a8a506c6ded2a4d3f36f32996c5814422685de1e617c4506dd'
+SPEC_HASH = 'c2b7db87f79144bf3f6362693a9317a5487f863f32513a2619f9741927a5f1a2'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g33[j, i]                       [h]
         dJ/dW1 = (_g33.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: b911912fd251ace9df143b78c8ee262c9f79953459643fca6b1659ad26c062b5
-# graphgen-content-sha256: ff860de9ca9d8b8ed371bdd5c0fb8dbfe2f1a550c8ba01d61d31a4a3b9749a7f
+# graphgen-spec-hash: 017577bebdb86ead5a75ab31cc938ab7cdc3f6b39cc49a1647ea8f73c88705bf
+# graphgen-content-sha256: c1d5dc379e17a4072d60bfbb3881c220f83eb936c81ce31f744ad720bde0256d
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -53,12 +53,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_b911912fd251'
+__name__ = 'graphgen_generated_swish_017577bebdb8'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'b911912fd251ace9df143b78c8ee262c9f79953459643fca6b1659ad26c062b5'
+SPEC_HASH = '017577bebdb86ead5a75ab31cc938ab7cdc3f6b39cc49a1647ea8f73c88705bf'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

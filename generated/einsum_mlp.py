@@ -31,8 +31,8 @@ Derivation:
         _g43 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g43.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 3093dc685a8440999dc2b967ebccc8679436f468682a67d208bf31733f35fc9c
-# graphgen-content-sha256: 52f902605e3ba6d631133c572182957f240542727b648e528e8ab4efec7c38a7
+# graphgen-spec-hash: 7dcb4b8400447f7782a0b6f390f19d87c44197d70f7b0295701665e465089950
+# graphgen-content-sha256: 9c497d1688cd6abb77ff4b6e0fc27442b4afb689350a12a054967fdd0fdd555a
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -48,12 +48,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_3093dc685a84'
+__name__ = 'graphgen_generated_einsum_mlp_7dcb4b840044'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '3093dc685a8440999dc2b967ebccc8679436f468682a67d208bf31733f35fc9c'
+SPEC_HASH = '7dcb4b8400447f7782a0b6f390f19d87c44197d70f7b0295701665e465089950'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

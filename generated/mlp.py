@@ -38,8 +38,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 284b05164b73dc8d167e9b6b45381a7cba3f7496fd16c7768749d13a4d355071
-# graphgen-content-sha256: bc17717620784de6c4143b2b739b671a62ef8e09f26a03b4270f8db10a0f2b72
+# graphgen-spec-hash: 6fe6210f067dddc146bc87b327c465be1e4ef8e9c7f496220e0ebaf62d5bfbd3
+# graphgen-content-sha256: dd7e8589dda54854ac07a09a6c55ad1aeb81e5230abf05283c1d3bcc138d8ff9
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -55,12 +55,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_284b05164b73'
+__name__ = 'graphgen_generated_mlp_6fe6210f067d'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '284b05164b73dc8d167e9b6b45381a7cba3f7496fd16c7768749d13a4d355071'
+SPEC_HASH = '6fe6210f067dddc146bc87b327c465be1e4ef8e9c7f496220e0ebaf62d5bfbd3'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

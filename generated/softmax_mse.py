@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: c2b7db87f79144bf3f6362693a9317a5487f863f32513a2619f9741927a5f1a2
-# graphgen-content-sha256: 72ef5167fc0bce464090d764797c7d4ddeb109ddcac84d25999497d70dd5914b
+# graphgen-spec-hash: 74968357689bfa82f0e55ed0879d5e83e10802ff837236942894bc292a398903
+# graphgen-content-sha256: 171a2b5e9075d182cc7cebbfd0a19cd077683eab63bf9a08fdabc0ede2a80d00
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -44,12 +44,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_c2b7db87f791'
+__name__ = 'graphgen_generated_softmax_mse_74968357689b'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'c2b7db87f79144bf3f6362693a9317a5487f863f32513a2619f9741927a5f1a2'
+SPEC_HASH = '74968357689bfa82f0e55ed0879d5e83e10802ff837236942894bc292a398903'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

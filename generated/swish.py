@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g33[j, i]                       [h]
         dJ/dW1 = (_g33.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 017577bebdb86ead5a75ab31cc938ab7cdc3f6b39cc49a1647ea8f73c88705bf
-# graphgen-content-sha256: c1d5dc379e17a4072d60bfbb3881c220f83eb936c81ce31f744ad720bde0256d
+# graphgen-spec-hash: f9c07c6ca9de5ec5635b3b1503ca244a6cc8614f32d802fe27ad8b5ef32027bc
+# graphgen-content-sha256: 56f783f118d5dc2982976d6dbb56aa56c367519ae7c89590ae6350b5af148137
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -53,12 +53,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_017577bebdb8'
+__name__ = 'graphgen_generated_swish_f9c07c6ca9de'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '017577bebdb86ead5a75ab31cc938ab7cdc3f6b39cc49a1647ea8f73c88705bf'
+SPEC_HASH = 'f9c07c6ca9de5ec5635b3b1503ca244a6cc8614f32d802fe27ad8b5ef32027bc'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -595,6 +595,8 @@ def _literal(value: sp.Basic, span: Span) -> sp.Basic:
     if not math.isfinite(v.real):
         raise SpecError(f"{_text(span)} is too large for a float64", span,
                         "a literal expression must be a finite real number")
+    if isinstance(value, sp.Rational) and not value.is_Integer and value.q > 2 ** 53:
+        return sp.Float(v.real)  # 2 ** -1074: its IEEE value, not an exact fraction
     return value
 
 
@@ -608,15 +610,19 @@ def _binary(op: str, a, b, span: Span, right: Span):
         fa, fb = complex(a).real, complex(b).real
         if fa == 0 and fb < 0:
             raise SpecError("0 raised to a negative power is a division by zero", span)
-        if fa != 0 and abs(fb) * math.log2(abs(fa)) > 1100:  # before sympy computes it exactly
+        magnitude = fb * math.log2(abs(fa)) if fa != 0 else 0.0  # log2 of the result
+        if magnitude > 1100:  # checked before sympy computes an exact 10 ** 10 ** 10
             raise SpecError(f"{_text(span)} is too large for a float64", span,
                             "a literal expression must be a finite real number")
+        if magnitude < -1100 and fa > 0:  # IEEE: underflows to 0
+            return sp.Float(0.0)
     return _literal(_BINARY[op](a, b), span)
 
 
 def _text(span: Span) -> str:
     code = span.text[span.col - 1:span.end - 1].strip()
-    return repr(code) if code and len(code) <= 60 else "this expression"
+    balanced = code.count("(") == code.count(")")  # spans leave out outer parentheses
+    return repr(code) if code and len(code) <= 60 and balanced else "this expression"
 
 
 # ----------------------------------------------------------------------------- helpers

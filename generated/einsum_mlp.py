@@ -31,8 +31,8 @@ Derivation:
         _g43 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g43.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 7dcb4b8400447f7782a0b6f390f19d87c44197d70f7b0295701665e465089950
-# graphgen-content-sha256: 9c497d1688cd6abb77ff4b6e0fc27442b4afb689350a12a054967fdd0fdd555a
+# graphgen-spec-hash: 2ee48f541e28f83a526a3d4df4d2552a16aac2ff8acc41a598592469c47022f4
+# graphgen-content-sha256: 382a298cc9cc8403d97a50cb549721570971515cdabd199163462ef0b22a9efe
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -48,12 +48,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_7dcb4b840044'
+__name__ = 'graphgen_generated_einsum_mlp_2ee48f541e28'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '7dcb4b8400447f7782a0b6f390f19d87c44197d70f7b0295701665e465089950'
+SPEC_HASH = '2ee48f541e28f83a526a3d4df4d2552a16aac2ff8acc41a598592469c47022f4'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -1059,8 +1059,9 @@ def _memory_only(error):
     """Stop using Numba's disk cache for every function of this module (once)."""
     from numba.core.caching import NullCache
 
-    dispatchers = [f for f in globals().values()
-                   if isinstance(f, numba.core.dispatcher.Dispatcher)]
+    this = _sys.modules.get(__name__)  # registered under its canonical name (see the top)
+    names = this.__dict__.values() if this is not None else ()
+    dispatchers = [f for f in names if isinstance(f, numba.core.dispatcher.Dispatcher)]
     if all(isinstance(f._cache, NullCache) for f in dispatchers):
         raise error
     for f in dispatchers:

@@ -38,8 +38,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 6fe6210f067dddc146bc87b327c465be1e4ef8e9c7f496220e0ebaf62d5bfbd3
-# graphgen-content-sha256: dd7e8589dda54854ac07a09a6c55ad1aeb81e5230abf05283c1d3bcc138d8ff9
+# graphgen-spec-hash: 8b1b3c9e873a7a5047483e0ed9d8404c9f58822f542ef81a880e768c681ba7ee
+# graphgen-content-sha256: 78bc51599e9397ce34a59da595c47fb40bd123d0af07753db9f170bf5ac2df99
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -55,12 +55,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_6fe6210f067d'
+__name__ = 'graphgen_generated_mlp_8b1b3c9e873a'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '6fe6210f067dddc146bc87b327c465be1e4ef8e9c7f496220e0ebaf62d5bfbd3'
+SPEC_HASH = '8b1b3c9e873a7a5047483e0ed9d8404c9f58822f542ef81a880e768c681ba7ee'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -1036,8 +1036,9 @@ def _memory_only(error):
     """Stop using Numba's disk cache for every function of this module (once)."""
     from numba.core.caching import NullCache
 
-    dispatchers = [f for f in globals().values()
-                   if isinstance(f, numba.core.dispatcher.Dispatcher)]
+    this = _sys.modules.get(__name__)  # registered under its canonical name (see the top)
+    names = this.__dict__.values() if this is not None else ()
+    dispatchers = [f for f in names if isinstance(f, numba.core.dispatcher.Dispatcher)]
     if all(isinstance(f._cache, NullCache) for f in dispatchers):
         raise error
     for f in dispatchers:

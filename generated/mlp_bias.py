@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: fa3df85ae29888fe97362800df3943ce126ca18fe2e9052d84ccb128da3e4464
-# graphgen-content-sha256: 3619c0b04671b4672018448fd0945a7d172428d8be5938713dcd8159a8a80f53
+# graphgen-spec-hash: 1f88006106a26a6a0917d7777d21ac145c7f8d1bc85c9f4638541557e2edf142
+# graphgen-content-sha256: c28ac45285b2e4f4664a20a2cb0ea9b132a7d4fc8a3b4611af9969e2df5e6113
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -58,12 +58,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_fa3df85ae298'
+__name__ = 'graphgen_generated_mlp_bias_1f88006106a2'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'fa3df85ae29888fe97362800df3943ce126ca18fe2e9052d84ccb128da3e4464'
+SPEC_HASH = '1f88006106a26a6a0917d7777d21ac145c7f8d1bc85c9f4638541557e2edf142'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -1163,8 +1163,9 @@ def _memory_only(error):
     """Stop using Numba's disk cache for every function of this module (once)."""
     from numba.core.caching import NullCache
 
-    dispatchers = [f for f in globals().values()
-                   if isinstance(f, numba.core.dispatcher.Dispatcher)]
+    this = _sys.modules.get(__name__)  # registered under its canonical name (see the top)
+    names = this.__dict__.values() if this is not None else ()
+    dispatchers = [f for f in names if isinstance(f, numba.core.dispatcher.Dispatcher)]
     if all(isinstance(f._cache, NullCache) for f in dispatchers):
         raise error
     for f in dispatchers:

@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 74968357689bfa82f0e55ed0879d5e83e10802ff837236942894bc292a398903
-# graphgen-content-sha256: 171a2b5e9075d182cc7cebbfd0a19cd077683eab63bf9a08fdabc0ede2a80d00
+# graphgen-spec-hash: afb341507e93afde60bf4481c10d065ea9b82d0ea0814069a19dc8eac1e7b8d8
+# graphgen-content-sha256: c65d8be6690293e62800443fa23caec6bf46fd31490c3cfc110695915648edae
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -44,12 +44,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_74968357689b'
+__name__ = 'graphgen_generated_softmax_mse_afb341507e93'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '74968357689bfa82f0e55ed0879d5e83e10802ff837236942894bc292a398903'
+SPEC_HASH = 'afb341507e93afde60bf4481c10d065ea9b82d0ea0814069a19dc8eac1e7b8d8'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -1013,8 +1013,9 @@ def _memory_only(error):
     """Stop using Numba's disk cache for every function of this module (once)."""
     from numba.core.caching import NullCache
 
-    dispatchers = [f for f in globals().values()
-                   if isinstance(f, numba.core.dispatcher.Dispatcher)]
+    this = _sys.modules.get(__name__)  # registered under its canonical name (see the top)
+    names = this.__dict__.values() if this is not None else ()
+    dispatchers = [f for f in names if isinstance(f, numba.core.dispatcher.Dispatcher)]
     if all(isinstance(f._cache, NullCache) for f in dispatchers):
         raise error
     for f in dispatchers:

@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g33[j, i]                       [h]
         dJ/dW1 = (_g33.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: f9c07c6ca9de5ec5635b3b1503ca244a6cc8614f32d802fe27ad8b5ef32027bc
-# graphgen-content-sha256: 56f783f118d5dc2982976d6dbb56aa56c367519ae7c89590ae6350b5af148137
+# graphgen-spec-hash: ecc6e79e43d9fc044cda72b11e2c1bf972984df78a9531b9eaf319994fe5c18b
+# graphgen-content-sha256: b95c39764e99e95d0f2ded9f15dcd7aabe08ccb8fd57d9a3b47e35c7a758064c
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -53,12 +53,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_f9c07c6ca9de'
+__name__ = 'graphgen_generated_swish_ecc6e79e43d9'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'f9c07c6ca9de5ec5635b3b1503ca244a6cc8614f32d802fe27ad8b5ef32027bc'
+SPEC_HASH = 'ecc6e79e43d9fc044cda72b11e2c1bf972984df78a9531b9eaf319994fe5c18b'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -1126,8 +1126,9 @@ def _memory_only(error):
     """Stop using Numba's disk cache for every function of this module (once)."""
     from numba.core.caching import NullCache
 
-    dispatchers = [f for f in globals().values()
-                   if isinstance(f, numba.core.dispatcher.Dispatcher)]
+    this = _sys.modules.get(__name__)  # registered under its canonical name (see the top)
+    names = this.__dict__.values() if this is not None else ()
+    dispatchers = [f for f in names if isinstance(f, numba.core.dispatcher.Dispatcher)]
     if all(isinstance(f._cache, NullCache) for f in dispatchers):
         raise error
     for f in dispatchers:

@@ -31,8 +31,8 @@ Derivation:
         _g43 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g43.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: b1da083a4249e5fdf4c04063d736e928f5852bc0557ee79dc2bcaedf8063faad
-# graphgen-content-sha256: bbd5f2fde57566d34f44eb01c2d2859b9fd2d7a120582543f7d128f018dab67e
+# graphgen-spec-hash: 8c2d48f92c177a873bf3f2a8f3fad4f63337b82923897c82841b6a0c55adadbc
+# graphgen-content-sha256: 148a960c356d98992b38f70ce0b97e2781d70fd78839aa15375dcf65660659e0
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -52,12 +52,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_b1da083a4249'
+__name__ = 'graphgen_generated_einsum_mlp_8c2d48f92c17'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'b1da083a4249e5fdf4c04063d736e928f5852bc0557ee79dc2bcaedf8063faad'
+SPEC_HASH = '8c2d48f92c177a873bf3f2a8f3fad4f63337b82923897c82841b6a0c55adadbc'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -1143,8 +1143,9 @@ def _memory_only(error):
     """Stop using Numba's disk cache for every function of this module (once)."""
     from numba.core.caching import NullCache
 
-    dispatchers = [f for f in globals().values()
-                   if isinstance(f, numba.core.dispatcher.Dispatcher)]
+    this = _sys.modules.get(__name__)  # registered under its canonical name (see the top)
+    names = this.__dict__.values() if this is not None else ()
+    dispatchers = [f for f in names if isinstance(f, numba.core.dispatcher.Dispatcher)]
     if all(isinstance(f._cache, NullCache) for f in dispatchers):
         raise error
     for f in dispatchers:

@@ -38,8 +38,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 3d50debaf6d4bc8f5a7f808ae12c6072ba2994e86165c7606d52bf1880dc45b6
-# graphgen-content-sha256: 26cf6f2891489c190b34dfc4807a058724ad4ff9fbd4bbcc1edc3d1a33d97325
+# graphgen-spec-hash: 2e76a0158b2880997cff505b8e124e3a53dc6dfeb2fd7a002fafb29b85c37786
+# graphgen-content-sha256: db6657a3ad4d0c4b25982af69ebaca8370b8b376f30dd70e400a857446c4e0fe
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -59,12 +59,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_3d50debaf6d4'
+__name__ = 'graphgen_generated_mlp_2e76a0158b28'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '3d50debaf6d4bc8f5a7f808ae12c6072ba2994e86165c7606d52bf1880dc45b6'
+SPEC_HASH = '2e76a0158b2880997cff505b8e124e3a53dc6dfeb2fd7a002fafb29b85c37786'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -1120,8 +1120,9 @@ def _memory_only(error):
     """Stop using Numba's disk cache for every function of this module (once)."""
     from numba.core.caching import NullCache
 
-    dispatchers = [f for f in globals().values()
-                   if isinstance(f, numba.core.dispatcher.Dispatcher)]
+    this = _sys.modules.get(__name__)  # registered under its canonical name (see the top)
+    names = this.__dict__.values() if this is not None else ()
+    dispatchers = [f for f in names if isinstance(f, numba.core.dispatcher.Dispatcher)]
     if all(isinstance(f._cache, NullCache) for f in dispatchers):
         raise error
     for f in dispatchers:

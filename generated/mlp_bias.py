@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: e1aab1ec6d021f2b32703f3da7592c841f1b7b44fbbb78aab0c3e79fa320011e
-# graphgen-content-sha256: 27aed22d1bb9bdb7f2aae52f2999fca6b2ecd79c461c47b72ff28bdd3f58fcd7
+# graphgen-spec-hash: 2559b7f02b8dcb99ff64e2f8ab991b1ceb2e284ca8b1a3250a9fa3cb83838d1f
+# graphgen-content-sha256: 7ce0690fd2d9617281a1c22734b9bd558c6f237c293fc6af10e11d63cc5270c6
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -62,12 +62,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_e1aab1ec6d02'
+__name__ = 'graphgen_generated_mlp_bias_2559b7f02b8d'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'e1aab1ec6d021f2b32703f3da7592c841f1b7b44fbbb78aab0c3e79fa320011e'
+SPEC_HASH = '2559b7f02b8dcb99ff64e2f8ab991b1ceb2e284ca8b1a3250a9fa3cb83838d1f'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -1253,8 +1253,9 @@ def _memory_only(error):
     """Stop using Numba's disk cache for every function of this module (once)."""
     from numba.core.caching import NullCache
 
-    dispatchers = [f for f in globals().values()
-                   if isinstance(f, numba.core.dispatcher.Dispatcher)]
+    this = _sys.modules.get(__name__)  # registered under its canonical name (see the top)
+    names = this.__dict__.values() if this is not None else ()
+    dispatchers = [f for f in names if isinstance(f, numba.core.dispatcher.Dispatcher)]
     if all(isinstance(f._cache, NullCache) for f in dispatchers):
         raise error
     for f in dispatchers:

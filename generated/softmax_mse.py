@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 352a403818d6c5d430c553d4b993e0de4a71bc333e5b230038dfdb2504803b6b
-# graphgen-content-sha256: 59fab1518a85ef685038928654914b4062837843f8dfa2fae06c1e4878c24596
+# graphgen-spec-hash: 562c4992525c774bc28765428d3c697763085dc9d5d4997aad55626d6c1ab84e
+# graphgen-content-sha256: 3b80a46ecc57dd4f0706a734eac505d9a4164fb016a6fe8b9e8fd41ef7f1048e
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -48,12 +48,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_352a403818d6'
+__name__ = 'graphgen_generated_softmax_mse_562c4992525c'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '352a403818d6c5d430c553d4b993e0de4a71bc333e5b230038dfdb2504803b6b'
+SPEC_HASH = '562c4992525c774bc28765428d3c697763085dc9d5d4997aad55626d6c1ab84e'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -1098,8 +1098,9 @@ def _memory_only(error):
     """Stop using Numba's disk cache for every function of this module (once)."""
     from numba.core.caching import NullCache
 
-    dispatchers = [f for f in globals().values()
-                   if isinstance(f, numba.core.dispatcher.Dispatcher)]
+    this = _sys.modules.get(__name__)  # registered under its canonical name (see the top)
+    names = this.__dict__.values() if this is not None else ()
+    dispatchers = [f for f in names if isinstance(f, numba.core.dispatcher.Dispatcher)]
     if all(isinstance(f._cache, NullCache) for f in dispatchers):
         raise error
     for f in dispatchers:

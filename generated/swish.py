@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g33[j, i]                       [h]
         dJ/dW1 = (_g33.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: d909038dc34cc87bb563a7ae4f0eb61f9af388703a4e296bae8d88d6cf7ff92c
-# graphgen-content-sha256: 64bc38c6b951ac151a4b59361adac4e405eea47464cd9b0cae24287084f13be5
+# graphgen-spec-hash: 835605163356d72a7bd6638e68bc6a30765ff571932f77698bbebdda715844c6
+# graphgen-content-sha256: e5debdcbf207104baaf74acda7cfd11aedf287af99fd6cd13b3fa832b349ce72
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -57,12 +57,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_d909038dc34c'
+__name__ = 'graphgen_generated_swish_835605163356'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'd909038dc34cc87bb563a7ae4f0eb61f9af388703a4e296bae8d88d6cf7ff92c'
+SPEC_HASH = '835605163356d72a7bd6638e68bc6a30765ff571932f77698bbebdda715844c6'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -1217,8 +1217,9 @@ def _memory_only(error):
     """Stop using Numba's disk cache for every function of this module (once)."""
     from numba.core.caching import NullCache
 
-    dispatchers = [f for f in globals().values()
-                   if isinstance(f, numba.core.dispatcher.Dispatcher)]
+    this = _sys.modules.get(__name__)  # registered under its canonical name (see the top)
+    names = this.__dict__.values() if this is not None else ()
+    dispatchers = [f for f in names if isinstance(f, numba.core.dispatcher.Dispatcher)]
     if all(isinstance(f._cache, NullCache) for f in dispatchers):
         raise error
     for f in dispatchers:

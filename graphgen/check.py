@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import difflib
 import keyword
+import math
 import re
 
 import sympy as sp
@@ -45,6 +46,7 @@ class _Checker:
         self.env: dict[str, Node] = {}
         self.fns: dict[str, tuple[tuple[sp.Symbol, ...], sp.Expr]] = {}
         self.defined_at: dict[str, Span] = {}
+        self.dim_at: dict[str, Span] = {}  # where each dimension name first appears
         self.origin: Origin | None = None
         self.lower = Lowering(self.graph)
         self.stmt_role = "value"
@@ -70,6 +72,15 @@ class _Checker:
             raise SpecError(f"{n!r} is already defined{where}", name.span,
                             "each name is defined once; pick a new name")
 
+    def check_rank(self, st) -> None:
+        """A declaration of more than MAX_LOOP_DEPTH dimensions needs that many nested loops,
+        which Python cannot compile (21 gave `too many statically nested blocks`)."""
+        if isinstance(st, ast.Declare) and len(st.dims) > MAX_LOOP_DEPTH:
+            raise SpecError(f"{st.name.id!r} has {len(st.dims)} dimensions; the limit is "
+                            f"{MAX_LOOP_DEPTH}", st.dims[MAX_LOOP_DEPTH].span,
+                            "each dimension is a nested loop in the generated code; reshape "
+                            "the data to fewer axes")
+
     def define(self, name: ast.Name) -> None:
         self.defined_at[name.id] = name.span
 
@@ -89,6 +100,7 @@ class _Checker:
                     raise SpecError(f"dimension name {d.name!r} would collide with a name in the "
                                     "generated code", d.span, f"rename it, e.g. {d.name}_")
                 self.graph.dims.append(d.name)
+                self.dim_at[d.name] = d.span
             shape.append(d.name)
         return tuple(shape)
 
@@ -98,6 +110,8 @@ class _Checker:
         outputs: list[ast.Name] = []
         for st in self.spec.statements:
             self.origin = self.lower.origin = Origin(st.span, _source(st))
+            first_new = len(g.nodes)
+            self.check_rank(st)
             if isinstance(st, ast.Declare):
                 self.check_new_name(st.name, st.kind)
                 if st.name.id in g.dims:
@@ -110,6 +124,9 @@ class _Checker:
                 self.define(st.name)
             elif isinstance(st, ast.Hyper):
                 self.check_new_name(st.name, "hyperparameter")
+                if st.name.id in g.dims:  # as for inputs, params and variables
+                    raise SpecError(f"{st.name.id!r} is already a dimension name", st.name.span,
+                                    "dimension names and value names must differ")
                 node = g.add(name=st.name.id, kind="hyper", shape=(), named=True,
                              label=st.name.id, origin=self.origin, default=st.value)
                 g.hypers.append(node)
@@ -117,6 +134,9 @@ class _Checker:
                 self.define(st.name)
             elif isinstance(st, ast.FnDef):
                 self.check_new_name(st.name, "function")
+                if st.name.id in g.dims:
+                    raise SpecError(f"{st.name.id!r} is already a dimension name", st.name.span,
+                                    "dimension names and function names must differ")
                 self.define_fn(st)
             elif isinstance(st, ast.Assign):
                 self.check_new_name(st.target, "variable")
@@ -140,6 +160,7 @@ class _Checker:
                 minimize = st
             elif isinstance(st, ast.Output):
                 outputs.extend(st.names)
+            _check_new_nodes(g.nodes[first_new:], st.span)
         self.finish(minimize, outputs)
         return g
 
@@ -183,6 +204,12 @@ class _Checker:
             if gname in self.defined_at:
                 raise SpecError(f"name {gname!r} would collide with the generated gradient of "
                                 f"{v.name!r}", self.defined_at[gname], f"rename it, e.g. {gname}_")
+        for n in list(g.params) + list(g.variables.values()):
+            gname = gradient_name(target.name, n.name)
+            if gname in self.dim_at:  # a dim is a local of the kernels, as the gradient is
+                raise SpecError(f"dimension name {gname!r} would collide with the generated "
+                                f"gradient of {n.name!r}", self.dim_at[gname],
+                                f"rename it, e.g. {gname}_")
 
     def lookup(self, name: ast.Name) -> Node:
         if name.id in self.env:
@@ -233,7 +260,7 @@ class _Checker:
             if e.op == "@":
                 raise SpecError("'@' is not elementwise and cannot be used in a fn body", e.span)
             a, b = self.scalar_expr(e.left, local), self.scalar_expr(e.right, local)
-            return _BINARY[e.op](a, b)
+            return check_size(_binary(e.op, a, b, e.span, e.right.span), e.span)
         if isinstance(e, ast.Call):
             fname = e.func.id
             args = [self.scalar_expr(a, local) for a in e.args]
@@ -253,11 +280,12 @@ class _Checker:
         if fname in ops.ELEMENTWISE:
             op = ops.ELEMENTWISE[fname]
             self.check_arity(call, op.arity)
-            return op.build(*args)
+            return _literal(op.build(*args), call.span)
         if fname in self.fns:
             params, body = self.fns[fname]
             self.check_arity(call, len(params))
-            return body.xreplace(dict(zip(params, args)))
+            return _literal(check_size(body.xreplace(dict(zip(params, args))), call.span,
+                                       f"the call of {fname}()"), call.span)
         if fname in ops.STRUCTURAL:
             raise SpecError(f"{fname}() is not elementwise and cannot be used in a fn body",
                             call.func.span)
@@ -309,8 +337,9 @@ class _Checker:
             if e.op == "@":
                 return self.matmul(left, right, e)
             if isinstance(left, sp.Expr) and isinstance(right, sp.Expr):
-                return _BINARY[e.op](left, right)
-            return self.elementwise(_BINARY[e.op], [left, right], e)
+                return _binary(e.op, left, right, e.span, e.right.span)
+            return self.elementwise(lambda a, b: _binary(e.op, a, b, e.span, e.right.span),
+                                    [left, right], e)
         if isinstance(e, ast.Call):
             return self.call(e)
         if isinstance(e, ast.Subscript):
@@ -663,6 +692,108 @@ class _Checker:
             raise SpecError(f"einsum output {rhs!r} must use distinct indices of the inputs",
                             sub_span)
         return self.lower.einsum(terms, rhs, operands, sizes)
+
+
+# ----------------------------------------------------------------------------- limits
+MAX_LOOP_DEPTH = 16  # indices of one node (loops nested in its kernel); Python's limit is 20
+MAX_EXPRESSION_SIZE = 2_000  # sympy nodes of one body, counted as a tree, after inlining
+
+
+def expression_size(e: sp.Basic, memo: dict | None = None) -> int:
+    """Nodes of `e` as a tree (shared subexpressions counted each time they occur): what
+    differentiation and printing would expand. Linear in the distinct nodes."""
+    memo = {} if memo is None else memo
+    size = memo.get(e)
+    if size is None:
+        size = 1 + sum(expression_size(a, memo) for a in e.args)
+        memo[e] = size
+    return size
+
+
+def check_size(e: sp.Basic, span: Span, what: str = "this expression") -> sp.Basic:
+    """Refuse an expression that inlining (nested fn calls) made exponentially large: a
+    158-byte spec of nested fns ran for more than 300 s in autodiff."""
+    size = expression_size(e)
+    if size > MAX_EXPRESSION_SIZE:
+        raise SpecError(f"{what} has {size:,} terms after inlining; the limit is "
+                        f"{MAX_EXPRESSION_SIZE:,}", span,
+                        "nested fn calls multiply; compute intermediate values in statements "
+                        "of their own")
+    return e
+
+
+def _check_new_nodes(nodes: list, span: Span) -> None:
+    for n in nodes:
+        depth = len([i for i in n.out if i is not None]) + len(n.reduce)
+        if depth > MAX_LOOP_DEPTH:
+            raise SpecError(f"this statement needs {depth} nested loops; the limit is "
+                            f"{MAX_LOOP_DEPTH}", span, "use fewer indices (e.g. reshape the "
+                            "data to fewer axes, or contract in steps)")
+        if n.body is not None:
+            check_size(n.body, span)
+
+
+def check_derivative_sizes(graph: Graph) -> Graph:
+    """The same bound on the backward bodies autodiff derived: nested fns that pass the
+    forward bound can still expand (a 639-term body had an 18,043-term derivative and made
+    a 966 KB module whose first call spent minutes in LLVM)."""
+    for n in graph.nodes:
+        if n.role == "backward" and n.body is not None and n.origin is not None:
+            size = expression_size(n.body)
+            if size > MAX_EXPRESSION_SIZE:
+                raise SpecError(f"the derivative of this statement has {size:,} terms; the "
+                                f"limit is {MAX_EXPRESSION_SIZE:,}", n.origin.span,
+                                "nested fn calls multiply; compute intermediate values in "
+                                "statements of their own")
+    return graph
+
+
+def _literal(value: sp.Basic, span: Span) -> sp.Basic:
+    """A folded literal must be a finite float64 real: log(0), 0/0, sqrt(-1) and 2**1024
+    crashed the compiler ("internal error") instead."""
+    if not isinstance(value, sp.Basic) or value.free_symbols:
+        return value
+    if value.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        raise SpecError(f"{_text(span)} is undefined or infinite", span,
+                        "a literal expression must be a finite real number")
+    try:
+        v = complex(value)
+    except (TypeError, ValueError, OverflowError):
+        v = complex(float("inf"))
+    if v.imag != 0:
+        raise SpecError(f"{_text(span)} is not a real number", span,
+                        "a literal expression must be a finite real number")
+    if not math.isfinite(v.real):
+        raise SpecError(f"{_text(span)} is too large for a float64", span,
+                        "a literal expression must be a finite real number")
+    if isinstance(value, sp.Rational) and not value.is_Integer and value.q > 2 ** 53:
+        return sp.Float(v.real)  # 2 ** -1074: its IEEE value, not an exact fraction
+    return value
+
+
+def _binary(op: str, a, b, span: Span, right: Span):
+    """a OP b where a or b is a sympy value (a literal, or a fn parameter)."""
+    if op == "/" and isinstance(b, sp.Basic) and b.is_number and b == 0:
+        raise SpecError("division by zero", right, "x / 0 is inf, -inf or NaN depending on "
+                        "x; write the value you mean")
+    if op == "**" and isinstance(a, sp.Basic) and isinstance(b, sp.Basic) and a.is_number \
+            and b.is_number:
+        fa, fb = complex(a).real, complex(b).real
+        if fa == 0 and fb < 0:
+            raise SpecError("0 raised to a negative power is a division by zero", span)
+        magnitude = fb * math.log2(abs(fa)) if fa != 0 else 0.0  # log2 of the result
+        if magnitude > 1100:  # checked before sympy computes an exact 10 ** 10 ** 10
+            raise SpecError(f"{_text(span)} is too large for a float64", span,
+                            "a literal expression must be a finite real number")
+        if magnitude < -1100 and fa > 0:  # IEEE: underflows to 0
+            return sp.Float(0.0)
+    return _literal(_BINARY[op](a, b), span)
+
+
+def _text(span: Span) -> str:
+    code = span.text[span.col - 1:span.end - 1].strip()
+    balanced = code.count("(") == code.count(")")  # spans leave out outer parentheses
+    return repr(code) if code and len(code) <= 60 and balanced else "this expression"
 
 
 # ----------------------------------------------------------------------------- helpers

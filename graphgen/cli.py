@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import SpecError
+from .errors import SpecError, escape_text
 
 
 def _parse_dims(items: list[str]) -> dict[str, int]:
@@ -40,7 +40,7 @@ def cmd_compile(args) -> int:
     # the CLI writes where the user looks (generated/ by default); the Python API's load()
     # defaults to a per-spec cache directory instead
     path = compile_spec(args.spec, out_dir=args.out or DEFAULT_OUT_DIR, force=args.force)
-    print(path)
+    print(escape_text(str(path)))
     return 0
 
 
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a graphgen bug: say so plainly; details on request
         if os.environ.get("GRAPHGEN_DEBUG"):
             raise
-        print(f"graphgen: internal error: {type(e).__name__}: {e}\n"
+        print(f"graphgen: internal error: {type(e).__name__}: {escape_text(str(e))}\n"
               "this is a bug in graphgen; rerun with GRAPHGEN_DEBUG=1 for the traceback and "
               "please report it with the spec", file=sys.stderr)
         return 3

@@ -46,17 +46,25 @@ def _printable(line: str) -> str:
     )
 
 
+def escape_text(text: str) -> str:
+    """Text (a file name, a message naming one) safe to print to a terminal: control
+    characters, bidi controls and other non-printables are shown as escapes, so that a file
+    named with ESC sequences cannot rewrite the screen or forge output."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
+
+
 def format_error(err: SpecError) -> str:
     span = err.span
+    message = escape_text(err.message)
     if span is None:
-        out = [f"error: {err.message}"]
+        out = [f"error: {message}"]
     else:
-        out = [f"{span.file}:{span.line}:{span.col}: error: {err.message}"]
+        out = [f"{escape_text(span.file)}:{span.line}:{span.col}: error: {message}"]
         if span.text:
             shown = _printable(span.text[:200])
             out.append(f"    {shown}")
             width = max(1, min(span.end, len(shown) + 1) - span.col)
             out.append("    " + " " * (span.col - 1) + "^" * width)
     if err.hint:
-        out.append(f"hint: {err.hint}")
+        out.append(f"hint: {escape_text(err.hint)}")
     return "\n".join(out)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .autodiff import differentiate
-from .check import check
+from .check import check, check_derivative_sizes
 from .fingerprint import module_name_for  # noqa: F401  (re-exported)
 from .ir import Graph, Node
 from .render import Kernel, render_module
@@ -54,7 +54,7 @@ def _kernel_dims(graph: Graph, program: Program) -> list[str]:
 def compile_source(text: str, file: str = "<spec>", module_name: str | None = None) -> Compiled:
     """Run the whole pipeline on spec text; raises `SpecError` for a bad spec."""
     spec = parse(text, file)
-    graph = differentiate(check(spec))
+    graph = check_derivative_sizes(differentiate(check(spec)))
     objective = graph.objective
     grads = [graph.grads[p.name] for p in graph.params]
     lr = Node(id=-1, name="lr", kind="hyper", shape=())

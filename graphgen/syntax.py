@@ -25,6 +25,7 @@ MAX_NESTING = 100  # parentheses, calls and unary minus; deeper is refused, well
 # Python's recursion limit (each level costs about six parser frames)
 MAX_LINE_LENGTH = 10_000
 COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
+MAX_DIM_DIGITS = 19  # 2**62 has 19; int() of thousands of digits is slow, then refused
 MAX_LINES = 100_000
 
 
@@ -191,7 +192,7 @@ _TOKEN_RE = re.compile(
   | (?P<string>"[^"\\\n]*"|'[^'\\\n]*')
   | (?P<op>\*\*|==|!=|<=|>=|[-+*/@().,=\[\]:<>])
     """,
-    re.VERBOSE,
+    re.VERBOSE | re.ASCII,  # \d is 0-9 only: '1e-৪' and 'x[٣]' are not numbers
 )
 
 
@@ -359,7 +360,7 @@ class _LineParser:
         tok = self.tok
         if tok.kind == "NUMBER":
             self.next()
-            is_int = re.fullmatch(r"\d+", tok.text) is not None
+            is_int = re.fullmatch(r"[0-9]+", tok.text) is not None
             return Number(_finite(tok), is_int, tok.span)
         if tok.kind == "STRING":
             self.next()
@@ -465,10 +466,14 @@ class _LineParser:
                 if tok.kind == "NAME":
                     self.next()
                     dims.append(Dim(tok.text, None, tok.span))
-                elif tok.kind == "NUMBER" and re.fullmatch(r"\d+", tok.text):
+                elif tok.kind == "NUMBER" and re.fullmatch(r"[0-9]+", tok.text):
                     self.next()
-                    if int(tok.text) < 1:
-                        raise SpecError("a dimension must be at least 1", tok.span)
+                    if len(tok.text.lstrip("0")) > MAX_DIM_DIGITS:
+                        raise SpecError(f"dimension {tok.text[:20]}... has {len(tok.text)} "
+                                        f"digits; the largest is 2**62", tok.span,
+                                        "use a dimension name, bound from the arrays")
+                    if not 1 <= int(tok.text) <= 2 ** 62:
+                        raise SpecError("a dimension must be between 1 and 2**62", tok.span)
                     dims.append(Dim(None, int(tok.text), tok.span))
                 else:
                     raise SpecError("expected a dimension (a name or a positive integer)",

@@ -31,8 +31,8 @@ Derivation:
         _g46 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g46.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: c449bd5dabf1d2def0381d91c623ce4bd6134db22c0390aa7c31583d44542fc4
-# graphgen-content-sha256: 557664baa1c5df5a5f459e43116fa310d58d0dc37593d6f56b5c23761078600d
+# graphgen-spec-hash: ac1d33d694719deef72f4f44512cee114cb704db8d89facfb88c726e8bb6ec8d
+# graphgen-content-sha256: 15b90bc09349fdb9fceb3971c2092c6c3baf1a327477b7afd50cc4baddeceb34
 import sys as _sys
 
 import numpy as np
@@ -46,15 +46,16 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_c449bd5dabf1'
+__name__ = 'graphgen_generated_einsum_mlp_ac1d33d69471'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'c449bd5dabf1d2def0381d91c623ce4bd6134db22c0390aa7c31583d44542fc4'
+SPEC_HASH = 'ac1d33d694719deef72f4f44512cee114cb704db8d89facfb88c726e8bb6ec8d'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
+OUTPUT_SHAPES = {'o': ('n', 'q')}
 DIMS = ['n', 'd', 'h', 'q']
 # name -> (shape, "float" | "int", label range or None)
 INPUTS = {

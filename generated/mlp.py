@@ -38,8 +38,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: e90a815e0f494afe80110189f1f373f175460757e302eedb734ff442db8204f0
-# graphgen-content-sha256: e6e848119e7e59455faebca7755689ffbe9b4b683195c2e2be5661f3c7dbcb87
+# graphgen-spec-hash: 253eeebcf477279062f3458e18ce1143e0efc0260fb984fbf5b759ab8c6e57ce
+# graphgen-content-sha256: a5cd69318a2abf6233481a7070d69a4ad6c6773b33381fadcf802f9c07c49410
 import sys as _sys
 
 import numpy as np
@@ -53,15 +53,16 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_e90a815e0f49'
+__name__ = 'graphgen_generated_mlp_253eeebcf477'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'e90a815e0f494afe80110189f1f373f175460757e302eedb734ff442db8204f0'
+SPEC_HASH = '253eeebcf477279062f3458e18ce1143e0efc0260fb984fbf5b759ab8c6e57ce'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
+OUTPUT_SHAPES = {'o': ('n', 'q')}
 DIMS = ['n', 'd', 'h', 'q']
 # name -> (shape, "float" | "int", label range or None)
 INPUTS = {

@@ -41,8 +41,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 670b88b8645d83581ecb9cb46c3169ea60c13097c17739ccfe11a46b617734d5
-# graphgen-content-sha256: ef9a6c86ede1036c2635a85da3f56192de948ad4f709b67fda6d7469c714fb7c
+# graphgen-spec-hash: 914f36ee753d513d2ca9795196956541ed540cde9d6fb3643ddeb94d71dcb213
+# graphgen-content-sha256: 0b4845850f78d39b65961426cb9496be1eee2e5fc7f01baa9eb58c76ee3bf022
 import sys as _sys
 
 import numpy as np
@@ -56,15 +56,16 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_670b88b8645d'
+__name__ = 'graphgen_generated_mlp_bias_914f36ee753d'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '670b88b8645d83581ecb9cb46c3169ea60c13097c17739ccfe11a46b617734d5'
+SPEC_HASH = '914f36ee753d513d2ca9795196956541ed540cde9d6fb3643ddeb94d71dcb213'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
+OUTPUT_SHAPES = {'o': ('n', 'q')}
 DIMS = ['n', 'd', 'h', 'q']
 # name -> (shape, "float" | "int", label range or None)
 INPUTS = {

@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g36[j, i]                       [h]
         dJ/dW1 = (_g36.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: d93bed21e6f77545de6c130990c3de721e6916564a908547e925a47123449f39
-# graphgen-content-sha256: d8c4ab4296e604126277322c2941183098c876da289736c2473efc5a8e23ea13
+# graphgen-spec-hash: 70c2da1c564ae8336c086169b5816e2b9adefa0ab05d3514f12aa5e27a648fd7
+# graphgen-content-sha256: 09f3052502092c1ef445f6ee2f31a2ac1291c6fc64597a2fd3e0f04296ef0f67
 import sys as _sys
 
 import numpy as np
@@ -51,15 +51,16 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_d93bed21e6f7'
+__name__ = 'graphgen_generated_swish_70c2da1c564a'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'd93bed21e6f77545de6c130990c3de721e6916564a908547e925a47123449f39'
+SPEC_HASH = '70c2da1c564ae8336c086169b5816e2b9adefa0ab05d3514f12aa5e27a648fd7'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
+OUTPUT_SHAPES = {'o': ('n', 'q')}
 DIMS = ['n', 'd', 'h', 'q']
 # name -> (shape, "float" | "int", label range or None)
 INPUTS = {

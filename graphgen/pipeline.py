@@ -256,6 +256,7 @@ def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
     return {
         "objective": obj,
         "outputs": [o.name for o in graph.outputs],
+        "output_shapes": {o.name: o.shape for o in graph.outputs},
         "dims": list(graph.dims),
         "inputs": [{"name": n.name, "shape": n.shape, "dtype": n.dtype,
                     "label_range": n.label_range} for n in graph.inputs],

@@ -368,8 +368,11 @@ def _plan_task(module, config, batch, dims, mapping) -> Plan:
         return shape is not None and len(shape) == 2 and shape[0] == batch
 
     if output is None and outputs:
-        if labels:
-            output = next((o for o in outputs if scores(o)), None)
+        if labels:  # the [n, q] scores whose q is the labels' range, else any [n, k]
+            classes = module.INPUTS[labels[0]][2]
+            output = next((o for o in outputs if scores(o) and classes is not None and
+                           _output_shape(module, o)[1] == classes), None) or next(
+                (o for o in outputs if scores(o)), None)
         if output is None:
             output = next((o for o in outputs if any(
                 _output_shape(module, o) == module.INPUTS[t][0] for t in targets)), outputs[0])
@@ -392,11 +395,13 @@ def _plan_task(module, config, batch, dims, mapping) -> Plan:
                          "but every input of the spec is read by the outputs")
     t_shape, t_kind, _ = module.INPUTS[target]
     if metric == "accuracy":
-        ok = scores(output) and (t_kind == "int" and len(t_shape) == 1 or
-                                 t_shape == out_shape)
+        classes = module.INPUTS[target][2]
+        ok = scores(output) and (t_kind == "int" and len(t_shape) == 1 and
+                                 out_shape[1] == classes or t_shape == out_shape)
         if not ok:
             raise TrainError(f"accuracy needs output {output!r} to be [{batch}, classes] scores "
-                             f"and {target!r} integer labels [{batch}] (or one-hot rows); the "
+                             f"and {target!r} integer labels [{batch}] in [0, classes) (or one-hot "
+                             f"rows); the "
                              f"spec has {output}{_shape(out_shape or ())} and "
                              f"{target}{_shape(t_shape)} {t_kind}; use --metric mse or mae")
     elif out_shape is not None and _squeeze(out_shape) != _squeeze(t_shape):
@@ -783,12 +788,17 @@ def check_plot_path(path) -> Path:
         raise TrainError(f"cannot plot to {p.name!r}: unknown image format "
                          f"{p.suffix or '(none)'!r}; use one of "
                          f"{', '.join('.' + f for f in sorted(formats))}")
+    existing = p.absolute().parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # nothing is created before training: check the ancestor
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=p.parent, prefix=".graphgen-probe-"):
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a directory")
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".graphgen-probe-"):
             pass
     except OSError as e:
-        raise TrainError(f"cannot write the plot {p}: {e.strerror or e}") from None
+        raise TrainError(f"cannot write the plot {p}: {e.strerror or e} in {existing}") \
+            from None
     return p
 
 
@@ -818,9 +828,13 @@ def plot_history(history: list, path, title: str, metric: str | None = None) -> 
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+    except OSError as e:
+        raise TrainError(f"cannot write the plot {path}: {e.strerror or e}") from None
+    finally:
+        plt.close(fig)
     return path
 
 

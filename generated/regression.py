@@ -34,8 +34,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g23[j, i]                       [h]
         dJ/dW1 = (_g23.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 208a3e23b3fe612ce83cdedc994056233eecde5baffc8d18b305bac267c40270
-# graphgen-content-sha256: 4400f3526c84039f2d3958283b59b21f7b05faf78b9552ce99111ef0a16fdc8b
+# graphgen-spec-hash: fc7a911c3d50bff8939b1c0ca52f2baae575273b99f025ecd4bde9811c96661f
+# graphgen-content-sha256: 98964500e77dc78b92eff2d569fb26f3d2e12d4a08d5c12d19485d072fc1b79e
 import sys as _sys
 
 import numpy as np
@@ -49,12 +49,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_regression_208a3e23b3fe'
+__name__ = 'graphgen_generated_regression_fc7a911c3d50'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '208a3e23b3fe612ce83cdedc994056233eecde5baffc8d18b305bac267c40270'
+SPEC_HASH = 'fc7a911c3d50bff8939b1c0ca52f2baae575273b99f025ecd4bde9811c96661f'
 SPEC = '# Regression: one tanh hidden layer, one real number per example, mean squared error.\n# Train it on a CSV: graphgen train regression --data data.csv --columns x=0:4,y=4\ninput x[n, d]\ninput y[n]               # real-valued targets\nparam W1[h, d]\nparam b1[h]\nparam w2[h]\nparam b2\n\nhid  = tanh(x @ W1.T + b1)\npred = hid @ w2 + b2     # one prediction per row, [n]\nJ    = mean((pred - y) ** 2)\n\nminimize J\noutput pred\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['pred']
@@ -434,7 +434,7 @@ def _value_and_grad_kernel(x, y, W1, b1, w2, b2):
     # dJ/dW1 = (_g23.T @ x)    [h, d]
     #   grad of: hid  = tanh(x @ W1.T + b1)  (examples/regression.gg:10)
     dJ_dW1 = _g26  # same values: no copy
-    return J, dJ_dW1, dJ_db1, dJ_dw2, dJ_db2
+    return J, dJ_dW1, dJ_db1, dJ_dw2, dJ_db2, pred
 
 
 @numba.njit(**_JIT)
@@ -556,6 +556,95 @@ def _sgd_step_kernel(x, y, W1, b1, w2, b2, lr):
     return J
 
 
+@numba.njit(**_JIT)
+def _input_grads_kernel(x, y, W1, b1, w2, b2):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    if n < 1 or d < 1 or h < 1:
+        raise ValueError("graphgen: empty dimension")
+    if x.shape[0] != n or x.shape[1] != d:
+        raise ValueError("graphgen: shape of x")
+    if y.shape[0] != n:
+        raise ValueError("graphgen: shape of y")
+    if W1.shape[0] != h or W1.shape[1] != d:
+        raise ValueError("graphgen: shape of W1")
+    if b1.shape[0] != h:
+        raise ValueError("graphgen: shape of b1")
+    if w2.shape[0] != h:
+        raise ValueError("graphgen: shape of w2")
+    dt = x.dtype
+    _ws = np.empty(2*h*n + n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[2*h*n + n:]  # room for a small operand, transposed (_dot_t)
+    # _t7 = x @ W1.T    [n, h]
+    #   part of: hid  = tanh(x @ W1.T + b1)  (examples/regression.gg:10)
+    _t7 = _ws[0:h*n].reshape((n, h))
+    _dot_t(x, W1, _t7, _scratch)
+    # hid  = tanh(x @ W1.T + b1)    [n, h]  (examples/regression.gg:10)
+    hid = _t7  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(h):
+            hid[i0, i1] = _tanh(_t7[i0, i1] + b1[i1])
+    # _t10 = hid @ w2    [n]
+    #   part of: pred = hid @ w2 + b2  (examples/regression.gg:11)
+    _t10 = np.dot(hid, w2)
+    # pred = hid @ w2 + b2    [n]  (examples/regression.gg:11)
+    pred = _t10  # reuse the buffer
+    for i0 in range(n):
+        pred[i0] = _t10[i0] + b2[0]
+    # one fused loop for the next steps:
+    #   _t12 = pred - y    [n]
+    #     part of: J    = mean((pred - y) ** 2)  (examples/regression.gg:12)
+    #   J    = mean((pred - y) ** 2)    scalar  (examples/regression.gg:12)
+    #   _g17 = 2*_t12/n    [n]
+    #     grad of: J    = mean((pred - y) ** 2)  (examples/regression.gg:12)
+    #   dJ/dy = -_g17    [n]
+    #     grad of: J    = mean((pred - y) ** 2)  (examples/regression.gg:12)
+    #   dJ/db2 = Σ_i _g17[i]    scalar
+    #     grad of: pred = hid @ w2 + b2  (examples/regression.gg:11)
+    _g17 = _ws[h*n:h*n + n].reshape((n,))
+    dJ_dy = np.empty((n,), dt)
+    _acc_J = 0.0
+    _acc_dJ_db2 = 0.0
+    for i0 in range(n):
+        _v__t12 = pred[i0] - y[i0]
+        _acc_J += _v__t12 * _v__t12 / n
+        _v__g17 = 2.0 * _v__t12 / n
+        _g17[i0] = _v__g17
+        _v_dJ_dy = -_v__g17
+        dJ_dy[i0] = _v_dJ_dy
+        _acc_dJ_db2 += _v__g17
+    J = _acc_J
+    dJ_db2 = _acc_dJ_db2
+    # dJ/dw2 = hid.T @ _g17    [h]
+    #   grad of: pred = hid @ w2 + b2  (examples/regression.gg:11)
+    dJ_dw2 = np.dot(hid.T, _g17)
+    # _g24[i, j] = _g17[i]*w2[j]*(1 - hid[i, j]**2)    [n, h]
+    #   grad of: hid  = tanh(x @ W1.T + b1)  (examples/regression.gg:10)
+    _g24 = _ws[h*n + n:2*h*n + n].reshape((n, h))
+    for i0 in range(n):
+        for i1 in range(h):
+            _g24[i0, i1] = w2[i1] * _g17[i0] * (1.0 - hid[i0, i1] * hid[i0, i1])
+    # dJ/db1[i] = Σ_j _g24[j, i]    [h]
+    #   grad of: hid  = tanh(x @ W1.T + b1)  (examples/regression.gg:10)
+    dJ_db1 = np.zeros((h,), dt)
+    for i0 in range(n):
+        for i1 in range(h):
+            dJ_db1[i1] += _g24[i0, i1]
+    # dJ/dx = _g24 @ W1    [n, d]
+    #   grad of: hid  = tanh(x @ W1.T + b1)  (examples/regression.gg:10)
+    dJ_dx = np.empty((n, d), dt)
+    np.dot(_g24, W1, dJ_dx)
+    # _g28 = _g24.T @ x    [h, d]
+    #   grad of: hid  = tanh(x @ W1.T + b1)  (examples/regression.gg:10)
+    _g28 = np.empty((h, d), dt)
+    np.dot(_g24.T, x, _g28)
+    # dJ/dW1 = (_g24.T @ x)    [h, d]
+    #   grad of: hid  = tanh(x @ W1.T + b1)  (examples/regression.gg:10)
+    dJ_dW1 = _g28  # same values: no copy
+    return J, dJ_dW1, dJ_db1, dJ_dw2, dJ_db2, dJ_dx, dJ_dy, pred
+
+
 # ---------------------------------------------------------------------------- validation
 class _Required:
     """Default of a required argument, so a misspelt keyword gets a suggestion."""
@@ -571,25 +660,50 @@ _F32 = np.dtype(np.float32)
 _I64 = np.dtype(np.int64)
 
 
-def _distance(a, b):
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
+_KNOWN = frozenset(INPUTS) | frozenset(PARAMS) | frozenset(HYPERS) | {"lr"}
+_FLOAT_INPUTS = ['x', 'y']
 
 
 def _bad_call(function, given, unexpected):
+    """A TypeError naming the first unexpected (or the missing) argument; the suggestion
+    (difflib) is never an argument the caller already passed."""
+    import difflib
+
     missing = [name for name, value in given.items() if value is _REQUIRED]
     for name in unexpected:
-        candidates = missing or list(given)
-        best = min(candidates, key=lambda c: _distance(name, c))
-        hint = f"; did you mean {best!r}?" if _distance(name, best) <= max(2, len(name) // 3) \
-            else f"; it takes {', '.join(given)}"
+        close = difflib.get_close_matches(name, missing or [n for n in given if n not in
+                                                            _KNOWN or n in HYPERS], 1, 0.5)
+        if close:
+            hint = f"; did you mean {close[0]!r}?"
+        else:
+            hint = f"; it takes {', '.join(given)}"
+            if name in _KNOWN:
+                hint += " (strict=False ignores the spec's arguments it does not take)"
         raise TypeError(f"{function}() got an unexpected argument {name!r}{hint}")
     raise TypeError(f"{function}() is missing argument{'s' if len(missing) > 1 else ''} "
                     f"{', '.join(repr(m) for m in missing)}")
+
+
+def _unknown(unexpected):
+    """strict=False: drop the spec's arguments this entry point does not take (a kwargs
+    dict reused from training); anything else is still an error."""
+    return {k: v for k, v in unexpected.items() if k not in _KNOWN}
+
+
+def _check_wrt(wrt):
+    """The float inputs named in value_and_grad's wrt (params are always differentiated)."""
+    names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+    for name in names:
+        if name not in _FLOAT_INPUTS and name not in PARAMS:
+            kind = "an integer input" if name in INPUTS else "not an input or param"
+            raise ValueError(f"wrt={name!r}: {kind}; gradients exist for the params and the "
+                             f"float inputs ({', '.join(_FLOAT_INPUTS) or 'none'})")
+    return tuple(n for n in names if n in _FLOAT_INPUTS)
+
+
+def _wrt_result(value, grads, outs, wrt, outputs):
+    grads = {k: v for k, v in grads.items() if k in PARAMS or k in wrt}
+    return (value, grads, outs) if outputs else (value, grads)
 
 
 def _shape_text(shape):
@@ -597,6 +711,8 @@ def _shape_text(shape):
 
 
 def _check_scalar(name, value):
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value[()]  # a 0-d array holds one number: take it
     if isinstance(value, (bool, np.bool_)) or not isinstance(
             value, (int, float, np.integer, np.floating)):
         raise TypeError(f"argument {name!r} must be a real number, got {type(value).__name__}")
@@ -699,8 +815,10 @@ class _compiling:
             _READY.add(self.kernel)
 
 
-def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, w2=_REQUIRED, b2=_REQUIRED, **unexpected):
+def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, w2=_REQUIRED, b2=_REQUIRED, *, strict=True, **unexpected):
     """Training forward pass: a tape dict with J, the outputs and the values backward() reuses."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or w2 is _REQUIRED or b2 is _REQUIRED:
         _bad_call('forward', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'w2': w2, 'b2': b2, }, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'w2': w2, 'b2': b2},
@@ -710,19 +828,38 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, w2=_REQUIRED, 
     return {'J': J, 'pred': pred, 'hid': hid, '_t12': _t12, 'x': _a['x'], 'w2': _a['w2'], "_dims": _bound}
 
 
-def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, w2=_REQUIRED, b2=_REQUIRED, **unexpected):
-    """(J, {param: dJ/dparam}) in one native call."""
+def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, w2=_REQUIRED, b2=_REQUIRED, *, outputs=False, wrt=None, strict=True, **unexpected):
+    """(J, {param: dJ/dparam}) in one native call; with outputs=True also {output: value}; wrt=(input, ...) adds dJ/dinput for float inputs."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or w2 is _REQUIRED or b2 is _REQUIRED:
         _bad_call('value_and_grad', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'w2': w2, 'b2': b2, }, unexpected)
+    if wrt is not None and _check_wrt(wrt):
+        return _value_and_grad_wrt(x=x, y=y, W1=W1, b1=b1, w2=w2, b2=b2, wrt=_check_wrt(wrt), outputs=outputs)
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'w2': w2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'w2': PARAMS['w2'], 'b2': PARAMS['b2']})
     with _compiling(_value_and_grad_kernel):
-        J, dJ_dW1, dJ_db1, dJ_dw2, dJ_db2 = _value_and_grad_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['w2'], _a['b2'])
-    return float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'w2': dJ_dw2, 'b2': np.asarray(dJ_db2, dtype=_dtype)}
+        J, dJ_dW1, dJ_db1, dJ_dw2, dJ_db2, pred = _value_and_grad_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['w2'], _a['b2'])
+    return (float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'w2': dJ_dw2, 'b2': np.asarray(dJ_db2, dtype=_dtype)}, {'pred': pred}) if outputs else (float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'w2': dJ_dw2, 'b2': np.asarray(dJ_db2, dtype=_dtype)})
 
 
-def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, w2=_REQUIRED, b2=_REQUIRED, **unexpected):
+def _value_and_grad_wrt(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, w2=_REQUIRED, b2=_REQUIRED, *, wrt=(), outputs=False, strict=True, **unexpected):
+    """value_and_grad with gradients w.r.t. the float inputs named in wrt."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or w2 is _REQUIRED or b2 is _REQUIRED:
+        _bad_call('_value_and_grad_wrt', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'w2': w2, 'b2': b2, }, unexpected)
+    _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'w2': w2, 'b2': b2},
+                                    {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'w2': PARAMS['w2'], 'b2': PARAMS['b2']})
+    with _compiling(_input_grads_kernel):
+        J, dJ_dW1, dJ_db1, dJ_dw2, dJ_db2, dJ_dx, dJ_dy, pred = _input_grads_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['w2'], _a['b2'])
+    return _wrt_result(float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'w2': dJ_dw2, 'b2': np.asarray(dJ_db2, dtype=_dtype), 'x': dJ_dx, 'y': dJ_dy}, {'pred': pred}, wrt, outputs)
+
+
+def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, w2=_REQUIRED, b2=_REQUIRED, *, strict=True, **unexpected):
     """Inference: pred; keeps nothing for a backward pass."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or w2 is _REQUIRED or b2 is _REQUIRED:
         _bad_call('predict', {'x': x, 'W1': W1, 'b1': b1, 'w2': w2, 'b2': b2, }, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'W1': W1, 'b1': b1, 'w2': w2, 'b2': b2},
@@ -732,8 +869,10 @@ def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, w2=_REQUIRED, b2=_REQUIRED,
     return pred
 
 
-def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, w2=_REQUIRED, b2=_REQUIRED, *, lr=_REQUIRED, **unexpected):
+def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, w2=_REQUIRED, b2=_REQUIRED, *, lr=_REQUIRED, strict=True, **unexpected):
     """One SGD step in one native call: updates the params in place (p -= lr * dJ/dp) and returns J before the update."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or w2 is _REQUIRED or b2 is _REQUIRED or lr is _REQUIRED:
         _bad_call('sgd_step', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'w2': w2, 'b2': b2, "lr": lr, }, unexpected)
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'w2': w2, 'b2': b2},

@@ -27,8 +27,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 173f46fd5ced72dfed0a0e5977c2f53d107067ce40190de9bc3e71ffa0881a45
-# graphgen-content-sha256: 20b73ebf90ccd9ef6bf7e5f2403ba36198660f8010e846082d2c44306fc14ea5
+# graphgen-spec-hash: b826c5a7513c96611c12e5d0181ba464cfebed54502e23bc864934b16126cd2c
+# graphgen-content-sha256: daf809f6657a847faa8ccce2f99d5296cb5be4b9b2e15490c941748604f271b7
 import sys as _sys
 
 import numpy as np
@@ -42,12 +42,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_173f46fd5ced'
+__name__ = 'graphgen_generated_softmax_mse_b826c5a7513c'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '173f46fd5ced72dfed0a0e5977c2f53d107067ce40190de9bc3e71ffa0881a45'
+SPEC_HASH = 'b826c5a7513c96611c12e5d0181ba464cfebed54502e23bc864934b16126cd2c'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -389,8 +389,8 @@ def _value_and_grad_kernel(x, t, W, b):
     if b.shape[0] != q:
         raise ValueError("graphgen: shape of b")
     dt = x.dtype
-    _ws = np.empty(5*n*q + 4*n + 4096, dt)  # every temporary of this call, as views
-    _scratch = _ws[5*n*q + 4*n:]  # room for a small operand, transposed (_dot_t)
+    _ws = np.empty(4*n*q + 4*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[4*n*q + 4*n:]  # room for a small operand, transposed (_dot_t)
     # _t5 = x @ W.T    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t5 = _ws[0:n*q].reshape((n, q))
@@ -438,8 +438,8 @@ def _value_and_grad_kernel(x, t, W, b):
     #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
     #   _t14 = Σ_ij _t12[i, j]**2    scalar
     #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
-    p = _ws[2*n*q + 3*n:3*n*q + 3*n].reshape((n, q))
-    _t12 = _ws[3*n*q + 3*n:4*n*q + 3*n].reshape((n, q))
+    p = np.empty((n, q), dt)
+    _t12 = _ws[2*n*q + 3*n:3*n*q + 3*n].reshape((n, q))
     _acc__t14 = 0.0
     for i0 in range(n):
         for i1 in range(q):
@@ -453,7 +453,7 @@ def _value_and_grad_kernel(x, t, W, b):
     J = _t14 / 2.0
     # _g22[i, 0] = Σ_j -_t12[i, j]*p[i, j]    [n, 1]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g22 = _ws[4*n*q + 3*n:4*n*q + 4*n].reshape((n, 1))
+    _g22 = _ws[3*n*q + 3*n:3*n*q + 4*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -461,7 +461,7 @@ def _value_and_grad_kernel(x, t, W, b):
         _g22[i0, 0] = acc
     # _g26[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g22[i, 0]/_sumexp9[i, 0]    [n, q]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g26 = _ws[4*n*q + 4*n:5*n*q + 4*n].reshape((n, q))
+    _g26 = _ws[3*n*q + 4*n:4*n*q + 4*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             _g26[i0, i1] = p[i0, i1] * _t12[i0, i1] + _expshift8[i0, i1] * _g22[i0, 0] / _sumexp9[i0, 0]
@@ -478,7 +478,7 @@ def _value_and_grad_kernel(x, t, W, b):
     # dJ/dW = (_g26.T @ x)    [q, d]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     dJ_dW = _g29  # same values: no copy
-    return J, dJ_dW, dJ_db
+    return J, dJ_dW, dJ_db, p
 
 
 @numba.njit(**_JIT)
@@ -647,6 +647,124 @@ def _sgd_step_kernel(x, t, W, b, lr):
     return J
 
 
+@numba.njit(**_JIT)
+def _input_grads_kernel(x, t, W, b):
+    n = x.shape[0]
+    d = x.shape[1]
+    q = t.shape[1]
+    if n < 1 or d < 1 or q < 1:
+        raise ValueError("graphgen: empty dimension")
+    if x.shape[0] != n or x.shape[1] != d:
+        raise ValueError("graphgen: shape of x")
+    if t.shape[0] != n or t.shape[1] != q:
+        raise ValueError("graphgen: shape of t")
+    if W.shape[0] != q or W.shape[1] != d:
+        raise ValueError("graphgen: shape of W")
+    if b.shape[0] != q:
+        raise ValueError("graphgen: shape of b")
+    dt = x.dtype
+    _ws = np.empty(4*n*q + 4*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[4*n*q + 4*n:]  # room for a small operand, transposed (_dot_t)
+    # _t5 = x @ W.T    [n, q]
+    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _t5 = _ws[0:n*q].reshape((n, q))
+    _dot_t(x, W, _t5, _scratch)
+    # _t6 = (x @ W.T) + b    [n, q]
+    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _t6 = _t5  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(q):
+            _t6[i0, i1] = _t5[i0, i1] + b[i1]
+    # _max7[i, 0] = max_j _t6[i, j]    [n, 1]
+    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _max7 = _ws[n*q:n*q + n].reshape((n, 1))
+    for i0 in range(n):
+        acc = -np.inf
+        for i1 in range(q):
+            acc = max(acc, _t6[i0, i1])
+        _max7[i0, 0] = acc
+    # _expshift8[i, j] = exp(_t6[i, j] - _max7[i, 0])    [n, q]
+    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _expshift8 = _ws[n*q + n:2*n*q + n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift8[i0, i1] = _t6[i0, i1] - _max7[i0, 0]
+    _flat = _expshift8.reshape(n * q)  # the same buffer, as one row
+    for i0 in range(n * q):
+        _flat[i0] = _exp(_flat[i0])
+    # _sumexp9[i, 0] = Σ_j _expshift8[i, j]    [n, 1]
+    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _sumexp9 = _ws[2*n*q + n:2*n*q + 2*n].reshape((n, 1))
+    for i0 in range(n):
+        acc = 0.0
+        for i1 in range(q):
+            acc += _expshift8[i0, i1]
+        _sumexp9[i0, 0] = acc
+    # _t10 = _max7 + log(_sumexp9)    [n, 1]
+    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _t10 = _ws[2*n*q + 2*n:2*n*q + 3*n].reshape((n, 1))
+    for i0 in range(n):
+        for i1 in range(1):
+            _t10[i0, i1] = _max7[i0, i1] + _log(_sumexp9[i0, i1])
+    # one fused loop for the next steps:
+    #   p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
+    #   _t12 = p - t    [n, q]
+    #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
+    #   _t14 = Σ_ij _t12[i, j]**2    scalar
+    #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
+    p = np.empty((n, q), dt)
+    _t12 = _ws[2*n*q + 3*n:3*n*q + 3*n].reshape((n, q))
+    _acc__t14 = 0.0
+    for i0 in range(n):
+        for i1 in range(q):
+            _v_p = _exp(_t6[i0, i1] - _t10[i0, 0])
+            p[i0, i1] = _v_p
+            _v__t12 = _v_p - t[i0, i1]
+            _t12[i0, i1] = _v__t12
+            _acc__t14 += _v__t12 * _v__t12
+    _t14 = _acc__t14
+    # J = sum((p - t) ** 2) / 2    scalar  (examples/softmax_mse.gg:8)
+    J = _t14 / 2.0
+    # dJ/dt = -_t12    [n, q]
+    #   grad of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
+    dJ_dt = np.empty((n, q), dt)
+    for i0 in range(n):
+        for i1 in range(q):
+            dJ_dt[i0, i1] = -_t12[i0, i1]
+    # _g23[i, 0] = Σ_j -_t12[i, j]*p[i, j]    [n, 1]
+    #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _g23 = _ws[3*n*q + 3*n:3*n*q + 4*n].reshape((n, 1))
+    for i0 in range(n):
+        acc = 0.0
+        for i1 in range(q):
+            acc += -p[i0, i1] * _t12[i0, i1]
+        _g23[i0, 0] = acc
+    # _g27[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g23[i, 0]/_sumexp9[i, 0]    [n, q]
+    #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _g27 = _ws[3*n*q + 4*n:4*n*q + 4*n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _g27[i0, i1] = p[i0, i1] * _t12[i0, i1] + _expshift8[i0, i1] * _g23[i0, 0] / _sumexp9[i0, 0]
+    # dJ/db[i] = Σ_j _g27[j, i]    [q]
+    #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    dJ_db = np.zeros((q,), dt)
+    for i0 in range(n):
+        for i1 in range(q):
+            dJ_db[i1] += _g27[i0, i1]
+    # dJ/dx = _g27 @ W    [n, d]
+    #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    dJ_dx = np.empty((n, d), dt)
+    np.dot(_g27, W, dJ_dx)
+    # _g31 = _g27.T @ x    [q, d]
+    #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _g31 = np.empty((q, d), dt)
+    np.dot(_g27.T, x, _g31)
+    # dJ/dW = (_g27.T @ x)    [q, d]
+    #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    dJ_dW = _g31  # same values: no copy
+    return J, dJ_dW, dJ_db, dJ_dx, dJ_dt, p
+
+
 # ---------------------------------------------------------------------------- validation
 class _Required:
     """Default of a required argument, so a misspelt keyword gets a suggestion."""
@@ -662,25 +780,50 @@ _F32 = np.dtype(np.float32)
 _I64 = np.dtype(np.int64)
 
 
-def _distance(a, b):
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
+_KNOWN = frozenset(INPUTS) | frozenset(PARAMS) | frozenset(HYPERS) | {"lr"}
+_FLOAT_INPUTS = ['x', 't']
 
 
 def _bad_call(function, given, unexpected):
+    """A TypeError naming the first unexpected (or the missing) argument; the suggestion
+    (difflib) is never an argument the caller already passed."""
+    import difflib
+
     missing = [name for name, value in given.items() if value is _REQUIRED]
     for name in unexpected:
-        candidates = missing or list(given)
-        best = min(candidates, key=lambda c: _distance(name, c))
-        hint = f"; did you mean {best!r}?" if _distance(name, best) <= max(2, len(name) // 3) \
-            else f"; it takes {', '.join(given)}"
+        close = difflib.get_close_matches(name, missing or [n for n in given if n not in
+                                                            _KNOWN or n in HYPERS], 1, 0.5)
+        if close:
+            hint = f"; did you mean {close[0]!r}?"
+        else:
+            hint = f"; it takes {', '.join(given)}"
+            if name in _KNOWN:
+                hint += " (strict=False ignores the spec's arguments it does not take)"
         raise TypeError(f"{function}() got an unexpected argument {name!r}{hint}")
     raise TypeError(f"{function}() is missing argument{'s' if len(missing) > 1 else ''} "
                     f"{', '.join(repr(m) for m in missing)}")
+
+
+def _unknown(unexpected):
+    """strict=False: drop the spec's arguments this entry point does not take (a kwargs
+    dict reused from training); anything else is still an error."""
+    return {k: v for k, v in unexpected.items() if k not in _KNOWN}
+
+
+def _check_wrt(wrt):
+    """The float inputs named in value_and_grad's wrt (params are always differentiated)."""
+    names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+    for name in names:
+        if name not in _FLOAT_INPUTS and name not in PARAMS:
+            kind = "an integer input" if name in INPUTS else "not an input or param"
+            raise ValueError(f"wrt={name!r}: {kind}; gradients exist for the params and the "
+                             f"float inputs ({', '.join(_FLOAT_INPUTS) or 'none'})")
+    return tuple(n for n in names if n in _FLOAT_INPUTS)
+
+
+def _wrt_result(value, grads, outs, wrt, outputs):
+    grads = {k: v for k, v in grads.items() if k in PARAMS or k in wrt}
+    return (value, grads, outs) if outputs else (value, grads)
 
 
 def _shape_text(shape):
@@ -688,6 +831,8 @@ def _shape_text(shape):
 
 
 def _check_scalar(name, value):
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value[()]  # a 0-d array holds one number: take it
     if isinstance(value, (bool, np.bool_)) or not isinstance(
             value, (int, float, np.integer, np.floating)):
         raise TypeError(f"argument {name!r} must be a real number, got {type(value).__name__}")
@@ -790,8 +935,10 @@ class _compiling:
             _READY.add(self.kernel)
 
 
-def forward(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
+def forward(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, strict=True, **unexpected):
     """Training forward pass: a tape dict with J, the outputs and the values backward() reuses."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or t is _REQUIRED or W is _REQUIRED or b is _REQUIRED:
         _bad_call('forward', {'x': x, 't': t, 'W': W, 'b': b, }, unexpected)
     if _forward_kernel in _READY:
@@ -808,26 +955,45 @@ def forward(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
     return {'J': J, 'p': p, '_expshift8': _expshift8, '_sumexp9': _sumexp9, '_t12': _t12, 'x': _a['x'], "_dims": _bound}
 
 
-def value_and_grad(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
-    """(J, {param: dJ/dparam}) in one native call."""
+def value_and_grad(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, outputs=False, wrt=None, strict=True, **unexpected):
+    """(J, {param: dJ/dparam}) in one native call; with outputs=True also {output: value}; wrt=(input, ...) adds dJ/dinput for float inputs."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or t is _REQUIRED or W is _REQUIRED or b is _REQUIRED:
         _bad_call('value_and_grad', {'x': x, 't': t, 'W': W, 'b': b, }, unexpected)
+    if wrt is not None and _check_wrt(wrt):
+        return _value_and_grad_wrt(x=x, t=t, W=W, b=b, wrt=_check_wrt(wrt), outputs=outputs)
     if _value_and_grad_kernel in _READY:
         try:
-            J, dJ_dW, dJ_db = _value_and_grad_kernel(x, t, W, b)
+            J, dJ_dW, dJ_db, p = _value_and_grad_kernel(x, t, W, b)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
-            return float(J), {'W': dJ_dW, 'b': dJ_db}
+            return (float(J), {'W': dJ_dW, 'b': dJ_db}, {'p': p}) if outputs else (float(J), {'W': dJ_dW, 'b': dJ_db})
     _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']})
     with _compiling(_value_and_grad_kernel):
-        J, dJ_dW, dJ_db = _value_and_grad_kernel(_a['x'], _a['t'], _a['W'], _a['b'])
-    return float(J), {'W': dJ_dW, 'b': dJ_db}
+        J, dJ_dW, dJ_db, p = _value_and_grad_kernel(_a['x'], _a['t'], _a['W'], _a['b'])
+    return (float(J), {'W': dJ_dW, 'b': dJ_db}, {'p': p}) if outputs else (float(J), {'W': dJ_dW, 'b': dJ_db})
 
 
-def predict(x=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
+def _value_and_grad_wrt(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, wrt=(), outputs=False, strict=True, **unexpected):
+    """value_and_grad with gradients w.r.t. the float inputs named in wrt."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
+    if unexpected or x is _REQUIRED or t is _REQUIRED or W is _REQUIRED or b is _REQUIRED:
+        _bad_call('_value_and_grad_wrt', {'x': x, 't': t, 'W': W, 'b': b, }, unexpected)
+    _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
+                                    {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']})
+    with _compiling(_input_grads_kernel):
+        J, dJ_dW, dJ_db, dJ_dx, dJ_dt, p = _input_grads_kernel(_a['x'], _a['t'], _a['W'], _a['b'])
+    return _wrt_result(float(J), {'W': dJ_dW, 'b': dJ_db, 'x': dJ_dx, 't': dJ_dt}, {'p': p}, wrt, outputs)
+
+
+def predict(x=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, strict=True, **unexpected):
     """Inference: p; keeps nothing for a backward pass."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or W is _REQUIRED or b is _REQUIRED:
         _bad_call('predict', {'x': x, 'W': W, 'b': b, }, unexpected)
     if _predict_kernel in _READY:
@@ -844,8 +1010,10 @@ def predict(x=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
     return p
 
 
-def sgd_step(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, lr=_REQUIRED, **unexpected):
+def sgd_step(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, lr=_REQUIRED, strict=True, **unexpected):
     """One SGD step in one native call: updates the params in place (p -= lr * dJ/dp) and returns J before the update."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or t is _REQUIRED or W is _REQUIRED or b is _REQUIRED or lr is _REQUIRED:
         _bad_call('sgd_step', {'x': x, 't': t, 'W': W, 'b': b, "lr": lr, }, unexpected)
     if _sgd_step_kernel in _READY:

@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g36[j, i]                       [h]
         dJ/dW1 = (_g36.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 70c2da1c564ae8336c086169b5816e2b9adefa0ab05d3514f12aa5e27a648fd7
-# graphgen-content-sha256: 09f3052502092c1ef445f6ee2f31a2ac1291c6fc64597a2fd3e0f04296ef0f67
+# graphgen-spec-hash: 46c1d415cbaf0bf2c864ba3217cf8a2f4455c0a4afbd0730bab312096d546f76
+# graphgen-content-sha256: b746a7f9ee7df79e504c7257b242e8bcdd7b33e3cb0d8f7b9c74af2a06f11413
 import sys as _sys
 
 import numpy as np
@@ -51,12 +51,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_70c2da1c564a'
+__name__ = 'graphgen_generated_swish_46c1d415cbaf'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '70c2da1c564ae8336c086169b5816e2b9adefa0ab05d3514f12aa5e27a648fd7'
+SPEC_HASH = '46c1d415cbaf0bf2c864ba3217cf8a2f4455c0a4afbd0730bab312096d546f76'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -449,8 +449,8 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
     if b2.shape[0] != q:
         raise ValueError("graphgen: shape of b2")
     dt = x.dtype
-    _ws = np.empty(3*h*n + 3*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
-    _scratch = _ws[3*h*n + 3*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
+    _ws = np.empty(3*h*n + 2*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[3*h*n + 2*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
     # _t7 = x @ W1.T    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _t7 = _ws[0:h*n].reshape((n, h))
@@ -468,7 +468,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
             hid[i0, i1] = _t8[i0, i1] * _sigmoid(_t8[i0, i1])
     # _t11 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _t11 = _ws[2*h*n:2*h*n + n*q].reshape((n, q))
+    _t11 = np.empty((n, q), dt)
     _dot_t(hid, W2, _t11, _scratch)
     # o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
     o = _t11  # reuse the buffer
@@ -477,7 +477,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
             o[i0, i1] = _t11[i0, i1] + b2[i1]
     # _max13[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _max13 = _ws[2*h*n + n*q:2*h*n + n*q + n].reshape((n, 1))
+    _max13 = _ws[2*h*n:2*h*n + n].reshape((n, 1))
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
@@ -485,7 +485,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
         _max13[i0, 0] = acc
     # _expshift14[i, j] = exp(o[i, j] - _max13[i, 0])    [n, q]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _expshift14 = _ws[2*h*n + n*q + n:2*h*n + 2*n*q + n].reshape((n, q))
+    _expshift14 = _ws[2*h*n + n:2*h*n + n*q + n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             _expshift14[i0, i1] = o[i0, i1] - _max13[i0, 0]
@@ -494,7 +494,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
         _flat[i0] = _exp(_flat[i0])
     # _sumexp15[i, 0] = Σ_j _expshift14[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _sumexp15 = _ws[2*h*n + 2*n*q + n:2*h*n + 2*n*q + 2*n].reshape((n, 1))
+    _sumexp15 = _ws[2*h*n + n*q + n:2*h*n + n*q + 2*n].reshape((n, 1))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -502,7 +502,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
         _sumexp15[i0, 0] = acc
     # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _picked18 = _ws[2*h*n + 2*n*q + 2*n:2*h*n + 2*n*q + 3*n].reshape((n,))
+    _picked18 = _ws[2*h*n + n*q + 2*n:2*h*n + n*q + 3*n].reshape((n,))
     for i0 in range(n):
         acc = 0.0
         for i1 in range(q):
@@ -515,7 +515,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
     J = acc
     # dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_do = _ws[2*h*n + 2*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, q))
+    dJ_do = _ws[2*h*n + n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             dJ_do[i0, i1] = _expshift14[i0, i1] / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
@@ -527,7 +527,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
             dJ_db2[i1] += dJ_do[i0, i1]
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_dhid = _ws[2*h*n + 3*n*q + 3*n:3*h*n + 3*n*q + 3*n].reshape((n, h))
+    dJ_dhid = _ws[2*h*n + 2*n*q + 3*n:3*h*n + 2*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
     # _g34 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
@@ -555,7 +555,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2):
     # dJ/dW1 = (_g36.T @ x)    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     dJ_dW1 = _g39  # same values: no copy
-    return J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2
+    return J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2, o
 
 
 @numba.njit(**_JIT)
@@ -731,6 +731,143 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr):
     return J
 
 
+@numba.njit(**_JIT)
+def _input_grads_kernel(x, y, W1, b1, W2, b2):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
+    if n < 1 or d < 1 or h < 1 or q < 1:
+        raise ValueError("graphgen: empty dimension")
+    if x.shape[0] != n or x.shape[1] != d:
+        raise ValueError("graphgen: shape of x")
+    if y.shape[0] != n:
+        raise ValueError("graphgen: shape of y")
+    for _label in y.ravel():
+        if _label < 0 or _label >= q:
+            raise ValueError("graphgen: label in y")
+    if W1.shape[0] != h or W1.shape[1] != d:
+        raise ValueError("graphgen: shape of W1")
+    if b1.shape[0] != h:
+        raise ValueError("graphgen: shape of b1")
+    if W2.shape[0] != q or W2.shape[1] != h:
+        raise ValueError("graphgen: shape of W2")
+    if b2.shape[0] != q:
+        raise ValueError("graphgen: shape of b2")
+    dt = x.dtype
+    _ws = np.empty(3*h*n + 2*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[3*h*n + 2*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
+    # _t7 = x @ W1.T    [n, h]
+    #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    _t7 = _ws[0:h*n].reshape((n, h))
+    _dot_t(x, W1, _t7, _scratch)
+    # _t8 = (x @ W1.T) + b1    [n, h]
+    #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    _t8 = _t7  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(h):
+            _t8[i0, i1] = _t7[i0, i1] + b1[i1]
+    # hid = swish(x @ W1.T + b1)    [n, h]  (examples/swish.gg:11)
+    hid = _ws[h*n:2*h*n].reshape((n, h))
+    for i0 in range(n):
+        for i1 in range(h):
+            hid[i0, i1] = _t8[i0, i1] * _sigmoid(_t8[i0, i1])
+    # _t11 = hid @ W2.T    [n, q]
+    #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    _t11 = np.empty((n, q), dt)
+    _dot_t(hid, W2, _t11, _scratch)
+    # o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
+    o = _t11  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(q):
+            o[i0, i1] = _t11[i0, i1] + b2[i1]
+    # _max13[i, 0] = max_j o[i, j]    [n, 1]
+    #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    _max13 = _ws[2*h*n:2*h*n + n].reshape((n, 1))
+    for i0 in range(n):
+        acc = -np.inf
+        for i1 in range(q):
+            acc = max(acc, o[i0, i1])
+        _max13[i0, 0] = acc
+    # _expshift14[i, j] = exp(o[i, j] - _max13[i, 0])    [n, q]
+    #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    _expshift14 = _ws[2*h*n + n:2*h*n + n*q + n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift14[i0, i1] = o[i0, i1] - _max13[i0, 0]
+    _flat = _expshift14.reshape(n * q)  # the same buffer, as one row
+    for i0 in range(n * q):
+        _flat[i0] = _exp(_flat[i0])
+    # _sumexp15[i, 0] = Σ_j _expshift14[i, j]    [n, 1]
+    #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    _sumexp15 = _ws[2*h*n + n*q + n:2*h*n + n*q + 2*n].reshape((n, 1))
+    for i0 in range(n):
+        acc = 0.0
+        for i1 in range(q):
+            acc += _expshift14[i0, i1]
+        _sumexp15[i0, 0] = acc
+    # _picked18[i] = Σ_j o[i, j]*[y[i] == j]    [n]
+    #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    _picked18 = _ws[2*h*n + n*q + 2*n:2*h*n + n*q + 3*n].reshape((n,))
+    for i0 in range(n):
+        acc = 0.0
+        for i1 in range(q):
+            acc += o[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
+        _picked18[i0] = acc
+    # J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
+    acc = 0.0
+    for i0 in range(n):
+        acc += (_max13[i0, 0] + _log(_sumexp15[i0, 0]) - _picked18[i0]) / n
+    J = acc
+    # dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
+    #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    dJ_do = _ws[2*h*n + n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            dJ_do[i0, i1] = _expshift14[i0, i1] / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+    # dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
+    #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    dJ_db2 = np.zeros((q,), dt)
+    for i0 in range(n):
+        for i1 in range(q):
+            dJ_db2[i1] += dJ_do[i0, i1]
+    # dJ/dhid = dJ/do @ W2    [n, h]
+    #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    dJ_dhid = _ws[2*h*n + 2*n*q + 3*n:3*h*n + 2*n*q + 3*n].reshape((n, h))
+    np.dot(dJ_do, W2, dJ_dhid)
+    # _g34 = dJ/do.T @ hid    [q, h]
+    #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    _g34 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g34)
+    # dJ/dW2 = (dJ/do.T @ hid)    [q, h]
+    #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    dJ_dW2 = _g34  # same values: no copy
+    # _g36 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
+    #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    _g36 = dJ_dhid  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(h):
+            _g36[i0, i1] = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
+    # dJ/db1[i] = Σ_j _g36[j, i]    [h]
+    #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    dJ_db1 = np.zeros((h,), dt)
+    for i0 in range(n):
+        for i1 in range(h):
+            dJ_db1[i1] += _g36[i0, i1]
+    # dJ/dx = _g36 @ W1    [n, d]
+    #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    dJ_dx = np.empty((n, d), dt)
+    np.dot(_g36, W1, dJ_dx)
+    # _g40 = _g36.T @ x    [h, d]
+    #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    _g40 = np.empty((h, d), dt)
+    np.dot(_g36.T, x, _g40)
+    # dJ/dW1 = (_g36.T @ x)    [h, d]
+    #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    dJ_dW1 = _g40  # same values: no copy
+    return J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2, dJ_dx, o
+
+
 # ---------------------------------------------------------------------------- validation
 class _Required:
     """Default of a required argument, so a misspelt keyword gets a suggestion."""
@@ -746,25 +883,50 @@ _F32 = np.dtype(np.float32)
 _I64 = np.dtype(np.int64)
 
 
-def _distance(a, b):
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
+_KNOWN = frozenset(INPUTS) | frozenset(PARAMS) | frozenset(HYPERS) | {"lr"}
+_FLOAT_INPUTS = ['x']
 
 
 def _bad_call(function, given, unexpected):
+    """A TypeError naming the first unexpected (or the missing) argument; the suggestion
+    (difflib) is never an argument the caller already passed."""
+    import difflib
+
     missing = [name for name, value in given.items() if value is _REQUIRED]
     for name in unexpected:
-        candidates = missing or list(given)
-        best = min(candidates, key=lambda c: _distance(name, c))
-        hint = f"; did you mean {best!r}?" if _distance(name, best) <= max(2, len(name) // 3) \
-            else f"; it takes {', '.join(given)}"
+        close = difflib.get_close_matches(name, missing or [n for n in given if n not in
+                                                            _KNOWN or n in HYPERS], 1, 0.5)
+        if close:
+            hint = f"; did you mean {close[0]!r}?"
+        else:
+            hint = f"; it takes {', '.join(given)}"
+            if name in _KNOWN:
+                hint += " (strict=False ignores the spec's arguments it does not take)"
         raise TypeError(f"{function}() got an unexpected argument {name!r}{hint}")
     raise TypeError(f"{function}() is missing argument{'s' if len(missing) > 1 else ''} "
                     f"{', '.join(repr(m) for m in missing)}")
+
+
+def _unknown(unexpected):
+    """strict=False: drop the spec's arguments this entry point does not take (a kwargs
+    dict reused from training); anything else is still an error."""
+    return {k: v for k, v in unexpected.items() if k not in _KNOWN}
+
+
+def _check_wrt(wrt):
+    """The float inputs named in value_and_grad's wrt (params are always differentiated)."""
+    names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+    for name in names:
+        if name not in _FLOAT_INPUTS and name not in PARAMS:
+            kind = "an integer input" if name in INPUTS else "not an input or param"
+            raise ValueError(f"wrt={name!r}: {kind}; gradients exist for the params and the "
+                             f"float inputs ({', '.join(_FLOAT_INPUTS) or 'none'})")
+    return tuple(n for n in names if n in _FLOAT_INPUTS)
+
+
+def _wrt_result(value, grads, outs, wrt, outputs):
+    grads = {k: v for k, v in grads.items() if k in PARAMS or k in wrt}
+    return (value, grads, outs) if outputs else (value, grads)
 
 
 def _shape_text(shape):
@@ -772,6 +934,8 @@ def _shape_text(shape):
 
 
 def _check_scalar(name, value):
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value[()]  # a 0-d array holds one number: take it
     if isinstance(value, (bool, np.bool_)) or not isinstance(
             value, (int, float, np.integer, np.floating)):
         raise TypeError(f"argument {name!r} must be a real number, got {type(value).__name__}")
@@ -874,8 +1038,10 @@ class _compiling:
             _READY.add(self.kernel)
 
 
-def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, **unexpected):
+def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, strict=True, **unexpected):
     """Training forward pass: a tape dict with J, the outputs and the values backward() reuses."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
         _bad_call('forward', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
     if _forward_kernel in _READY:
@@ -892,26 +1058,45 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, 
     return {'J': J, 'o': o, '_t8': _t8, 'hid': hid, '_expshift14': _expshift14, '_sumexp15': _sumexp15, 'x': _a['x'], 'y': _a['y'], 'W2': _a['W2'], "_dims": _bound}
 
 
-def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, **unexpected):
-    """(J, {param: dJ/dparam}) in one native call."""
+def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, outputs=False, wrt=None, strict=True, **unexpected):
+    """(J, {param: dJ/dparam}) in one native call; with outputs=True also {output: value}; wrt=(input, ...) adds dJ/dinput for float inputs."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
         _bad_call('value_and_grad', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
+    if wrt is not None and _check_wrt(wrt):
+        return _value_and_grad_wrt(x=x, y=y, W1=W1, b1=b1, W2=W2, b2=b2, wrt=_check_wrt(wrt), outputs=outputs)
     if _value_and_grad_kernel in _READY:
         try:
-            J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(x, y, W1, b1, W2, b2)
+            J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2, o = _value_and_grad_kernel(x, y, W1, b1, W2, b2)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
-            return float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}
+            return (float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}, {'o': o}) if outputs else (float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2})
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
     with _compiling(_value_and_grad_kernel):
-        J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
-    return float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}
+        J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2, o = _value_and_grad_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
+    return (float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}, {'o': o}) if outputs else (float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2})
 
 
-def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, **unexpected):
+def _value_and_grad_wrt(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, wrt=(), outputs=False, strict=True, **unexpected):
+    """value_and_grad with gradients w.r.t. the float inputs named in wrt."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
+        _bad_call('_value_and_grad_wrt', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
+    _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
+                                    {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
+    with _compiling(_input_grads_kernel):
+        J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2, dJ_dx, o = _input_grads_kernel(_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'])
+    return _wrt_result(float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2, 'x': dJ_dx}, {'o': o}, wrt, outputs)
+
+
+def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, strict=True, **unexpected):
     """Inference: o; keeps nothing for a backward pass."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
         _bad_call('predict', {'x': x, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
     if _predict_kernel in _READY:
@@ -928,8 +1113,10 @@ def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED,
     return o
 
 
-def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, lr=_REQUIRED, **unexpected):
+def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, lr=_REQUIRED, strict=True, **unexpected):
     """One SGD step in one native call: updates the params in place (p -= lr * dJ/dp) and returns J before the update."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED or lr is _REQUIRED:
         _bad_call('sgd_step', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, "lr": lr, }, unexpected)
     if _sgd_step_kernel in _READY:

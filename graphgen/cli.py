@@ -44,16 +44,16 @@ def cmd_compile(args) -> int:
 
 def cmd_show(args) -> int:
     from .build import compile_file
-    from .explain import derivation_text
+    from .explain import ast_text, derivation_text, update_text
 
     compiled = compile_file(args.spec)
     graph = compiled.graph
     if args.stage == "derivation":
         print(derivation_text(graph, compiled.kernels["value_and_grad"].program))
         print(f"Stored for backward (the tape): {', '.join(compiled.api['tape']) or 'nothing'}")
+        print(update_text(graph, compiled.kernels["sgd_step"]))
     elif args.stage == "ast":
-        for st in compiled.spec.statements:
-            print(st)
+        print(ast_text(compiled.spec))
     elif args.stage == "ir":
         for n in graph.nodes:
             args_text = ", ".join(f"{a.node.name}[{','.join(str(i) for i in a.idx)}]"

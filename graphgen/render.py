@@ -74,6 +74,7 @@ class Kernel:
     dims: list[str]  # every dim the kernel uses
     returns: list[Node]
     lr: bool = False
+    graph: Graph | None = None  # its own graph (the input-gradient kernel's copy), if not the module's
 
     @property
     def derived_dims(self) -> dict[str, str]:
@@ -163,7 +164,7 @@ def render_module(graph: Graph, kernels: dict[str, Kernel], api: dict, module_na
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=True, autoescape=False,
     )
-    contexts = {name: _kernel_context(graph, k) for name, k in kernels.items()}
+    contexts = {name: _kernel_context(k.graph or graph, k) for name, k in kernels.items()}
     bodies = [line for c in contexts.values() for s in c["steps"] for _, line in s["lines"]]
     bodies += [line for c in contexts.values() for t in c["twins"] for _, line in t[2]]
     support = _support_used(bodies)

@@ -43,8 +43,9 @@ def test_generated_module_imports_only_numpy_and_numba(name):
                 for alias in node.names}
     # sys: to register its canonical name; llvmlite (numba's own code generator): the bit
     # casts of the vectorised exp/log and the _gemm call; scipy: the BLAS that numba's
-    # np.dot and _gemm call (imported when _gemm compiles)
-    assert imported <= {"sys", "numpy", "numba", "llvmlite", "scipy"}
+    # np.dot and _gemm call (imported when _gemm compiles); difflib (standard library): the
+    # "did you mean" of a misspelt argument
+    assert imported <= {"sys", "difflib", "numpy", "numba", "llvmlite", "scipy"}
     assert {"numpy", "numba"} <= imported
 
 

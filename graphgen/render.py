@@ -74,7 +74,7 @@ class Kernel:
     dims: list[str]  # every dim the kernel uses
     returns: list[Node]
     lr: bool = False
-    graph: Graph | None = None  # its own graph (the input-gradient kernel's copy), if not the module's
+    graph: Graph | None = None  # its own graph (the input-gradient kernel's), if not the module's
 
     @property
     def derived_dims(self) -> dict[str, str]:

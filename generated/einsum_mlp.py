@@ -24,6 +24,10 @@ Derivation:
         hid = tanh(einsum(\"nd,hd->nh\", x, W1))           [n, h]
         o   = einsum(\"nh,qh->nq\", hid, W2)               [n, q]
         J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2)) scalar
+      where (intermediate values the backward pass reads):
+        _max8[i, 0] = max_j o[i, j]                      [n, 1]
+        _expshift9[i, j] = exp(o[i, j] - _max8[i, 0])    [n, q]
+        _sumexp10[i, 0] = Σ_j _expshift9[i, j]           [n, 1]
     Backward (reverse mode, from the objective J):
         dJ/do[i, j] = _expshift9[i, j]/(_sumexp10[i, 0]*n) - [y[i] == j]/n [n, q]
         dJ/dhid = dJ/do @ W2                             [n, h]
@@ -31,8 +35,8 @@ Derivation:
         _g46 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g46.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: b068cad558eb2a7ea6d5fb6734dbaef757d188a88170e1b9562f5632b0484812
-# graphgen-content-sha256: c549c078535d703c14d316c7918dc59f0d4a8ec182816e239873a1d00ce1c894
+# graphgen-spec-hash: f37d521d020470b58105e8020df2ab4f4d34f0ff2f51005793ab3981d19433f2
+# graphgen-content-sha256: 5f4792981569cc0294620d567f43f2db4ad24fdd4e0a5d67e5a65683a266d500
 import sys as _sys
 
 import numpy as np
@@ -46,12 +50,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_b068cad558eb'
+__name__ = 'graphgen_generated_einsum_mlp_f37d521d0204'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'b068cad558eb2a7ea6d5fb6734dbaef757d188a88170e1b9562f5632b0484812'
+SPEC_HASH = 'f37d521d020470b58105e8020df2ab4f4d34f0ff2f51005793ab3981d19433f2'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -69,6 +73,17 @@ PARAMS = {
 HYPERS = {
     'lam': 0.0001,
 }
+DERIVATION_LATEX = '$$\\begin{aligned}\nhid &= tanh(einsum("nd,hd->nh", x, W1)) && \\text{[n, h]} \\\\\no &= einsum("nh,qh->nq", hid, W2) && \\text{[n, q]} \\\\\nJ &= mean(cross\\_entropy(o, y)) + lam / 2  \\cdot  (sum(W1 ^ 2) + sum(W2 ^ 2)) && \\text{scalar}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\_max8_{i, 0} &= \\max_{j} o_{i, j} && \\text{[n, 1]} \\\\\n\\_expshift9_{i, j} &= exp(o_{i, j} - \\_max8_{i, 0}) && \\text{[n, q]} \\\\\n\\_sumexp10_{i, 0} &= \\sum_{j} \\_expshift9_{i, j} && \\text{[n, 1]}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\frac{\\partial J}{\\partial o}_{i, j} &= \\_expshift9_{i, j}/(\\_sumexp10_{i, 0} \\cdot n) - [y_{i} == j]/n && \\text{[n, q]} \\\\\n\\frac{\\partial J}{\\partial hid} &= \\frac{\\partial J}{\\partial o} \\, W2 && \\text{[n, h]} \\\\\n\\frac{\\partial J}{\\partial W2} &= (\\frac{\\partial J}{\\partial o}^{\\top} \\, hid) + W2 \\cdot lam && \\text{[q, h]} \\\\\n\\_g46 &= \\frac{\\partial J}{\\partial hid} \\cdot (1 - hid^2) && \\text{[n, h]} \\\\\n\\frac{\\partial J}{\\partial W1} &= (\\_g46^{\\top} \\, x) + W1 \\cdot lam && \\text{[h, d]}\n\\end{aligned}$$'
+
+
+def _repr_latex_():
+    """The derivation in LaTeX: a notebook displays the module (`m`) with it."""
+    return DERIVATION_LATEX
+
+
+def _repr_markdown_():
+    """The spec and its derivation as Markdown (with LaTeX), for notebooks."""
+    return f"Spec:\n```\n{SPEC}```\n\nDerivation:\n\n{DERIVATION_LATEX}\n"
 
 # One place for the JIT options: cached on disk next to this file; IEEE semantics
 # (1/0 = inf, not an exception, NaN and inf kept); two relaxations only: reassociation,

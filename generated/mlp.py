@@ -31,6 +31,10 @@ Derivation:
         L   = mean(cross_entropy(o, y))                  scalar
         s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar
         J   = L + s                                      scalar
+      where (intermediate values the backward pass reads):
+        _max10[i, 0] = max_j o[i, j]                     [n, 1]
+        _expshift11[i, j] = exp(o[i, j] - _max10[i, 0])  [n, q]
+        _sumexp12[i, 0] = Σ_j _expshift11[i, j]          [n, 1]
     Backward (reverse mode, from the objective J):
         dJ/do[i, j] = _expshift11[i, j]/(_sumexp12[i, 0]*n) - [y[i] == j]/n [n, q]
         dJ/dhid = dJ/do @ W2                             [n, h]
@@ -38,8 +42,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: ea7f3478d296edcd5c3660e161cf851b167dd17960b182d008cad72c20e55393
-# graphgen-content-sha256: ba0edc07c44dd445accad6dcab029ed9dc709c6d7068467c3dd94bad58f5cc94
+# graphgen-spec-hash: 33621a74c93cc6ec3a00bc440885df675980b02dd08cf7a90b493f37c7966d14
+# graphgen-content-sha256: 36917f66146529f43f8887c1d1a505c5c045fcb024c4635daa58cf44c1a40db8
 import sys as _sys
 
 import numpy as np
@@ -53,12 +57,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_ea7f3478d296'
+__name__ = 'graphgen_generated_mlp_33621a74c93c'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'ea7f3478d296edcd5c3660e161cf851b167dd17960b182d008cad72c20e55393'
+SPEC_HASH = '33621a74c93cc6ec3a00bc440885df675980b02dd08cf7a90b493f37c7966d14'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -76,6 +80,17 @@ PARAMS = {
 HYPERS = {
     'lam': 0.0001,
 }
+DERIVATION_LATEX = '$$\\begin{aligned}\nz &= x \\, W1^{\\top} && \\text{[n, h]} \\\\\nhid &= relu(z) && \\text{[n, h]} \\\\\no &= hid \\, W2^{\\top} && \\text{[n, q]} \\\\\nL &= mean(cross\\_entropy(o, y)) && \\text{scalar} \\\\\ns &= lam / 2  \\cdot  (sum(W1 ^ 2) + sum(W2 ^ 2)) && \\text{scalar} \\\\\nJ &= L + s && \\text{scalar}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\_max10_{i, 0} &= \\max_{j} o_{i, j} && \\text{[n, 1]} \\\\\n\\_expshift11_{i, j} &= exp(o_{i, j} - \\_max10_{i, 0}) && \\text{[n, q]} \\\\\n\\_sumexp12_{i, 0} &= \\sum_{j} \\_expshift11_{i, j} && \\text{[n, 1]}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\frac{\\partial J}{\\partial o}_{i, j} &= \\_expshift11_{i, j}/(\\_sumexp12_{i, 0} \\cdot n) - [y_{i} == j]/n && \\text{[n, q]} \\\\\n\\frac{\\partial J}{\\partial hid} &= \\frac{\\partial J}{\\partial o} \\, W2 && \\text{[n, h]} \\\\\n\\frac{\\partial J}{\\partial W2} &= (\\frac{\\partial J}{\\partial o}^{\\top} \\, hid) + W2 \\cdot lam && \\text{[q, h]} \\\\\n\\frac{\\partial J}{\\partial z} &= \\frac{\\partial J}{\\partial hid} \\cdot (hid > 0) && \\text{[n, h]} \\\\\n\\frac{\\partial J}{\\partial W1} &= (\\frac{\\partial J}{\\partial z}^{\\top} \\, x) + W1 \\cdot lam && \\text{[h, d]}\n\\end{aligned}$$'
+
+
+def _repr_latex_():
+    """The derivation in LaTeX: a notebook displays the module (`m`) with it."""
+    return DERIVATION_LATEX
+
+
+def _repr_markdown_():
+    """The spec and its derivation as Markdown (with LaTeX), for notebooks."""
+    return f"Spec:\n```\n{SPEC}```\n\nDerivation:\n\n{DERIVATION_LATEX}\n"
 
 # One place for the JIT options: cached on disk next to this file; IEEE semantics
 # (1/0 = inf, not an exception, NaN and inf kept); two relaxations only: reassociation,

@@ -32,6 +32,10 @@ Derivation:
         L   = mean(cross_entropy(o, y))                  scalar
         s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar
         J   = L + s                                      scalar
+      where (intermediate values the backward pass reads):
+        _max14[i, 0] = max_j o[i, j]                     [n, 1]
+        _expshift15[i, j] = exp(o[i, j] - _max14[i, 0])  [n, q]
+        _sumexp16[i, 0] = Σ_j _expshift15[i, j]          [n, 1]
     Backward (reverse mode, from the objective J):
         dJ/do[i, j] = _expshift15[i, j]/(_sumexp16[i, 0]*n) - [y[i] == j]/n [n, q]
         dJ/db2[i] = Σ_j dJ/do[j, i]                      [q]
@@ -41,8 +45,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 401af393c386be9706f4892a074b974171892fb5a1b66b7c670c6195c5fc73df
-# graphgen-content-sha256: b67ec92d83f8952c0461c671eda0fb72cd1a3d70bd3a6a829343fcd22edcd241
+# graphgen-spec-hash: 18d89998777077ae1a040d69fa4db10ccda4641454ec0578106c0458c17f1850
+# graphgen-content-sha256: 0853e08fc0d028b5b3040db27f41dac1521929be728027d15e52d7fbfc72ecdc
 import sys as _sys
 
 import numpy as np
@@ -56,12 +60,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_401af393c386'
+__name__ = 'graphgen_generated_mlp_bias_18d899987770'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '401af393c386be9706f4892a074b974171892fb5a1b66b7c670c6195c5fc73df'
+SPEC_HASH = '18d89998777077ae1a040d69fa4db10ccda4641454ec0578106c0458c17f1850'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -81,6 +85,17 @@ PARAMS = {
 HYPERS = {
     'lam': 0.0001,
 }
+DERIVATION_LATEX = '$$\\begin{aligned}\nz &= x \\, W1^{\\top} + b1 && \\text{[n, h]} \\\\\nhid &= relu(z) && \\text{[n, h]} \\\\\no &= hid \\, W2^{\\top} + b2 && \\text{[n, q]} \\\\\nL &= mean(cross\\_entropy(o, y)) && \\text{scalar} \\\\\ns &= lam / 2  \\cdot  (sum(W1 ^ 2) + sum(W2 ^ 2)) && \\text{scalar} \\\\\nJ &= L + s && \\text{scalar}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\_max14_{i, 0} &= \\max_{j} o_{i, j} && \\text{[n, 1]} \\\\\n\\_expshift15_{i, j} &= exp(o_{i, j} - \\_max14_{i, 0}) && \\text{[n, q]} \\\\\n\\_sumexp16_{i, 0} &= \\sum_{j} \\_expshift15_{i, j} && \\text{[n, 1]}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\frac{\\partial J}{\\partial o}_{i, j} &= \\_expshift15_{i, j}/(\\_sumexp16_{i, 0} \\cdot n) - [y_{i} == j]/n && \\text{[n, q]} \\\\\n\\frac{\\partial J}{\\partial b2}_{i} &= \\sum_{j} \\frac{\\partial J}{\\partial o}_{j, i} && \\text{[q]} \\\\\n\\frac{\\partial J}{\\partial hid} &= \\frac{\\partial J}{\\partial o} \\, W2 && \\text{[n, h]} \\\\\n\\frac{\\partial J}{\\partial W2} &= (\\frac{\\partial J}{\\partial o}^{\\top} \\, hid) + W2 \\cdot lam && \\text{[q, h]} \\\\\n\\frac{\\partial J}{\\partial z} &= \\frac{\\partial J}{\\partial hid} \\cdot (hid > 0) && \\text{[n, h]} \\\\\n\\frac{\\partial J}{\\partial b1}_{i} &= \\sum_{j} \\frac{\\partial J}{\\partial z}_{j, i} && \\text{[h]} \\\\\n\\frac{\\partial J}{\\partial W1} &= (\\frac{\\partial J}{\\partial z}^{\\top} \\, x) + W1 \\cdot lam && \\text{[h, d]}\n\\end{aligned}$$'
+
+
+def _repr_latex_():
+    """The derivation in LaTeX: a notebook displays the module (`m`) with it."""
+    return DERIVATION_LATEX
+
+
+def _repr_markdown_():
+    """The spec and its derivation as Markdown (with LaTeX), for notebooks."""
+    return f"Spec:\n```\n{SPEC}```\n\nDerivation:\n\n{DERIVATION_LATEX}\n"
 
 # One place for the JIT options: cached on disk next to this file; IEEE semantics
 # (1/0 = inf, not an exception, NaN and inf kept); two relaxations only: reassociation,

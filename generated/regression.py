@@ -26,6 +26,8 @@ Derivation:
         hid  = tanh(x @ W1.T + b1)                       [n, h]
         pred = hid @ w2 + b2                             [n]
         J    = mean((pred - y) ** 2)                     scalar
+      where (intermediate values the backward pass reads):
+        _t12 = pred - y                                  [n]
     Backward (reverse mode, from the objective J):
         _g17 = 2*_t12/n                                  [n]
         dJ/db2 = Σ_i _g17[i]                             scalar
@@ -34,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g23[j, i]                       [h]
         dJ/dW1 = (_g23.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: fc7a911c3d50bff8939b1c0ca52f2baae575273b99f025ecd4bde9811c96661f
-# graphgen-content-sha256: 98964500e77dc78b92eff2d569fb26f3d2e12d4a08d5c12d19485d072fc1b79e
+# graphgen-spec-hash: 26d0ce71380e96ed47cc3a772060fc1c8cb17edca3d227ff029e2ad18306e6dd
+# graphgen-content-sha256: 7c3f27d6ab5feb8d07813ed98e6b24b3d48fc51e3b013cadd8c0b3078058efc5
 import sys as _sys
 
 import numpy as np
@@ -49,12 +51,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_regression_fc7a911c3d50'
+__name__ = 'graphgen_generated_regression_26d0ce71380e'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'fc7a911c3d50bff8939b1c0ca52f2baae575273b99f025ecd4bde9811c96661f'
+SPEC_HASH = '26d0ce71380e96ed47cc3a772060fc1c8cb17edca3d227ff029e2ad18306e6dd'
 SPEC = '# Regression: one tanh hidden layer, one real number per example, mean squared error.\n# Train it on a CSV: graphgen train regression --data data.csv --columns x=0:4,y=4\ninput x[n, d]\ninput y[n]               # real-valued targets\nparam W1[h, d]\nparam b1[h]\nparam w2[h]\nparam b2\n\nhid  = tanh(x @ W1.T + b1)\npred = hid @ w2 + b2     # one prediction per row, [n]\nJ    = mean((pred - y) ** 2)\n\nminimize J\noutput pred\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['pred']
@@ -73,6 +75,17 @@ PARAMS = {
 }
 HYPERS = {
 }
+DERIVATION_LATEX = '$$\\begin{aligned}\nhid &= tanh(x \\, W1^{\\top} + b1) && \\text{[n, h]} \\\\\npred &= hid \\, w2 + b2 && \\text{[n]} \\\\\nJ &= mean((pred - y) ^ 2) && \\text{scalar}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\_t12 &= pred - y && \\text{[n]}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\_g17 &= 2 \\cdot \\_t12/n && \\text{[n]} \\\\\n\\frac{\\partial J}{\\partial b2} &= \\sum_{i} \\_g17_{i} && \\text{scalar} \\\\\n\\frac{\\partial J}{\\partial w2} &= hid^{\\top} \\, \\_g17 && \\text{[h]} \\\\\n\\_g23_{i, j} &= \\_g17_{i} \\cdot w2_{j} \\cdot (1 - hid_{i, j}^2) && \\text{[n, h]} \\\\\n\\frac{\\partial J}{\\partial b1}_{i} &= \\sum_{j} \\_g23_{j, i} && \\text{[h]} \\\\\n\\frac{\\partial J}{\\partial W1} &= (\\_g23^{\\top} \\, x) && \\text{[h, d]}\n\\end{aligned}$$'
+
+
+def _repr_latex_():
+    """The derivation in LaTeX: a notebook displays the module (`m`) with it."""
+    return DERIVATION_LATEX
+
+
+def _repr_markdown_():
+    """The spec and its derivation as Markdown (with LaTeX), for notebooks."""
+    return f"Spec:\n```\n{SPEC}```\n\nDerivation:\n\n{DERIVATION_LATEX}\n"
 
 # One place for the JIT options: cached on disk next to this file; IEEE semantics
 # (1/0 = inf, not an exception, NaN and inf kept); two relaxations only: reassociation,

@@ -21,14 +21,21 @@ Derivation:
     Forward:
         p = softmax(x @ W.T + b, axis=-1)                [n, q]
         J = sum((p - t) ** 2) / 2                        scalar
+      where (intermediate values the backward pass reads):
+        _t5 = x @ W.T                                    [n, q]
+        _t6 = (x @ W.T) + b                              [n, q]
+        _max7[i, 0] = max_j _t6[i, j]                    [n, 1]
+        _expshift8[i, j] = exp(_t6[i, j] - _max7[i, 0])  [n, q]
+        _sumexp9[i, 0] = Σ_j _expshift8[i, j]            [n, 1]
+        _t12 = p - t                                     [n, q]
     Backward (reverse mode, from the objective J):
         _g22[i, 0] = Σ_j -_t12[i, j]*p[i, j]             [n, 1]
         _g26[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g22[i, 0]/_sumexp9[i, 0] [n, q]
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: b826c5a7513c96611c12e5d0181ba464cfebed54502e23bc864934b16126cd2c
-# graphgen-content-sha256: daf809f6657a847faa8ccce2f99d5296cb5be4b9b2e15490c941748604f271b7
+# graphgen-spec-hash: a267681532e5b3dee0cfb9903518c1a4facc6c21c9620096aaf6d55b28aa40c7
+# graphgen-content-sha256: 2467253c32ed8d6f60e716254fc9ed5073ab67cc9fd0e0c922a9dbef0b1411db
 import sys as _sys
 
 import numpy as np
@@ -42,12 +49,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_b826c5a7513c'
+__name__ = 'graphgen_generated_softmax_mse_a267681532e5'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'b826c5a7513c96611c12e5d0181ba464cfebed54502e23bc864934b16126cd2c'
+SPEC_HASH = 'a267681532e5b3dee0cfb9903518c1a4facc6c21c9620096aaf6d55b28aa40c7'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -64,6 +71,17 @@ PARAMS = {
 }
 HYPERS = {
 }
+DERIVATION_LATEX = '$$\\begin{aligned}\np &= softmax(x \\, W^{\\top} + b, axis=-1) && \\text{[n, q]} \\\\\nJ &= sum((p - t) ^ 2) / 2 && \\text{scalar}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\_t5 &= x \\, W^{\\top} && \\text{[n, q]} \\\\\n\\_t6 &= (x \\, W^{\\top}) + b && \\text{[n, q]} \\\\\n\\_max7_{i, 0} &= \\max_{j} \\_t6_{i, j} && \\text{[n, 1]} \\\\\n\\_expshift8_{i, j} &= exp(\\_t6_{i, j} - \\_max7_{i, 0}) && \\text{[n, q]} \\\\\n\\_sumexp9_{i, 0} &= \\sum_{j} \\_expshift8_{i, j} && \\text{[n, 1]} \\\\\n\\_t12 &= p - t && \\text{[n, q]}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\_g22_{i, 0} &= \\sum_{j} -\\_t12_{i, j} \\cdot p_{i, j} && \\text{[n, 1]} \\\\\n\\_g26_{i, j} &= \\_t12_{i, j} \\cdot p_{i, j} + \\_expshift8_{i, j} \\cdot \\_g22_{i, 0}/\\_sumexp9_{i, 0} && \\text{[n, q]} \\\\\n\\frac{\\partial J}{\\partial b}_{i} &= \\sum_{j} \\_g26_{j, i} && \\text{[q]} \\\\\n\\frac{\\partial J}{\\partial W} &= (\\_g26^{\\top} \\, x) && \\text{[q, d]}\n\\end{aligned}$$'
+
+
+def _repr_latex_():
+    """The derivation in LaTeX: a notebook displays the module (`m`) with it."""
+    return DERIVATION_LATEX
+
+
+def _repr_markdown_():
+    """The spec and its derivation as Markdown (with LaTeX), for notebooks."""
+    return f"Spec:\n```\n{SPEC}```\n\nDerivation:\n\n{DERIVATION_LATEX}\n"
 
 # One place for the JIT options: cached on disk next to this file; IEEE semantics
 # (1/0 = inf, not an exception, NaN and inf kept); two relaxations only: reassociation,

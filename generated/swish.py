@@ -27,6 +27,12 @@ Derivation:
         hid = swish(x @ W1.T + b1)                       [n, h]
         o   = hid @ W2.T + b2                            [n, q]
         J   = mean(cross_entropy(o, y))                  scalar
+      where (intermediate values the backward pass reads):
+        _t7 = x @ W1.T                                   [n, h]
+        _t8 = (x @ W1.T) + b1                            [n, h]
+        _max13[i, 0] = max_j o[i, j]                     [n, 1]
+        _expshift14[i, j] = exp(o[i, j] - _max13[i, 0])  [n, q]
+        _sumexp15[i, 0] = Σ_j _expshift14[i, j]          [n, 1]
     Backward (reverse mode, from the objective J):
         dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n [n, q]
         dJ/db2[i] = Σ_j dJ/do[j, i]                      [q]
@@ -36,8 +42,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g36[j, i]                       [h]
         dJ/dW1 = (_g36.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 46c1d415cbaf0bf2c864ba3217cf8a2f4455c0a4afbd0730bab312096d546f76
-# graphgen-content-sha256: b746a7f9ee7df79e504c7257b242e8bcdd7b33e3cb0d8f7b9c74af2a06f11413
+# graphgen-spec-hash: 2514f9a56ad7e2f502b00e5f9d1a354ffc1d82cf028105f4ab0211019925c2f0
+# graphgen-content-sha256: bc3416bca12eb5f1cba2c8301b7dc1e4dc5f61f1c29b8ad98131680658926579
 import sys as _sys
 
 import numpy as np
@@ -51,12 +57,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_46c1d415cbaf'
+__name__ = 'graphgen_generated_swish_2514f9a56ad7'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '46c1d415cbaf0bf2c864ba3217cf8a2f4455c0a4afbd0730bab312096d546f76'
+SPEC_HASH = '2514f9a56ad7e2f502b00e5f9d1a354ffc1d82cf028105f4ab0211019925c2f0'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -75,6 +81,17 @@ PARAMS = {
 }
 HYPERS = {
 }
+DERIVATION_LATEX = '$$\\begin{aligned}\nhid &= swish(x \\, W1^{\\top} + b1) && \\text{[n, h]} \\\\\no &= hid \\, W2^{\\top} + b2 && \\text{[n, q]} \\\\\nJ &= mean(cross\\_entropy(o, y)) && \\text{scalar}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\_t7 &= x \\, W1^{\\top} && \\text{[n, h]} \\\\\n\\_t8 &= (x \\, W1^{\\top}) + b1 && \\text{[n, h]} \\\\\n\\_max13_{i, 0} &= \\max_{j} o_{i, j} && \\text{[n, 1]} \\\\\n\\_expshift14_{i, j} &= exp(o_{i, j} - \\_max13_{i, 0}) && \\text{[n, q]} \\\\\n\\_sumexp15_{i, 0} &= \\sum_{j} \\_expshift14_{i, j} && \\text{[n, 1]}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\frac{\\partial J}{\\partial o}_{i, j} &= \\_expshift14_{i, j}/(\\_sumexp15_{i, 0} \\cdot n) - [y_{i} == j]/n && \\text{[n, q]} \\\\\n\\frac{\\partial J}{\\partial b2}_{i} &= \\sum_{j} \\frac{\\partial J}{\\partial o}_{j, i} && \\text{[q]} \\\\\n\\frac{\\partial J}{\\partial hid} &= \\frac{\\partial J}{\\partial o} \\, W2 && \\text{[n, h]} \\\\\n\\frac{\\partial J}{\\partial W2} &= (\\frac{\\partial J}{\\partial o}^{\\top} \\, hid) && \\text{[q, h]} \\\\\n\\_g36 &= \\frac{\\partial J}{\\partial hid} \\cdot (hid \\cdot sigmoid(-\\_t8) + sigmoid(\\_t8)) && \\text{[n, h]} \\\\\n\\frac{\\partial J}{\\partial b1}_{i} &= \\sum_{j} \\_g36_{j, i} && \\text{[h]} \\\\\n\\frac{\\partial J}{\\partial W1} &= (\\_g36^{\\top} \\, x) && \\text{[h, d]}\n\\end{aligned}$$'
+
+
+def _repr_latex_():
+    """The derivation in LaTeX: a notebook displays the module (`m`) with it."""
+    return DERIVATION_LATEX
+
+
+def _repr_markdown_():
+    """The spec and its derivation as Markdown (with LaTeX), for notebooks."""
+    return f"Spec:\n```\n{SPEC}```\n\nDerivation:\n\n{DERIVATION_LATEX}\n"
 
 # One place for the JIT options: cached on disk next to this file; IEEE semantics
 # (1/0 = inf, not an exception, NaN and inf kept); two relaxations only: reassociation,

@@ -180,6 +180,40 @@ def derivation_text(graph: Graph, program: Program) -> str:
     return "\n".join(lines)
 
 
+def _latex_term(text: str) -> str:
+    """One printed equation side in LaTeX: dJ/dW → ∂J/∂W, `@` → product, `.T` → ᵀ,
+    `a[i, j]` → a subscripted."""
+    import re
+
+    text = text.replace("_", r"\_")
+    text = re.sub(r"d(\w+)/d([\w\\]+)", r"\\frac{\\partial \1}{\\partial \2}", text)
+    text = re.sub(r"Σ\\_(\w+)", r"\\sum_{\1}", text)
+    text = re.sub(r"max\\_(\w+)", r"\\max_{\1}", text)
+    text = re.sub(r"([\w}])\[([^\[\]]*)\]", r"\1_{\2}", text)
+    text = text.replace(".T", r"^{\top}").replace(" @ ", r" \, ").replace("**", "^")
+    return text.replace("*", r" \cdot ")
+
+
+def derivation_latex(graph: Graph, program: Program) -> str:
+    """The derivation as LaTeX, for notebooks: the forward statements, the intermediates
+    and the backward equations, each an aligned block with shapes on the right."""
+    forward = [(f"{name} = " + (n.origin.source.split("=", 1)[1].strip() if n.origin else
+                                name), n.shape) for name, n in graph.variables.items()]
+    blocks = [forward, [(eq, s.node.shape) for s, eq in _intermediates(program)],
+              [(eq, s.node.shape) for s, eq in program_equations(program, role="backward")]]
+    out = []
+    for rows in blocks:
+        if not rows:
+            continue
+        lines = []
+        for eq, shape in rows:
+            lhs, _, rhs = eq.partition(" = ")
+            lines.append(f"{_latex_term(lhs)} &= {_latex_term(rhs)} "
+                         rf"&& \text{{{fmt_shape(shape)}}}")
+        out.append("$$\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}$$")
+    return "\n".join(out)
+
+
 def update_text(graph: Graph, kernel) -> str:
     """How sgd_step applies each update: folded into the GEMM that makes the gradient
     (BLAS's alpha and beta, no gradient array) or as a loop."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import jinja2
 
 from . import __version__, blas, vecmath
-from .explain import derivation_text, program_equations
+from .explain import derivation_latex, derivation_text, program_equations
 from .ir import Graph, Node
 from .printer import HELPERS
 from .schedule import Program
@@ -177,6 +177,7 @@ def render_module(graph: Graph, kernels: dict[str, Kernel], api: dict, module_na
         spec_file=safe_comment(graph.file),
         spec_lines=[safe_comment(line) for line in graph.text.splitlines()],
         spec_literal=repr(graph.text),
+        derivation_latex=derivation_latex(graph, kernels["value_and_grad"].program),
         derivation=[safe_comment(line) for line in
                     derivation_text(graph, kernels["value_and_grad"].program).splitlines()],
         **support,

@@ -12,6 +12,29 @@ import graphgen
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
+# Whole modules in the slow selection: each still runs in the full suite. The quick selection
+# (`pytest -m "not slow"`) keeps one test file per stage: parsing and checking (test_errors,
+# test_printer), autodiff (test_gradients, test_seed_network, test_entry_points), schedule
+# and BLAS (test_loops, test_blas), render and build (test_generated, test_build), the
+# CLI and training (test_cli, test_train_cli, test_train_api).
+SLOW_MODULES = {
+    "test_benchmarks_smoke.py",  # imports PyTorch/JAX and runs every implementation
+    "test_builds.py",  # concurrent builders in subprocesses
+    "test_examples.py",  # every example through finite differences and PyTorch
+    "test_extremes.py",
+    "test_fuzz.py",  # hypothesis: hundreds of random specs
+    "test_install.py",  # pip installs
+    "test_limits.py",  # a thousand-statement spec
+    "test_train.py",  # digits to 93%
+    "test_vecmath.py",  # ulp sweeps
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def gen_dir(tmp_path_factory) -> Path:

@@ -35,8 +35,8 @@ Derivation:
         _g46 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g46.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: f37d521d020470b58105e8020df2ab4f4d34f0ff2f51005793ab3981d19433f2
-# graphgen-content-sha256: 5f4792981569cc0294620d567f43f2db4ad24fdd4e0a5d67e5a65683a266d500
+# graphgen-spec-hash: 8dbe93b648d69e3f538f8190f3e50cb161645b1c4a969684c7f2c3f6eabf0e6b
+# graphgen-content-sha256: ae56ee69aeceeb88161ba9c4beebe2cc407c013a8769cfecdc1cd3b5b02eeb6f
 import sys as _sys
 
 import numpy as np
@@ -50,12 +50,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_f37d521d0204'
+__name__ = 'graphgen_generated_einsum_mlp_8dbe93b648d6'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'f37d521d020470b58105e8020df2ab4f4d34f0ff2f51005793ab3981d19433f2'
+SPEC_HASH = '8dbe93b648d69e3f538f8190f3e50cb161645b1c4a969684c7f2c3f6eabf0e6b'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

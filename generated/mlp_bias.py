@@ -45,8 +45,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 18d89998777077ae1a040d69fa4db10ccda4641454ec0578106c0458c17f1850
-# graphgen-content-sha256: 0853e08fc0d028b5b3040db27f41dac1521929be728027d15e52d7fbfc72ecdc
+# graphgen-spec-hash: 33cbdd8068731099eb4d071bd7efbd94dfb78a6f4baa8d8cab1671ab7c7dea60
+# graphgen-content-sha256: fe078e5db7dd9f16598cc324fe8040382f95ed58129b1d5002615411339826ce
 import sys as _sys
 
 import numpy as np
@@ -60,12 +60,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_18d899987770'
+__name__ = 'graphgen_generated_mlp_bias_33cbdd806873'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '18d89998777077ae1a040d69fa4db10ccda4641454ec0578106c0458c17f1850'
+SPEC_HASH = '33cbdd8068731099eb4d071bd7efbd94dfb78a6f4baa8d8cab1671ab7c7dea60'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

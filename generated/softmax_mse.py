@@ -34,8 +34,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: a267681532e5b3dee0cfb9903518c1a4facc6c21c9620096aaf6d55b28aa40c7
-# graphgen-content-sha256: 2467253c32ed8d6f60e716254fc9ed5073ab67cc9fd0e0c922a9dbef0b1411db
+# graphgen-spec-hash: c1888f0a5a78f811f51e956642c2edb0aed97da5ff0b49e50a8d2b65ef9d3a75
+# graphgen-content-sha256: 7ad691411e9dce9d5c9e763bd5122cf2ae1f55edc183e84593b431659c774923
 import sys as _sys
 
 import numpy as np
@@ -49,12 +49,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_a267681532e5'
+__name__ = 'graphgen_generated_softmax_mse_c1888f0a5a78'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'a267681532e5b3dee0cfb9903518c1a4facc6c21c9620096aaf6d55b28aa40c7'
+SPEC_HASH = 'c1888f0a5a78f811f51e956642c2edb0aed97da5ff0b49e50a8d2b65ef9d3a75'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

@@ -42,8 +42,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g36[j, i]                       [h]
         dJ/dW1 = (_g36.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 2514f9a56ad7e2f502b00e5f9d1a354ffc1d82cf028105f4ab0211019925c2f0
-# graphgen-content-sha256: bc3416bca12eb5f1cba2c8301b7dc1e4dc5f61f1c29b8ad98131680658926579
+# graphgen-spec-hash: 689db583eca936a271efeb0ad248fc04c751db21845f316c8fed182396358cb3
+# graphgen-content-sha256: 75c396293d9414242cb9497c7543cb2e75cb327da1f3568d840fbfab8bee9334
 import sys as _sys
 
 import numpy as np
@@ -57,12 +57,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_2514f9a56ad7'
+__name__ = 'graphgen_generated_swish_689db583eca9'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '2514f9a56ad7e2f502b00e5f9d1a354ffc1d82cf028105f4ab0211019925c2f0'
+SPEC_HASH = '689db583eca936a271efeb0ad248fc04c751db21845f316c8fed182396358cb3'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -1,9 +1,9 @@
 """Training any spec on any data with its generated `sgd_step`; saved weights; prediction.
 
 `train(spec_or_module, data, **options)` is the public entry (`graphgen.train`); the CLI is a
-thin layer over it. The run is planned before the first step, so every user mistake (a data
-array that fits no input, `lr <= 0`, an output that is not a score matrix) is a `TrainError`
-with a message, never a traceback:
+thin layer over it. The run is planned before the first step (`binding.plan_run`), so every
+user mistake (a data array that fits no input, `lr <= 0`, an output that is not a score
+matrix) is a `TrainError` with a message, never a traceback:
 
 * inputs bind to data arrays by name (or, for a bundled dataset or a table without
   `--columns`, features and target by role: the input `predict` reads, and the one it does not);
@@ -19,7 +19,6 @@ Parameters: 2-D and larger get variance-scaling initialisation (gain 2 for relu-
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import math
 import os
@@ -31,18 +30,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import Data, DatasetError, describe, load_bundled, load_file
+from .binding import (
+    Diverged,
+    TrainError,
+    accepted,
+    bind_names,
+    coerce,
+    plan_run,
+    shape_text,
+)
+from .datasets import Data, DatasetError, load_bundled, load_file
 
 DIVERGENCE_FACTOR = 1e3  # an objective this many times its starting value has diverged
 WEIGHTS_FORMAT = "graphgen-weights-1"
-
-
-class TrainError(Exception):
-    """The spec, the data or the options do not fit a training run (a user mistake)."""
-
-
-class Diverged(TrainError):
-    """The objective became NaN/inf or grew by orders of magnitude."""
 
 
 @dataclass
@@ -131,7 +131,7 @@ def check_config(config: TrainConfig) -> None:
             raise TrainError(f"patience must be at least 1 epoch, got {config.patience}")
         if not config.val:
             raise TrainError("early stopping (patience) watches the validation score: also "
-                             "hold out a validation split (val=0.2, --val 0.2)")
+                             "hold out a validation split (--val 0.2; val=0.2 in Python)")
     if config.metric is not None and config.metric not in METRICS:
         raise TrainError(f"unknown metric {config.metric!r}; choose one of "
                          f"{', '.join(METRICS)}")
@@ -181,245 +181,6 @@ def spec_fingerprint(module) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _spec_inputs_text(module) -> str:
-    return ", ".join(f"{n}{_shape(s)} {k}" for n, (s, k, _) in module.INPUTS.items())
-
-
-def _shape(shape) -> str:
-    return "[" + ", ".join(str(s) for s in shape) + "]"
-
-
-def _takes(fn) -> set:
-    return set(inspect.signature(fn).parameters) - {"unexpected"}
-
-
-# ---------------------------------------------------------------------------- planning
-@dataclass
-class Plan:
-    """How one spec meets one dataset: which array feeds which input, dims, task, metric."""
-
-    inputs: dict  # spec input -> data array name
-    batch_dim: str
-    dims: dict
-    task: str  # "classification" | "regression" | "objective"
-    metric: str | None
-    output: str | None
-    target: str | None  # the spec input the metric compares the output with
-    predict_inputs: list
-
-
-def _bind_names(module, data: Data, needed: list[str]) -> dict:
-    arrays = data.arrays
-    if all(n in arrays for n in needed):
-        return {n: n for n in needed}
-    if data.by_role and set(arrays) <= {"x", "y"}:
-        reads = _takes(module.predict)
-        features = [n for n in needed if n in reads]
-        targets = [n for n in needed if n not in reads]
-        if len(features) == 1 and len(targets) <= 1 and (targets or "y" not in arrays or
-                                                          len(needed) == 1):
-            mapping = {features[0]: "x"}
-            if targets and "y" in arrays:
-                mapping[targets[0]] = "y"
-            if len(mapping) == len(needed):
-                return mapping
-    missing = [n for n in needed if n not in arrays]
-    raise TrainError(
-        f"the data does not match the spec's inputs: the spec takes "
-        f"{', '.join(f'{n}{_shape(module.INPUTS[n][0])}' for n in needed)}; {data.name} holds "
-        f"{describe(arrays)} (no array named {', '.join(map(repr, missing))}). Name the "
-        f"arrays after the inputs (np.savez(..., {missing[0]}=...)) or pick table columns "
-        f"with --columns {missing[0]}=...")
-
-
-def _coerce(name: str, array, decl: tuple, dtype, where: str, classes: int = 0) -> np.ndarray:
-    """The data array for input `name`, in the declared rank and kind; integer labels for a
-    float [n, q] input become one-hot rows of width `classes`."""
-    shape, kind, _ = decl
-    a = np.asarray(array)
-    if kind == "float" and len(shape) == 2 and a.ndim == 1 and a.dtype.kind in "iu" and \
-            shape[1] != 1 and classes:
-        if a.min() < 0:
-            raise TrainError(f"input {name!r}: {where} holds the negative label {a.min()}")
-        return np.ascontiguousarray(np.eye(classes, dtype=dtype)[a])
-    if a.ndim == len(shape) + 1 and a.shape[-1] == 1:
-        a = a[..., 0]
-    elif a.ndim == len(shape) - 1 and (shape[-1] == 1 or isinstance(shape[-1], str)) and \
-            len(shape) >= 2:
-        a = a[..., None]
-    if a.ndim != len(shape):
-        raise TrainError(f"input {name!r} is declared {_shape(shape)} ({len(shape)} axes), "
-                         f"but {where} has shape {a.shape}")
-    if a.dtype.kind not in "biuf":
-        raise TrainError(f"input {name!r}: {where} holds {a.dtype} values, not numbers")
-    if kind == "int":
-        if a.dtype.kind == "f":
-            if not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
-                raise TrainError(f"input {name!r} holds integer labels in the spec, but "
-                                 f"{where} has non-integer values")
-        a = a.astype(np.int64)
-        if a.size and a.min() < 0:
-            raise TrainError(f"input {name!r} holds class labels, but {where} has the "
-                             f"negative label {a.min()}")
-        return np.ascontiguousarray(a)
-    a = np.ascontiguousarray(a, dtype=dtype)
-    if not np.all(np.isfinite(a)):
-        raise TrainError(f"input {name!r}: {where} holds NaN or infinite values")
-    return a
-
-
-def plan_run(module, data: Data, config: TrainConfig, saved_dims: dict | None = None,
-             needed: list[str] | None = None) -> tuple[Plan, dict, dict | None]:
-    """Bind data to the spec; returns (plan, train arrays by input, test arrays or None)."""
-    needed = list(module.INPUTS) if needed is None else needed
-    mapping = _bind_names(module, data, needed)
-    dtype = np.dtype(config.dtype)
-    widths = {}  # one-hot widths: the declared size, a --dim, or the largest label + 1
-    for n, src in mapping.items():
-        parts = [data.arrays[src]] + ([data.test[src]] if data.test is not None else [])
-        if all(np.asarray(a).dtype.kind in "iu" and np.asarray(a).size for a in parts):
-            q = module.INPUTS[n][0][-1] if module.INPUTS[n][0] else 1
-            widths[n] = q if isinstance(q, int) else int(
-                (saved_dims or {}).get(q) or config.dims.get(q) or
-                max(int(np.max(a)) for a in parts) + 1)
-    arrays = {n: _coerce(n, data.arrays[src], module.INPUTS[n], dtype,
-                         f"{data.name}'s array {src!r}", widths.get(n, 0))
-              for n, src in mapping.items()}
-    test = None
-    if data.test is not None:
-        test = {n: _coerce(n, data.test[src], module.INPUTS[n], dtype,
-                           f"{data.name}'s test array {src!r}", widths.get(n, 0))
-                for n, src in mapping.items()}
-    firsts = {module.INPUTS[n][0][0] for n in needed if module.INPUTS[n][0]}
-    if len(firsts) != 1 or not isinstance(next(iter(firsts)), str) or any(
-            not module.INPUTS[n][0] for n in needed):
-        raise TrainError("training splits the data into minibatches along the first axis, "
-                         "which all of the spec's inputs must share as one named dim (like "
-                         f"n in x[n, d], y[n]); the spec declares {_spec_inputs_text(module)}")
-    batch = next(iter(firsts))
-    dims: dict = {}
-    where: dict = {}
-    for n, a in arrays.items():
-        for axis, (dim, size) in enumerate(zip(module.INPUTS[n][0], a.shape)):
-            if axis == 0 and dim == batch:
-                continue
-            if isinstance(dim, int):
-                if size != dim:
-                    raise TrainError(f"input {n!r} must have size {dim} on axis {axis}; the "
-                                     f"data has shape {a.shape}")
-            elif dim in dims and dims[dim] != size:
-                raise TrainError(f"dim {dim!r} is {size} in input {n!r} but {dims[dim]} in "
-                                 f"{where[dim]!r}")
-            else:
-                dims[dim], where[dim] = size, n
-    rows = {len(a) for a in arrays.values()}
-    if len(rows) > 1:
-        raise TrainError(f"the inputs have different numbers of rows: "
-                         f"{', '.join(f'{n} {len(a)}' for n, a in arrays.items())}")
-    for n, a in arrays.items():
-        high = module.INPUTS[n][2]
-        if high is None:
-            continue
-        top = int(max(a.max(), test[n].max() if test else 0)) + 1
-        if isinstance(high, str) and high not in dims:
-            dims[high], where[high] = max(top, int(config.dims.get(high, 0))), n
-        limit = high if isinstance(high, int) else dims[high]
-        if top > limit:
-            raise TrainError(f"input {n!r} holds labels up to {top - 1}, but the spec allows "
-                             f"[0, {limit}) ({high} = {limit})")
-    for name, size in (saved_dims or {}).items():
-        if name in dims and dims[name] != size:
-            raise TrainError(f"the saved weights were trained with {name} = {size}; this "
-                             f"data has {name} = {dims[name]}")
-        dims.setdefault(name, size)
-    for name, size in config.dims.items():
-        if name not in module.DIMS or name == batch:
-            raise TrainError(f"dim {name!r}: the spec has no dimension {name!r} to set (it has "
-                             f"{', '.join(d for d in module.DIMS if d != batch)})")
-        if name in dims and dims[name] != size:
-            source = "saved weights fix" if saved_dims and name in saved_dims else "data fixes"
-            raise TrainError(f"dim {name}={size}: the {source} {name} = {dims[name]}")
-        dims[name] = size
-    for name in module.DIMS:
-        if name not in dims and name != batch:
-            dims[name] = config.default_dim
-    for p, (shape, _, _) in module.PARAMS.items():
-        if batch in shape:
-            raise TrainError(f"param {p!r} is declared {_shape(shape)}, sized by the batch dim "
-                             f"{batch!r}; training needs params that do not depend on it")
-    plan = _plan_task(module, config, batch, dims, mapping)
-    return plan, arrays, test
-
-
-def _plan_task(module, config, batch, dims, mapping) -> Plan:
-    reads = [n for n in module.INPUTS if n in _takes(module.predict)]
-    targets = [n for n in module.INPUTS if n not in reads]
-    outputs = list(module.OUTPUTS)
-    labels = [n for n in targets if module.INPUTS[n][1] == "int"]
-    output = config.output
-    if output is not None and output not in outputs:
-        declared = f"its outputs are {', '.join(outputs)}" if outputs else \
-            "it declares no outputs"
-        raise TrainError(f"output {output!r}: the spec has no output of that name ({declared}); "
-                         f"declare it with `output {output}`")
-
-    def scores(o):  # [n, q] with q the label range
-        shape = _output_shape(module, o)
-        return shape is not None and len(shape) == 2 and shape[0] == batch
-
-    if output is None and outputs:
-        if labels:  # the [n, q] scores whose q is the labels' range, else any [n, k]
-            classes = module.INPUTS[labels[0]][2]
-            output = next((o for o in outputs if scores(o) and classes is not None and
-                           _output_shape(module, o)[1] == classes), None) or next(
-                (o for o in outputs if scores(o)), None)
-        if output is None:
-            output = next((o for o in outputs if any(
-                _output_shape(module, o) == module.INPUTS[t][0] for t in targets)), outputs[0])
-    if output is None:
-        if config.metric:
-            raise TrainError(f"metric {config.metric!r} needs an output to score, and the spec "
-                             "declares none; add `output NAME`")
-        return Plan(mapping, batch, dims, "objective", None, None, None, reads)
-    out_shape = _output_shape(module, output)
-    target = None
-    if labels and scores(output):
-        target = labels[0]
-    else:
-        same = [t for t in targets if module.INPUTS[t][0] == out_shape]
-        target = (same or targets or [None])[0]
-    task = "classification" if target in labels and scores(output) else "regression"
-    metric = config.metric or ("accuracy" if task == "classification" else "mse")
-    if target is None:
-        raise TrainError(f"metric {metric!r} compares output {output!r} with a target input, "
-                         "but every input of the spec is read by the outputs")
-    t_shape, t_kind, _ = module.INPUTS[target]
-    if metric == "accuracy":
-        classes = module.INPUTS[target][2]
-        ok = scores(output) and (t_kind == "int" and len(t_shape) == 1 and
-                                 out_shape[1] == classes or t_shape == out_shape)
-        if not ok:
-            raise TrainError(f"accuracy needs output {output!r} to be [{batch}, classes] scores "
-                             f"and {target!r} integer labels [{batch}] in [0, classes) (or one-hot "
-                             f"rows); the "
-                             f"spec has {output}{_shape(out_shape or ())} and "
-                             f"{target}{_shape(t_shape)} {t_kind}; use --metric mse or mae")
-    elif out_shape is not None and _squeeze(out_shape) != _squeeze(t_shape):
-        raise TrainError(f"{metric} compares output {output!r} {_shape(out_shape)} with the "
-                         f"target {target!r} {_shape(t_shape)}: the shapes differ; choose "
-                         "another --output")
-    return Plan(mapping, batch, dims, task, metric, output, target, reads)
-
-
-def _squeeze(shape):
-    return tuple(s for s in shape if s != 1)
-
-
-def _output_shape(module, name):
-    """The declared shape of an output (the generated module's OUTPUT_SHAPES table)."""
-    return tuple(module.OUTPUT_SHAPES[name])
-
-
 # ---------------------------------------------------------------------------- running
 def init_params(module, dims: dict, seed: int, dtype) -> dict:
     rng = np.random.default_rng(seed)
@@ -437,7 +198,7 @@ def init_params(module, dims: dict, seed: int, dtype) -> dict:
 
 def _outputs(module, params, hypers, arrays, chunk=4096) -> dict:
     """{output: array} from predict, in chunks of rows (memory stays bounded)."""
-    takes = _takes(module.predict)
+    takes = accepted(module.predict)
     rows = len(next(iter(arrays.values())))
     parts: dict = {}
     for start in range(0, rows, chunk):
@@ -602,7 +363,7 @@ def train(spec_or_module, data, config: TrainConfig | None = None, *, progress=F
             batch = {k: v[idx] for k, v in train_arrays.items()}
             loss = module.sgd_step(**batch, **params, **hypers, lr=lr)
             reference = abs(loss) if reference is None else reference
-            if not math.isfinite(loss) or abs(loss) > DIVERGENCE_FACTOR * max(reference, 1e-30):
+            if not math.isfinite(loss) or abs(loss) > DIVERGENCE_FACTOR * max(reference, 1e-12):
                 if bar:
                     bar.close()
                 raise Diverged(
@@ -724,7 +485,7 @@ def load_weights(path, module) -> dict:
     if meta.get("spec_hash") != spec_fingerprint(module):
         saved = ", ".join(f"{k[6:]} {list(v.shape)}" for k, v in files.items()
                           if k.startswith("param."))
-        here = ", ".join(f"{k}{_shape(s)}" for k, (s, _, _) in module.PARAMS.items())
+        here = ", ".join(f"{k}{shape_text(s)}" for k, (s, _, _) in module.PARAMS.items())
         raise TrainError(f"{p} holds weights of another spec: it was saved from "
                          f"{meta.get('spec_name', '?')!r} (params {saved}), this spec "
                          f"declares {here}; use the spec the weights were trained with")
@@ -758,13 +519,13 @@ def predict(spec_or_module, weights, data, dims: dict | None = None,
         data = as_data(data)
     except DatasetError as e:
         raise TrainError(str(e)) from None
-    takes = _takes(module.predict)
+    takes = accepted(module.predict)
     needed = [n for n in module.INPUTS if n in takes]
     dtype = next(iter(params.values())).dtype if params else np.float64
     config = TrainConfig(dtype=str(np.dtype(dtype)) if np.dtype(dtype).kind == "f"
                          else "float64")
-    mapping = _bind_names(module, data, needed)
-    arrays = {n: _coerce(n, data.arrays[src], module.INPUTS[n], np.dtype(config.dtype),
+    mapping = bind_names(module, data, needed)
+    arrays = {n: coerce(n, data.arrays[src], module.INPUTS[n], np.dtype(config.dtype),
                          f"{data.name}'s array {src!r}") for n, src in mapping.items()}
     params = {k: np.array(v, dtype=config.dtype, order="C") for k, v in params.items()}
     hyper_values = {k: float(v) for k, v in {**module.HYPERS, **(hypers or {})}.items()}

@@ -236,13 +236,24 @@ def cmd_examples(args) -> int:
     return 0
 
 
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows `(default: X)` where there is a default the help does not already state."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is None or action.default is False or \
+                action.default == argparse.SUPPRESS or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="graphgen", description="Compile computational-graph specs (.gg) into "
         "Numba-JIT'd forward/backward modules with sympy-derived gradients.")
     parser.add_argument("--version", action="version", version=f"graphgen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _Defaults
 
     p = sub.add_parser("compile", help="write the generated module (default generated/NAME.py)")
     p.add_argument("spec")
@@ -298,12 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", choices=["accuracy", "mse", "mae"], default=None,
                    help="accuracy for [n, q] scores vs integer labels, else mse")
     p.add_argument("--output", metavar="NAME", default=None,
-                   help="the output the metric reads (default: from the task)")
+                   help="the output the metric reads (default: the [n, q] scores for "
+                   "labels, else the output shaped like the target)")
     p.add_argument("--dim", action="append", metavar="NAME=SIZE",
                    help="size of a dim the data does not fix (default 64)")
     p.add_argument("--hyper", action="append", metavar="NAME=VALUE",
                    help="override a hyperparameter's default")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float64",
+                   help="float type of the data and parameters")
     p.add_argument("--save", metavar="WEIGHTS.npz", help="also save the weights here")
     p.add_argument("--resume", metavar="WEIGHTS.npz",
                    help="start from saved weights (same spec)")

@@ -35,8 +35,8 @@ Derivation:
         _g46 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g46.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 8dbe93b648d69e3f538f8190f3e50cb161645b1c4a969684c7f2c3f6eabf0e6b
-# graphgen-content-sha256: ae56ee69aeceeb88161ba9c4beebe2cc407c013a8769cfecdc1cd3b5b02eeb6f
+# graphgen-spec-hash: f4db56a8e0b620f5f23a2df98fc1e8b6c1b142c91b7adce76c3f5722bdcbcbb6
+# graphgen-content-sha256: d6af31ebfcd6983d21d84c700040986dfa3af5313ce8b1764778f55899a8aa9c
 import sys as _sys
 
 import numpy as np
@@ -50,12 +50,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_8dbe93b648d6'
+__name__ = 'graphgen_generated_einsum_mlp_f4db56a8e0b6'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '8dbe93b648d69e3f538f8190f3e50cb161645b1c4a969684c7f2c3f6eabf0e6b'
+SPEC_HASH = 'f4db56a8e0b620f5f23a2df98fc1e8b6c1b142c91b7adce76c3f5722bdcbcbb6'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -218,8 +218,11 @@ def _tanh(x):
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests)
     def _xxgemm(alpha, a, b, beta, c):
-        c *= beta
-        c += alpha * (a @ b)
+        if beta == 0:  # as BLAS: c is not read (it may be np.empty garbage; 0 * NaN is NaN)
+            c[...] = alpha * (a @ b)
+        else:
+            c *= beta
+            c += alpha * (a @ b)
 else:
     @_intrinsic
     def _xxgemm(typingctx, alpha, a, b, beta, c):

@@ -42,8 +42,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 108c60589620aee264c2dafdeb466fabe9ada6c28011e9181e35778ef8452e6b
-# graphgen-content-sha256: e734e39e05bae28359b9dbd0779656d8065901dd0c706a68bdbdd8c5a9d37e69
+# graphgen-spec-hash: a46fd9ae7a331e0de11ce85f4f7c7f292efd28d86e7b0507c1e2d4f8e7441eec
+# graphgen-content-sha256: 685859f41e41478ebd7264a0d875fd7fdbeceedbb3a512d4946342203ad08e04
 import sys as _sys
 
 import numpy as np
@@ -57,12 +57,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_108c60589620'
+__name__ = 'graphgen_generated_mlp_a46fd9ae7a33'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '108c60589620aee264c2dafdeb466fabe9ada6c28011e9181e35778ef8452e6b'
+SPEC_HASH = 'a46fd9ae7a331e0de11ce85f4f7c7f292efd28d86e7b0507c1e2d4f8e7441eec'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -197,8 +197,11 @@ def _log(x):
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests)
     def _xxgemm(alpha, a, b, beta, c):
-        c *= beta
-        c += alpha * (a @ b)
+        if beta == 0:  # as BLAS: c is not read (it may be np.empty garbage; 0 * NaN is NaN)
+            c[...] = alpha * (a @ b)
+        else:
+            c *= beta
+            c += alpha * (a @ b)
 else:
     @_intrinsic
     def _xxgemm(typingctx, alpha, a, b, beta, c):

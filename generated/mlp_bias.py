@@ -45,8 +45,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 33cbdd8068731099eb4d071bd7efbd94dfb78a6f4baa8d8cab1671ab7c7dea60
-# graphgen-content-sha256: fe078e5db7dd9f16598cc324fe8040382f95ed58129b1d5002615411339826ce
+# graphgen-spec-hash: 9e26989c8ca726035072feb4a147db45b6a8ab9900dcc87fd40ae53d76abc707
+# graphgen-content-sha256: 25b1f05d237ce762e8ad0445daf0d9f4d9e3ddf2a001a06f36c5bfbe09b1c9c5
 import sys as _sys
 
 import numpy as np
@@ -60,12 +60,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_33cbdd806873'
+__name__ = 'graphgen_generated_mlp_bias_9e26989c8ca7'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '33cbdd8068731099eb4d071bd7efbd94dfb78a6f4baa8d8cab1671ab7c7dea60'
+SPEC_HASH = '9e26989c8ca726035072feb4a147db45b6a8ab9900dcc87fd40ae53d76abc707'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -202,8 +202,11 @@ def _log(x):
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests)
     def _xxgemm(alpha, a, b, beta, c):
-        c *= beta
-        c += alpha * (a @ b)
+        if beta == 0:  # as BLAS: c is not read (it may be np.empty garbage; 0 * NaN is NaN)
+            c[...] = alpha * (a @ b)
+        else:
+            c *= beta
+            c += alpha * (a @ b)
 else:
     @_intrinsic
     def _xxgemm(typingctx, alpha, a, b, beta, c):

@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g23[j, i]                       [h]
         dJ/dW1 = (_g23.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 59606eecdc3bc1d959c1dfb75673bd492a5e52d95b6b74135ebc7bf2636cfc0a
-# graphgen-content-sha256: e13a4dce70930cb8077c80242d376068a0904e4015d43da963e22dbf914c0a9c
+# graphgen-spec-hash: 7b1f28d7c28430e87c0919621b88467f612b25601706b9ac3650299e33d507f9
+# graphgen-content-sha256: f345d975875c7eba4e285b77c49b19f491efdbd1028aed2f59cef094cd603adf
 import sys as _sys
 
 import numpy as np
@@ -51,12 +51,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_regression_59606eecdc3b'
+__name__ = 'graphgen_generated_regression_7b1f28d7c284'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '59606eecdc3bc1d959c1dfb75673bd492a5e52d95b6b74135ebc7bf2636cfc0a'
+SPEC_HASH = '7b1f28d7c28430e87c0919621b88467f612b25601706b9ac3650299e33d507f9'
 SPEC = '# Regression: one tanh hidden layer, one real number per example, mean squared error.\n# Train it on a CSV: graphgen train regression --data data.csv --columns x=0:4,y=4\ninput x[n, d]\ninput y[n]               # real-valued targets\nparam W1[h, d]\nparam b1[h]\nparam w2[h]\nparam b2\n\nhid  = tanh(x @ W1.T + b1)\npred = hid @ w2 + b2     # one prediction per row, [n]\nJ    = mean((pred - y) ** 2)\n\nminimize J\noutput pred\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['pred']
@@ -193,8 +193,11 @@ def _tanh(x):
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests)
     def _xxgemm(alpha, a, b, beta, c):
-        c *= beta
-        c += alpha * (a @ b)
+        if beta == 0:  # as BLAS: c is not read (it may be np.empty garbage; 0 * NaN is NaN)
+            c[...] = alpha * (a @ b)
+        else:
+            c *= beta
+            c += alpha * (a @ b)
 else:
     @_intrinsic
     def _xxgemm(typingctx, alpha, a, b, beta, c):

@@ -34,8 +34,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: c1888f0a5a78f811f51e956642c2edb0aed97da5ff0b49e50a8d2b65ef9d3a75
-# graphgen-content-sha256: 7ad691411e9dce9d5c9e763bd5122cf2ae1f55edc183e84593b431659c774923
+# graphgen-spec-hash: 14ab278bb48e8c178844ad1f62de6549ca90356f02132180477a25a58450d2e8
+# graphgen-content-sha256: 966ed0aacb3a276fbe8d54f3f08fc754515cc256b2fb64b6409c75e4281aa186
 import sys as _sys
 
 import numpy as np
@@ -49,12 +49,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_c1888f0a5a78'
+__name__ = 'graphgen_generated_softmax_mse_14ab278bb48e'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'c1888f0a5a78f811f51e956642c2edb0aed97da5ff0b49e50a8d2b65ef9d3a75'
+SPEC_HASH = '14ab278bb48e8c178844ad1f62de6549ca90356f02132180477a25a58450d2e8'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -188,8 +188,11 @@ def _log(x):
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests)
     def _xxgemm(alpha, a, b, beta, c):
-        c *= beta
-        c += alpha * (a @ b)
+        if beta == 0:  # as BLAS: c is not read (it may be np.empty garbage; 0 * NaN is NaN)
+            c[...] = alpha * (a @ b)
+        else:
+            c *= beta
+            c += alpha * (a @ b)
 else:
     @_intrinsic
     def _xxgemm(typingctx, alpha, a, b, beta, c):

@@ -42,8 +42,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g36[j, i]                       [h]
         dJ/dW1 = (_g36.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 689db583eca936a271efeb0ad248fc04c751db21845f316c8fed182396358cb3
-# graphgen-content-sha256: 75c396293d9414242cb9497c7543cb2e75cb327da1f3568d840fbfab8bee9334
+# graphgen-spec-hash: 75a7c093e5e4c69613166c776c839e468308b4327e4b36cd76e9b546f45529ab
+# graphgen-content-sha256: dfc9224435be431a4ad3908fd3938051f16233800c9deb511d482c3202ce1625
 import sys as _sys
 
 import numpy as np
@@ -57,12 +57,12 @@ from numba.extending import intrinsic as _intrinsic
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_689db583eca9'
+__name__ = 'graphgen_generated_swish_75a7c093e5e4'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '689db583eca936a271efeb0ad248fc04c751db21845f316c8fed182396358cb3'
+SPEC_HASH = '75a7c093e5e4c69613166c776c839e468308b4327e4b36cd76e9b546f45529ab'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -198,8 +198,11 @@ def _log(x):
 
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests)
     def _xxgemm(alpha, a, b, beta, c):
-        c *= beta
-        c += alpha * (a @ b)
+        if beta == 0:  # as BLAS: c is not read (it may be np.empty garbage; 0 * NaN is NaN)
+            c[...] = alpha * (a @ b)
+        else:
+            c *= beta
+            c += alpha * (a @ b)
 else:
     @_intrinsic
     def _xxgemm(typingctx, alpha, a, b, beta, c):

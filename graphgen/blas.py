@@ -30,8 +30,11 @@ _VEC = dict(error_model="numpy", nogil=True, forceinline=True)
 # --- emitted from here on (see `excerpt`) -------------------------------------------------
 if numba.config.DISABLE_JIT:  # plain Python (debugging, tests)
     def _xxgemm(alpha, a, b, beta, c):
-        c *= beta
-        c += alpha * (a @ b)
+        if beta == 0:  # as BLAS: c is not read (it may be np.empty garbage; 0 * NaN is NaN)
+            c[...] = alpha * (a @ b)
+        else:
+            c *= beta
+            c += alpha * (a @ b)
 else:
     @_intrinsic
     def _xxgemm(typingctx, alpha, a, b, beta, c):

@@ -49,6 +49,19 @@ def test_gemm_with_beta_zero_overwrites_and_checks_shapes():
         _call_gemm(1.0, a, RNG.standard_normal((3, 6)), 0.0, c)
 
 
+def test_plain_python_gemm_with_beta_zero_ignores_garbage_in_c(monkeypatch):
+    """JIT off, _gemm(beta=0) into a workspace from np.empty must not read it: it did
+    (c *= 0 keeps NaN), so value_and_grad of `J = sum(x @ W.T)` was NaN now and then."""
+    source = compile_source("input x[n, d]\nparam W[q, d]\nJ = sum(x @ W.T)\nminimize J\n",
+                            "dot_t.gg").source
+    m = load_python(source, "dot_t_plain")
+    x, W = RNG.standard_normal((4, 3)), RNG.standard_normal((2, 3))
+    monkeypatch.setattr(np, "empty", lambda shape, dtype=float: np.full(shape, np.nan, dtype))
+    J, grads = m.value_and_grad(x=x, W=W)
+    assert J == pytest.approx(float(np.sum(x @ W.T)), rel=1e-12)
+    np.testing.assert_allclose(grads["W"], np.tile(x.sum(axis=0), (2, 1)), rtol=1e-12)
+
+
 def test_gemm_refuses_strided_or_mixed_arrays_at_compile_time():
     a, b, c = RNG.standard_normal((4, 4)), RNG.standard_normal((4, 4)), np.zeros((4, 4))
     with pytest.raises(numba.TypingError):

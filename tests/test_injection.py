@@ -66,7 +66,7 @@ def test_hostile_comments_compile_to_safe_code(name, tmp_path, monkeypatch):
     tree = ast.parse(source)  # still valid Python
     imported = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
                 for a in n.names}
-    assert imported == {"sys", "numpy", "numba"}
+    assert imported == {"sys", "numpy", "numba", "difflib"}  # difflib: "did you mean"
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     assert not names & (DANGEROUS - {"sys"})
     monkeypatch.chdir(tmp_path)

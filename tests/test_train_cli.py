@@ -159,6 +159,7 @@ def test_predict_refuses_bad_out_and_inputs(run, gen_dir, regression_csv):
     assert status == 2 and "the spec takes x[n, d]" in err
 
 
+@pytest.mark.slow  # compiles mlp once more, in the user cache
 def test_installed_example_by_name_and_compiled_outside_the_working_directory(run):
     status, out, _ = run("examples")
     assert status == 0
@@ -189,3 +190,10 @@ def test_help_shows_defaults(run):
     status, out, _ = run("train", "--help")
     assert status == 0
     assert "(default: 0.1)" in out and "(default: 32)" in out and "(default: 20)" in out
+
+
+def test_california_is_refused_when_not_cached(run, gen_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SCIKIT_LEARN_DATA", str(tmp_path / "empty-sklearn-home"))
+    status, _, err = run("train", REGRESSION, "--out", str(gen_dir), "--dataset", "california")
+    assert status == 2
+    assert "not in scikit-learn's cache" in err and "never downloads" in err

@@ -24,6 +24,10 @@ Derivation:
         hid = tanh(einsum(\"nd,hd->nh\", x, W1))           [n, h]
         o   = einsum(\"nh,qh->nq\", hid, W2)               [n, q]
         J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2)) scalar
+      where (intermediate values the backward pass reads):
+        _max8[i, 0] = max_j o[i, j]                      [n, 1]
+        _expshift9[i, j] = exp(o[i, j] - _max8[i, 0])    [n, q]
+        _sumexp10[i, 0] = Σ_j _expshift9[i, j]           [n, 1]
     Backward (reverse mode, from the objective J):
         dJ/do[i, j] = _expshift9[i, j]/(_sumexp10[i, 0]*n) - [y[i] == j]/n [n, q]
         dJ/dhid = dJ/do @ W2                             [n, h]
@@ -31,8 +35,8 @@ Derivation:
         _g43 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g43.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 8c2d48f92c177a873bf3f2a8f3fad4f63337b82923897c82841b6a0c55adadbc
-# graphgen-content-sha256: 148a960c356d98992b38f70ce0b97e2781d70fd78839aa15375dcf65660659e0
+# graphgen-spec-hash: 2858450b446527e4e7daa35cca24b23c0ed1d1a4df62437a66bbac192a01cebf
+# graphgen-content-sha256: eafb24dfea177155160465dca3d6eca4bd7de1ab14349e136b51c0fe6ca7e1d3
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -52,15 +56,16 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_8c2d48f92c17'
+__name__ = 'graphgen_generated_einsum_mlp_2858450b4465'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '8c2d48f92c177a873bf3f2a8f3fad4f63337b82923897c82841b6a0c55adadbc'
+SPEC_HASH = '2858450b446527e4e7daa35cca24b23c0ed1d1a4df62437a66bbac192a01cebf'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
+OUTPUT_SHAPES = {'o': ('n', 'q')}
 DIMS = ['n', 'd', 'h', 'q']
 # name -> (shape, "float" | "int", label range or None)
 INPUTS = {
@@ -74,6 +79,17 @@ PARAMS = {
 HYPERS = {
     'lam': 0.0001,
 }
+DERIVATION_LATEX = '$$\\begin{aligned}\nhid &= tanh(einsum("nd,hd->nh", x, W1)) && \\text{[n, h]} \\\\\no &= einsum("nh,qh->nq", hid, W2) && \\text{[n, q]} \\\\\nJ &= mean(cross\\_entropy(o, y)) + lam / 2  \\cdot  (sum(W1 ^ 2) + sum(W2 ^ 2)) && \\text{scalar}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\_max8_{i, 0} &= \\max_{j} o_{i, j} && \\text{[n, 1]} \\\\\n\\_expshift9_{i, j} &= exp(o_{i, j} - \\_max8_{i, 0}) && \\text{[n, q]} \\\\\n\\_sumexp10_{i, 0} &= \\sum_{j} \\_expshift9_{i, j} && \\text{[n, 1]}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\frac{\\partial J}{\\partial o}_{i, j} &= \\_expshift9_{i, j}/(\\_sumexp10_{i, 0} \\cdot n) - [y_{i} == j]/n && \\text{[n, q]} \\\\\n\\frac{\\partial J}{\\partial hid} &= \\frac{\\partial J}{\\partial o} \\, W2 && \\text{[n, h]} \\\\\n\\frac{\\partial J}{\\partial W2} &= (\\frac{\\partial J}{\\partial o}^{\\top} \\, hid) + W2 \\cdot lam && \\text{[q, h]} \\\\\n\\_g43 &= \\frac{\\partial J}{\\partial hid} \\cdot (1 - hid^2) && \\text{[n, h]} \\\\\n\\frac{\\partial J}{\\partial W1} &= (\\_g43^{\\top} \\, x) + W1 \\cdot lam && \\text{[h, d]}\n\\end{aligned}$$'
+
+
+def _repr_latex_():
+    """The derivation in LaTeX: a notebook displays the module (`m`) with it."""
+    return DERIVATION_LATEX
+
+
+def _repr_markdown_():
+    """The spec and its derivation as Markdown (with LaTeX), for notebooks."""
+    return f"Spec:\n```\n{SPEC}```\n\nDerivation:\n\n{DERIVATION_LATEX}\n"
 
 # One place for the JIT options: cached on disk next to this file; IEEE semantics
 # (1/0 = inf, not an exception, NaN and inf kept); one relaxation only: reassociation,
@@ -618,41 +634,41 @@ def _value_and_grad_kernel(x, y, W1, W2, lam, _budget):
     _b0 = (_f_h*_f_n) * x.itemsize
     if _b0 > _budget:
         _memory_error("temporary '_t5'", _b0, _budget)
-    _b1 = (_f_n*_f_q) * x.itemsize
+    _b1 = (_f_n) * x.itemsize
     if _b1 > _budget:
-        _memory_error("temporary 'o'", _b1, _budget)
-    _b2 = (_f_n) * x.itemsize
+        _memory_error("temporary '_max8'", _b1, _budget)
+    _b2 = (_f_n*_f_q) * x.itemsize
     if _b2 > _budget:
-        _memory_error("temporary '_max8'", _b2, _budget)
-    _b3 = (_f_n*_f_q) * x.itemsize
+        _memory_error("temporary '_expshift9'", _b2, _budget)
+    _b3 = (_f_n) * x.itemsize
     if _b3 > _budget:
-        _memory_error("temporary '_expshift9'", _b3, _budget)
+        _memory_error("temporary '_sumexp10'", _b3, _budget)
     _b4 = (_f_n) * x.itemsize
     if _b4 > _budget:
-        _memory_error("temporary '_sumexp10'", _b4, _budget)
-    _b5 = (_f_n) * x.itemsize
+        _memory_error("temporary '_picked12'", _b4, _budget)
+    _b5 = (_f_n*_f_q) * x.itemsize
     if _b5 > _budget:
-        _memory_error("temporary '_picked12'", _b5, _budget)
-    _b6 = (_f_n*_f_q) * x.itemsize
+        _memory_error("temporary 'dJ_do'", _b5, _budget)
+    _b6 = (_f_h*_f_n) * x.itemsize
     if _b6 > _budget:
-        _memory_error("temporary 'dJ_do'", _b6, _budget)
-    _b7 = (_f_h*_f_n) * x.itemsize
+        _memory_error("temporary 'dJ_dhid'", _b6, _budget)
+    _b7 = (2*_f_h*_f_n + 2*_f_n*_f_q + 3*_f_n + 4096) * x.itemsize
     if _b7 > _budget:
-        _memory_error("temporary 'dJ_dhid'", _b7, _budget)
-    _b8 = (2*_f_h*_f_n + 3*_f_n*_f_q + 3*_f_n + 4096) * x.itemsize
+        _memory_error("the temporaries", _b7, _budget)
+    _b8 = (_f_n*_f_q) * x.itemsize
     if _b8 > _budget:
-        _memory_error("the temporaries", _b8, _budget)
+        _memory_error("array 'o'", _b8, _budget)
     _b9 = (_f_h*_f_q) * x.itemsize
     if _b9 > _budget:
         _memory_error("array '_g41'", _b9, _budget)
     _b10 = (_f_d*_f_h) * x.itemsize
     if _b10 > _budget:
         _memory_error("array '_g44'", _b10, _budget)
-    _b = _b8 + _b9 + _b10
+    _b = _b7 + _b8 + _b9 + _b10
     if _b > _budget:
         _memory_error("all arrays", _b, _budget)
-    _ws = np.empty(2*h*n + 3*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
-    _scratch = _ws[2*h*n + 3*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
+    _ws = np.empty(2*h*n + 2*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[2*h*n + 2*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
     # _t5 = x @ W1.T    [n, h]
     #   part of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
     _t5 = _ws[0:h*n].reshape((n, h))
@@ -663,11 +679,11 @@ def _value_and_grad_kernel(x, y, W1, W2, lam, _budget):
         for i1 in range(h):
             hid[i0, i1] = _tanh(_t5[i0, i1])
     # o   = einsum(\"nh,qh->nq\", hid, W2)    [n, q]  (examples/einsum_mlp.gg:9)
-    o = _ws[h*n:h*n + n*q].reshape((n, q))
+    o = np.empty((n, q), dt)
     _dot_t(hid, W2, o, _scratch)
     # _max8[i, 0] = max_j o[i, j]    [n, 1]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _max8 = _ws[h*n + n*q:h*n + n*q + n].reshape((n, 1))
+    _max8 = _ws[h*n:h*n + n].reshape((n, 1))
     for i0 in range(n):
         acc = -np.inf
         for i1 in range(q):
@@ -675,7 +691,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam, _budget):
         _max8[i0, 0] = acc
     # _expshift9[i, j] = exp(o[i, j] - _max8[i, 0])    [n, q]
     #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _expshift9 = _ws[h*n + n*q + n:h*n + 2*n*q + n].reshape((n, q))
+    _expshift9 = _ws[h*n + n:h*n + n*q + n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             _expshift9[i0, i1] = o[i0, i1] - _max8[i0, 0]
@@ -689,8 +705,8 @@ def _value_and_grad_kernel(x, y, W1, W2, lam, _budget):
     #     part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
     #   _t14 = Σ_i (log(_sumexp10[i, 0]) - _picked12[i])/n    scalar
     #     part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
-    _sumexp10 = _ws[h*n + 2*n*q + n:h*n + 2*n*q + 2*n].reshape((n, 1))
-    _picked12 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
+    _sumexp10 = _ws[h*n + n*q + n:h*n + n*q + 2*n].reshape((n, 1))
+    _picked12 = _ws[h*n + n*q + 2*n:h*n + n*q + 3*n].reshape((n,))
     _acc__t14 = 0.0
     for i0 in range(n):
         acc = 0.0
@@ -721,13 +737,13 @@ def _value_and_grad_kernel(x, y, W1, W2, lam, _budget):
     J = _t14 + lam * (_t17 + _t19) / 2.0
     # dJ/do[i, j] = _expshift9[i, j]/(_sumexp10[i, 0]*n) - [y[i] == j]/n    [n, q]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
-    dJ_do = _ws[h*n + 2*n*q + 3*n:h*n + 3*n*q + 3*n].reshape((n, q))
+    dJ_do = _ws[h*n + n*q + 3*n:h*n + 2*n*q + 3*n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             dJ_do[i0, i1] = _expshift9[i0, i1] / (_sumexp10[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
-    dJ_dhid = _ws[h*n + 3*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, h))
+    dJ_dhid = _ws[h*n + 2*n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
     # _g41 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
@@ -755,7 +771,7 @@ def _value_and_grad_kernel(x, y, W1, W2, lam, _budget):
     for i0 in range(h):
         for i1 in range(d):
             dJ_dW1[i0, i1] = _g44[i0, i1] + W1[i0, i1] * lam
-    return J, dJ_dW1, dJ_dW2
+    return J, dJ_dW1, dJ_dW2, o
 
 
 @numba.njit(**_JIT)
@@ -959,12 +975,188 @@ def _sgd_step_kernel(x, y, W1, W2, lam, lr, _budget):
     _gemm(-lr, dJ_do.T, hid, 1.0 - lr * lam, W2)
     return J
 
+
+@numba.njit(**_JIT)
+def _input_grads_kernel(x, y, W1, W2, lam, _budget):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
+    if n < 1 or d < 1 or h < 1 or q < 1:
+        raise ValueError("graphgen: empty dimension")
+    if x.shape[0] != n or x.shape[1] != d:
+        raise ValueError("graphgen: shape of x")
+    if y.shape[0] != n:
+        raise ValueError("graphgen: shape of y")
+    for _label in y.ravel():
+        if _label < 0 or _label >= q:
+            raise ValueError("graphgen: label in y")
+    if W1.shape[0] != h or W1.shape[1] != d:
+        raise ValueError("graphgen: shape of W1")
+    if W2.shape[0] != q or W2.shape[1] != h:
+        raise ValueError("graphgen: shape of W2")
+    dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_h*_f_n) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t5'", _b0, _budget)
+    _b1 = (_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary '_max8'", _b1, _budget)
+    _b2 = (_f_n*_f_q) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_expshift9'", _b2, _budget)
+    _b3 = (_f_n) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("temporary '_sumexp10'", _b3, _budget)
+    _b4 = (_f_n) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("temporary '_picked12'", _b4, _budget)
+    _b5 = (_f_n*_f_q) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("temporary 'dJ_do'", _b5, _budget)
+    _b6 = (_f_h*_f_n) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("temporary 'dJ_dhid'", _b6, _budget)
+    _b7 = (2*_f_h*_f_n + 2*_f_n*_f_q + 3*_f_n + 4096) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("the temporaries", _b7, _budget)
+    _b8 = (_f_n*_f_q) * x.itemsize
+    if _b8 > _budget:
+        _memory_error("array 'o'", _b8, _budget)
+    _b9 = (_f_h*_f_q) * x.itemsize
+    if _b9 > _budget:
+        _memory_error("array '_g41'", _b9, _budget)
+    _b10 = (_f_d*_f_n) * x.itemsize
+    if _b10 > _budget:
+        _memory_error("array 'dJ_dx'", _b10, _budget)
+    _b11 = (_f_d*_f_h) * x.itemsize
+    if _b11 > _budget:
+        _memory_error("array '_g45'", _b11, _budget)
+    _b = _b7 + _b8 + _b9 + _b10 + _b11
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
+    _ws = np.empty(2*h*n + 2*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[2*h*n + 2*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
+    # _t5 = x @ W1.T    [n, h]
+    #   part of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
+    _t5 = _ws[0:h*n].reshape((n, h))
+    _dot_t(x, W1, _t5, _scratch)
+    # hid = tanh(einsum(\"nd,hd->nh\", x, W1))    [n, h]  (examples/einsum_mlp.gg:8)
+    hid = _t5  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(h):
+            hid[i0, i1] = _tanh(_t5[i0, i1])
+    # o   = einsum(\"nh,qh->nq\", hid, W2)    [n, q]  (examples/einsum_mlp.gg:9)
+    o = np.empty((n, q), dt)
+    _dot_t(hid, W2, o, _scratch)
+    # _max8[i, 0] = max_j o[i, j]    [n, 1]
+    #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
+    _max8 = _ws[h*n:h*n + n].reshape((n, 1))
+    for i0 in range(n):
+        acc = -np.inf
+        for i1 in range(q):
+            acc = max(acc, o[i0, i1])
+        _max8[i0, 0] = acc
+    # _expshift9[i, j] = exp(o[i, j] - _max8[i, 0])    [n, q]
+    #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
+    _expshift9 = _ws[h*n + n:h*n + n*q + n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift9[i0, i1] = o[i0, i1] - _max8[i0, 0]
+    _flat = _expshift9.reshape(n * q)  # the same buffer, as one row
+    for i0 in range(n * q):
+        _flat[i0] = _exp(_flat[i0])
+    # one loop over the rows for the next steps:
+    #   _sumexp10[i, 0] = Σ_j _expshift9[i, j]    [n, 1]
+    #     part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
+    #   _picked12[i] = Σ_j (o[i, j] - _max8[i, 0] if y[i] == j else 0)    [n]
+    #     part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
+    #   _t14 = Σ_i (log(_sumexp10[i, 0]) - _picked12[i])/n    scalar
+    #     part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
+    _sumexp10 = _ws[h*n + n*q + n:h*n + n*q + 2*n].reshape((n, 1))
+    _picked12 = _ws[h*n + n*q + 2*n:h*n + n*q + 3*n].reshape((n,))
+    _acc__t14 = 0.0
+    for i0 in range(n):
+        acc = 0.0
+        for i1 in range(q):
+            acc += _expshift9[i0, i1]
+        _sumexp10[i0, 0] = acc
+        acc = 0.0
+        for i1 in range(q):
+            acc += (o[i0, i1] - _max8[i0, 0] if y[i0] == i1 else 0.0)
+        _picked12[i0] = acc
+        _acc__t14 += (_log(_sumexp10[i0, 0]) - _picked12[i0]) / n
+    _t14 = _acc__t14
+    # _t17 = Σ_ij W1[i, j]**2    scalar
+    #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
+    _acc__t17 = 0.0
+    for i0 in range(h):
+        for i1 in range(d):
+            _acc__t17 += W1[i0, i1] * W1[i0, i1]
+    _t17 = _acc__t17
+    # _t19 = Σ_ij W2[i, j]**2    scalar
+    #   part of: J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/einsum_mlp.gg:10)
+    _acc__t19 = 0.0
+    for i0 in range(q):
+        for i1 in range(h):
+            _acc__t19 += W2[i0, i1] * W2[i0, i1]
+    _t19 = _acc__t19
+    # J   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar  (examples/einsum_mlp.gg:10)
+    J = _t14 + lam * (_t17 + _t19) / 2.0
+    # dJ/do[i, j] = _expshift9[i, j]/(_sumexp10[i, 0]*n) - [y[i] == j]/n    [n, q]
+    #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
+    dJ_do = _ws[h*n + n*q + 3*n:h*n + 2*n*q + 3*n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            dJ_do[i0, i1] = _expshift9[i0, i1] / (_sumexp10[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+    # dJ/dhid = dJ/do @ W2    [n, h]
+    #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
+    dJ_dhid = _ws[h*n + 2*n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, h))
+    np.dot(dJ_do, W2, dJ_dhid)
+    # _g41 = dJ/do.T @ hid    [q, h]
+    #   grad of: o   = einsum(\"nh,qh->nq\", hid, W2)  (examples/einsum_mlp.gg:9)
+    _g41 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g41)
+    # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
+    #   grad of: param W2[q, h]  (examples/einsum_mlp.gg:5)
+    dJ_dW2 = _g41  # reuse the buffer
+    for i0 in range(q):
+        for i1 in range(h):
+            dJ_dW2[i0, i1] = _g41[i0, i1] + W2[i0, i1] * lam
+    # _g43 = dJ/dhid*(1 - hid**2)    [n, h]
+    #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
+    _g43 = dJ_dhid  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(h):
+            _g43[i0, i1] = dJ_dhid[i0, i1] * (1.0 - hid[i0, i1] * hid[i0, i1])
+    # dJ/dx = _g43 @ W1    [n, d]
+    #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
+    dJ_dx = np.empty((n, d), dt)
+    np.dot(_g43, W1, dJ_dx)
+    # _g45 = _g43.T @ x    [h, d]
+    #   grad of: hid = tanh(einsum(\"nd,hd->nh\", x, W1))  (examples/einsum_mlp.gg:8)
+    _g45 = np.empty((h, d), dt)
+    np.dot(_g43.T, x, _g45)
+    # dJ/dW1 = (_g43.T @ x) + W1*lam    [h, d]
+    #   grad of: param W1[h, d]  (examples/einsum_mlp.gg:4)
+    dJ_dW1 = _g45  # reuse the buffer
+    for i0 in range(h):
+        for i1 in range(d):
+            dJ_dW1[i0, i1] = _g45[i0, i1] + W1[i0, i1] * lam
+    return J, dJ_dW1, dJ_dW2, dJ_dx, o
+
 if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (validated)
     _forward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _backward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _value_and_grad_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _predict_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _sgd_step_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _input_grads_kernel._can_compile = False  # (disable_compile asserts a signature exists)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -982,25 +1174,50 @@ _F32 = np.dtype(np.float32)
 _I64 = np.dtype(np.int64)
 
 
-def _distance(a, b):
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
+_KNOWN = frozenset(INPUTS) | frozenset(PARAMS) | frozenset(HYPERS) | {"lr"}
+_FLOAT_INPUTS = ['x']
 
 
 def _bad_call(function, given, unexpected):
+    """A TypeError naming the first unexpected (or the missing) argument; the suggestion
+    (difflib) is never an argument the caller already passed."""
+    import difflib
+
     missing = [name for name, value in given.items() if value is _REQUIRED]
     for name in unexpected:
-        candidates = missing or list(given)
-        best = min(candidates, key=lambda c: _distance(name, c))
-        hint = f"; did you mean {best!r}?" if _distance(name, best) <= max(2, len(name) // 3) \
-            else f"; it takes {', '.join(given)}"
+        close = difflib.get_close_matches(name, missing or [n for n in given if n not in
+                                                            _KNOWN or n in HYPERS], 1, 0.5)
+        if close:
+            hint = f"; did you mean {close[0]!r}?"
+        else:
+            hint = f"; it takes {', '.join(given)}"
+            if name in _KNOWN:
+                hint += " (strict=False ignores the spec's arguments it does not take)"
         raise TypeError(f"{function}() got an unexpected argument {name!r}{hint}")
     raise TypeError(f"{function}() is missing argument{'s' if len(missing) > 1 else ''} "
                     f"{', '.join(repr(m) for m in missing)}")
+
+
+def _unknown(unexpected):
+    """strict=False: drop the spec's arguments this entry point does not take (a kwargs
+    dict reused from training); anything else is still an error."""
+    return {k: v for k, v in unexpected.items() if k not in _KNOWN}
+
+
+def _check_wrt(wrt):
+    """The float inputs named in value_and_grad's wrt (params are always differentiated)."""
+    names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+    for name in names:
+        if name not in _FLOAT_INPUTS and name not in PARAMS:
+            kind = "an integer input" if name in INPUTS else "not an input or param"
+            raise ValueError(f"wrt={name!r}: {kind}; gradients exist for the params and the "
+                             f"float inputs ({', '.join(_FLOAT_INPUTS) or 'none'})")
+    return tuple(n for n in names if n in _FLOAT_INPUTS)
+
+
+def _wrt_result(value, grads, outs, wrt, outputs):
+    grads = {k: v for k, v in grads.items() if k in PARAMS or k in wrt}
+    return (value, grads, outs) if outputs else (value, grads)
 
 
 def _shape_text(shape):
@@ -1008,6 +1225,8 @@ def _shape_text(shape):
 
 
 def _check_scalar(name, value):
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value[()]  # a 0-d array holds one number: take it
     if isinstance(value, (bool, np.bool_)) or not isinstance(
             value, (int, float, np.integer, np.floating)):
         raise TypeError(f"argument {name!r} must be a real number, got {type(value).__name__}")
@@ -1197,8 +1416,10 @@ def _check_aliasing(values, writable):
 
 
 
-def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **unexpected):
+def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, *, strict=True, **unexpected):
     """Training forward pass: a tape dict with J, the outputs and the values backward() reuses."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
         _bad_call('forward', {'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam}, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
@@ -1218,29 +1439,51 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **
     return _sealed({'J': J, 'o': o, 'hid': hid, '_expshift9': _expshift9, '_sumexp10': _sumexp10, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound})
 
 
-def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, **unexpected):
-    """(J, {param: dJ/dparam}) in one native call."""
+def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, *, outputs=False, wrt=None, strict=True, **unexpected):
+    """(J, {param: dJ/dparam}) in one native call; with outputs=True also {output: value}; wrt=(input, ...) adds dJ/dinput for float inputs."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
         _bad_call('value_and_grad', {'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam}, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
+    if wrt is not None and _check_wrt(wrt):
+        return _value_and_grad_wrt(x=x, y=y, W1=W1, W2=W2, lam=lam, wrt=_check_wrt(wrt), outputs=outputs)
     if _value_and_grad_kernel in _READY and x.__class__ is _ndarray and y.__class__ is _ndarray and W1.__class__ is _ndarray and W2.__class__ is _ndarray and lam.__class__ is float:
         try:
-            J, dJ_dW1, dJ_dW2 = _value_and_grad_kernel(x, y, W1, W2, lam, MEMORY_BUDGET)
+            J, dJ_dW1, dJ_dW2, o = _value_and_grad_kernel(x, y, W1, W2, lam, MEMORY_BUDGET)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
-            return float(J), {'W1': dJ_dW1, 'W2': dJ_dW2}
+            return (float(J), {'W1': dJ_dW1, 'W2': dJ_dW2}, {'o': o}) if outputs else (float(J), {'W1': dJ_dW1, 'W2': dJ_dW2})
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     lam = _check_scalar('lam', lam)
     _args = (_a['x'], _a['y'], _a['W1'], _a['W2'], lam, MEMORY_BUDGET,)
     _compile_for(_value_and_grad_kernel, _args)
-    J, dJ_dW1, dJ_dW2 = _value_and_grad_kernel(*_args)
-    return float(J), {'W1': dJ_dW1, 'W2': dJ_dW2}
+    J, dJ_dW1, dJ_dW2, o = _value_and_grad_kernel(*_args)
+    return (float(J), {'W1': dJ_dW1, 'W2': dJ_dW2}, {'o': o}) if outputs else (float(J), {'W1': dJ_dW1, 'W2': dJ_dW2})
 
 
-def predict(x=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, **unexpected):
+def _value_and_grad_wrt(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, *, wrt=(), outputs=False, strict=True, **unexpected):
+    """value_and_grad with gradients w.r.t. the float inputs named in wrt."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
+        _bad_call('_value_and_grad_wrt', {'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam}, unexpected)
+    _threads.choose(False)  # the idle cores (see _Threads)
+    _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
+                                    {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
+    lam = _check_scalar('lam', lam)
+    _args = (_a['x'], _a['y'], _a['W1'], _a['W2'], lam, MEMORY_BUDGET,)
+    _compile_for(_input_grads_kernel, _args)
+    J, dJ_dW1, dJ_dW2, dJ_dx, o = _input_grads_kernel(*_args)
+    return _wrt_result(float(J), {'W1': dJ_dW1, 'W2': dJ_dW2, 'x': dJ_dx}, {'o': o}, wrt, outputs)
+
+
+def predict(x=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, *, strict=True, **unexpected):
     """Inference: o; keeps nothing for a backward pass."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
         _bad_call('predict', {'x': x, 'W1': W1, 'W2': W2, }, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
@@ -1259,8 +1502,10 @@ def predict(x=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, **unexpected):
     return o
 
 
-def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, *, lr=_REQUIRED, **unexpected):
+def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, *, lr=_REQUIRED, strict=True, **unexpected):
     """One SGD step in one native call: updates the params in place (p -= lr * dJ/dp) and returns J before the update."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED or lr is _REQUIRED:
         _bad_call('sgd_step', {'x': x, 'y': y, 'W1': W1, 'W2': W2, "lr": lr, 'lam': lam}, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)

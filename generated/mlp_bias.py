@@ -32,6 +32,10 @@ Derivation:
         L   = mean(cross_entropy(o, y))                  scalar
         s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))    scalar
         J   = L + s                                      scalar
+      where (intermediate values the backward pass reads):
+        _max14[i, 0] = max_j o[i, j]                     [n, 1]
+        _expshift15[i, j] = exp(o[i, j] - _max14[i, 0])  [n, q]
+        _sumexp16[i, 0] = Σ_j _expshift15[i, j]          [n, 1]
     Backward (reverse mode, from the objective J):
         dJ/do[i, j] = _expshift15[i, j]/(_sumexp16[i, 0]*n) - [y[i] == j]/n [n, q]
         dJ/db2[i] = Σ_j dJ/do[j, i]                      [q]
@@ -41,8 +45,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 2559b7f02b8dcb99ff64e2f8ab991b1ceb2e284ca8b1a3250a9fa3cb83838d1f
-# graphgen-content-sha256: 7ce0690fd2d9617281a1c22734b9bd558c6f237c293fc6af10e11d63cc5270c6
+# graphgen-spec-hash: 183d47038e5fce74b8aa57dc6b6514d962c30c2315cc8977fd8b6712bf74ad3a
+# graphgen-content-sha256: 459ef4b3369c65971b71137522f5e7e7da37a534ee24bd6347079e1d207768d5
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -62,15 +66,16 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_2559b7f02b8d'
+__name__ = 'graphgen_generated_mlp_bias_183d47038e5f'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '2559b7f02b8dcb99ff64e2f8ab991b1ceb2e284ca8b1a3250a9fa3cb83838d1f'
+SPEC_HASH = '183d47038e5fce74b8aa57dc6b6514d962c30c2315cc8977fd8b6712bf74ad3a'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
+OUTPUT_SHAPES = {'o': ('n', 'q')}
 DIMS = ['n', 'd', 'h', 'q']
 # name -> (shape, "float" | "int", label range or None)
 INPUTS = {
@@ -86,6 +91,17 @@ PARAMS = {
 HYPERS = {
     'lam': 0.0001,
 }
+DERIVATION_LATEX = '$$\\begin{aligned}\nz &= x \\, W1^{\\top} + b1 && \\text{[n, h]} \\\\\nhid &= relu(z) && \\text{[n, h]} \\\\\no &= hid \\, W2^{\\top} + b2 && \\text{[n, q]} \\\\\nL &= mean(cross\\_entropy(o, y)) && \\text{scalar} \\\\\ns &= lam / 2  \\cdot  (sum(W1 ^ 2) + sum(W2 ^ 2)) && \\text{scalar} \\\\\nJ &= L + s && \\text{scalar}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\_max14_{i, 0} &= \\max_{j} o_{i, j} && \\text{[n, 1]} \\\\\n\\_expshift15_{i, j} &= exp(o_{i, j} - \\_max14_{i, 0}) && \\text{[n, q]} \\\\\n\\_sumexp16_{i, 0} &= \\sum_{j} \\_expshift15_{i, j} && \\text{[n, 1]}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\frac{\\partial J}{\\partial o}_{i, j} &= \\_expshift15_{i, j}/(\\_sumexp16_{i, 0} \\cdot n) - [y_{i} == j]/n && \\text{[n, q]} \\\\\n\\frac{\\partial J}{\\partial b2}_{i} &= \\sum_{j} \\frac{\\partial J}{\\partial o}_{j, i} && \\text{[q]} \\\\\n\\frac{\\partial J}{\\partial hid} &= \\frac{\\partial J}{\\partial o} \\, W2 && \\text{[n, h]} \\\\\n\\frac{\\partial J}{\\partial W2} &= (\\frac{\\partial J}{\\partial o}^{\\top} \\, hid) + W2 \\cdot lam && \\text{[q, h]} \\\\\n\\frac{\\partial J}{\\partial z} &= \\frac{\\partial J}{\\partial hid} \\cdot (hid > 0) && \\text{[n, h]} \\\\\n\\frac{\\partial J}{\\partial b1}_{i} &= \\sum_{j} \\frac{\\partial J}{\\partial z}_{j, i} && \\text{[h]} \\\\\n\\frac{\\partial J}{\\partial W1} &= (\\frac{\\partial J}{\\partial z}^{\\top} \\, x) + W1 \\cdot lam && \\text{[h, d]}\n\\end{aligned}$$'
+
+
+def _repr_latex_():
+    """The derivation in LaTeX: a notebook displays the module (`m`) with it."""
+    return DERIVATION_LATEX
+
+
+def _repr_markdown_():
+    """The spec and its derivation as Markdown (with LaTeX), for notebooks."""
+    return f"Spec:\n```\n{SPEC}```\n\nDerivation:\n\n{DERIVATION_LATEX}\n"
 
 # One place for the JIT options: cached on disk next to this file; IEEE semantics
 # (1/0 = inf, not an exception, NaN and inf kept); one relaxation only: reassociation,
@@ -640,30 +656,30 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam, _budget):
     _b0 = (_f_h*_f_n) * x.itemsize
     if _b0 > _budget:
         _memory_error("temporary '_t8'", _b0, _budget)
-    _b1 = (_f_n*_f_q) * x.itemsize
+    _b1 = (_f_n) * x.itemsize
     if _b1 > _budget:
-        _memory_error("temporary '_t12'", _b1, _budget)
-    _b2 = (_f_n) * x.itemsize
+        _memory_error("temporary '_max14'", _b1, _budget)
+    _b2 = (_f_n*_f_q) * x.itemsize
     if _b2 > _budget:
-        _memory_error("temporary '_max14'", _b2, _budget)
-    _b3 = (_f_n*_f_q) * x.itemsize
+        _memory_error("temporary '_expshift15'", _b2, _budget)
+    _b3 = (_f_n) * x.itemsize
     if _b3 > _budget:
-        _memory_error("temporary '_expshift15'", _b3, _budget)
+        _memory_error("temporary '_sumexp16'", _b3, _budget)
     _b4 = (_f_n) * x.itemsize
     if _b4 > _budget:
-        _memory_error("temporary '_sumexp16'", _b4, _budget)
-    _b5 = (_f_n) * x.itemsize
+        _memory_error("temporary '_picked18'", _b4, _budget)
+    _b5 = (_f_n*_f_q) * x.itemsize
     if _b5 > _budget:
-        _memory_error("temporary '_picked18'", _b5, _budget)
-    _b6 = (_f_n*_f_q) * x.itemsize
+        _memory_error("temporary 'dJ_do'", _b5, _budget)
+    _b6 = (_f_h*_f_n) * x.itemsize
     if _b6 > _budget:
-        _memory_error("temporary 'dJ_do'", _b6, _budget)
-    _b7 = (_f_h*_f_n) * x.itemsize
+        _memory_error("temporary 'dJ_dhid'", _b6, _budget)
+    _b7 = (2*_f_h*_f_n + 2*_f_n*_f_q + 3*_f_n + 4096) * x.itemsize
     if _b7 > _budget:
-        _memory_error("temporary 'dJ_dhid'", _b7, _budget)
-    _b8 = (2*_f_h*_f_n + 3*_f_n*_f_q + 3*_f_n + 4096) * x.itemsize
+        _memory_error("the temporaries", _b7, _budget)
+    _b8 = (_f_n*_f_q) * x.itemsize
     if _b8 > _budget:
-        _memory_error("the temporaries", _b8, _budget)
+        _memory_error("array '_t12'", _b8, _budget)
     _b9 = (_f_q) * x.itemsize
     if _b9 > _budget:
         _memory_error("array 'dJ_db2'", _b9, _budget)
@@ -676,11 +692,11 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam, _budget):
     _b12 = (_f_d*_f_h) * x.itemsize
     if _b12 > _budget:
         _memory_error("array '_g55'", _b12, _budget)
-    _b = _b8 + _b9 + _b10 + _b11 + _b12
+    _b = _b7 + _b8 + _b9 + _b10 + _b11 + _b12
     if _b > _budget:
         _memory_error("all arrays", _b, _budget)
-    _ws = np.empty(2*h*n + 3*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
-    _scratch = _ws[2*h*n + 3*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
+    _ws = np.empty(2*h*n + 2*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[2*h*n + 2*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
     # _t8 = x @ W1.T    [n, h]
     #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
     _t8 = _ws[0:h*n].reshape((n, h))
@@ -692,14 +708,14 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam, _budget):
             hid[i0, i1] = _relu(_t8[i0, i1] + b1[i1])
     # _t12 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    _t12 = _ws[h*n:h*n + n*q].reshape((n, q))
+    _t12 = np.empty((n, q), dt)
     _dot_t(hid, W2, _t12, _scratch)
     # one loop over the rows for the next steps:
     #   o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
     #   _max14[i, 0] = max_j o[i, j]    [n, 1]
     #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
     o = _t12  # reuse the buffer
-    _max14 = _ws[h*n + n*q:h*n + n*q + n].reshape((n, 1))
+    _max14 = _ws[h*n:h*n + n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(q):
             o[i0, i1] = _t12[i0, i1] + b2[i1]
@@ -709,7 +725,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam, _budget):
         _max14[i0, 0] = acc
     # _expshift15[i, j] = exp(o[i, j] - _max14[i, 0])    [n, q]
     #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
-    _expshift15 = _ws[h*n + n*q + n:h*n + 2*n*q + n].reshape((n, q))
+    _expshift15 = _ws[h*n + n:h*n + n*q + n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             _expshift15[i0, i1] = o[i0, i1] - _max14[i0, 0]
@@ -722,8 +738,8 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam, _budget):
     #   _picked18[i] = Σ_j (o[i, j] - _max14[i, 0] if y[i] == j else 0)    [n]
     #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
     #   L   = mean(cross_entropy(o, y))    scalar  (examples/mlp_bias.gg:13)
-    _sumexp16 = _ws[h*n + 2*n*q + n:h*n + 2*n*q + 2*n].reshape((n, 1))
-    _picked18 = _ws[h*n + 2*n*q + 2*n:h*n + 2*n*q + 3*n].reshape((n,))
+    _sumexp16 = _ws[h*n + n*q + n:h*n + n*q + 2*n].reshape((n, 1))
+    _picked18 = _ws[h*n + n*q + 2*n:h*n + n*q + 3*n].reshape((n,))
     _acc_L = 0.0
     for i0 in range(n):
         acc = 0.0
@@ -757,7 +773,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam, _budget):
     #     grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
     #   dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
     #     grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    dJ_do = _ws[h*n + 2*n*q + 3*n:h*n + 3*n*q + 3*n].reshape((n, q))
+    dJ_do = _ws[h*n + n*q + 3*n:h*n + 2*n*q + 3*n].reshape((n, q))
     dJ_db2 = np.empty((q,), dt)
     dJ_db2[:] = 0.0
     for i0 in range(n):
@@ -767,7 +783,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam, _budget):
             dJ_db2[i1] += _v_dJ_do
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
-    dJ_dhid = _ws[h*n + 3*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, h))
+    dJ_dhid = _ws[h*n + 2*n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
     # _g49 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
@@ -802,7 +818,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam, _budget):
     for i0 in range(h):
         for i1 in range(d):
             dJ_dW1[i0, i1] = _g55[i0, i1] + W1[i0, i1] * lam
-    return J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2
+    return J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2, o
 
 
 @numba.njit(**_JIT)
@@ -1069,12 +1085,217 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lam, lr, _budget):
         b2[i0] = b2[i0] - dJ_db2[i0] * lr
     return J
 
+
+@numba.njit(**_JIT)
+def _input_grads_kernel(x, y, W1, b1, W2, b2, lam, _budget):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
+    if n < 1 or d < 1 or h < 1 or q < 1:
+        raise ValueError("graphgen: empty dimension")
+    if x.shape[0] != n or x.shape[1] != d:
+        raise ValueError("graphgen: shape of x")
+    if y.shape[0] != n:
+        raise ValueError("graphgen: shape of y")
+    for _label in y.ravel():
+        if _label < 0 or _label >= q:
+            raise ValueError("graphgen: label in y")
+    if W1.shape[0] != h or W1.shape[1] != d:
+        raise ValueError("graphgen: shape of W1")
+    if b1.shape[0] != h:
+        raise ValueError("graphgen: shape of b1")
+    if W2.shape[0] != q or W2.shape[1] != h:
+        raise ValueError("graphgen: shape of W2")
+    if b2.shape[0] != q:
+        raise ValueError("graphgen: shape of b2")
+    dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_h*_f_n) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t8'", _b0, _budget)
+    _b1 = (_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary '_max14'", _b1, _budget)
+    _b2 = (_f_n*_f_q) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_expshift15'", _b2, _budget)
+    _b3 = (_f_n) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("temporary '_sumexp16'", _b3, _budget)
+    _b4 = (_f_n) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("temporary '_picked18'", _b4, _budget)
+    _b5 = (_f_n*_f_q) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("temporary 'dJ_do'", _b5, _budget)
+    _b6 = (_f_h*_f_n) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("temporary 'dJ_dhid'", _b6, _budget)
+    _b7 = (2*_f_h*_f_n + 2*_f_n*_f_q + 3*_f_n + 4096) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("the temporaries", _b7, _budget)
+    _b8 = (_f_n*_f_q) * x.itemsize
+    if _b8 > _budget:
+        _memory_error("array '_t12'", _b8, _budget)
+    _b9 = (_f_q) * x.itemsize
+    if _b9 > _budget:
+        _memory_error("array 'dJ_db2'", _b9, _budget)
+    _b10 = (_f_h*_f_q) * x.itemsize
+    if _b10 > _budget:
+        _memory_error("array '_g49'", _b10, _budget)
+    _b11 = (_f_h) * x.itemsize
+    if _b11 > _budget:
+        _memory_error("array 'dJ_db1'", _b11, _budget)
+    _b12 = (_f_d*_f_n) * x.itemsize
+    if _b12 > _budget:
+        _memory_error("array 'dJ_dx'", _b12, _budget)
+    _b13 = (_f_d*_f_h) * x.itemsize
+    if _b13 > _budget:
+        _memory_error("array '_g56'", _b13, _budget)
+    _b = _b7 + _b8 + _b9 + _b10 + _b11 + _b12 + _b13
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
+    _ws = np.empty(2*h*n + 2*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[2*h*n + 2*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
+    # _t8 = x @ W1.T    [n, h]
+    #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
+    _t8 = _ws[0:h*n].reshape((n, h))
+    _dot_t(x, W1, _t8, _scratch)
+    # hid = relu(z)    [n, h]  (examples/mlp_bias.gg:11)
+    hid = _t8  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(h):
+            hid[i0, i1] = _relu(_t8[i0, i1] + b1[i1])
+    # _t12 = hid @ W2.T    [n, q]
+    #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    _t12 = np.empty((n, q), dt)
+    _dot_t(hid, W2, _t12, _scratch)
+    # one loop over the rows for the next steps:
+    #   o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
+    #   _max14[i, 0] = max_j o[i, j]    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    o = _t12  # reuse the buffer
+    _max14 = _ws[h*n:h*n + n].reshape((n, 1))
+    for i0 in range(n):
+        for i1 in range(q):
+            o[i0, i1] = _t12[i0, i1] + b2[i1]
+        acc = -np.inf
+        for i1 in range(q):
+            acc = max(acc, o[i0, i1])
+        _max14[i0, 0] = acc
+    # _expshift15[i, j] = exp(o[i, j] - _max14[i, 0])    [n, q]
+    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    _expshift15 = _ws[h*n + n:h*n + n*q + n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift15[i0, i1] = o[i0, i1] - _max14[i0, 0]
+    _flat = _expshift15.reshape(n * q)  # the same buffer, as one row
+    for i0 in range(n * q):
+        _flat[i0] = _exp(_flat[i0])
+    # one loop over the rows for the next steps:
+    #   _sumexp16[i, 0] = Σ_j _expshift15[i, j]    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    #   _picked18[i] = Σ_j (o[i, j] - _max14[i, 0] if y[i] == j else 0)    [n]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    #   L   = mean(cross_entropy(o, y))    scalar  (examples/mlp_bias.gg:13)
+    _sumexp16 = _ws[h*n + n*q + n:h*n + n*q + 2*n].reshape((n, 1))
+    _picked18 = _ws[h*n + n*q + 2*n:h*n + n*q + 3*n].reshape((n,))
+    _acc_L = 0.0
+    for i0 in range(n):
+        acc = 0.0
+        for i1 in range(q):
+            acc += _expshift15[i0, i1]
+        _sumexp16[i0, 0] = acc
+        acc = 0.0
+        for i1 in range(q):
+            acc += (o[i0, i1] - _max14[i0, 0] if y[i0] == i1 else 0.0)
+        _picked18[i0] = acc
+        _acc_L += (_log(_sumexp16[i0, 0]) - _picked18[i0]) / n
+    L = _acc_L
+    # _t23 = Σ_ij W1[i, j]**2    scalar
+    #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
+    _acc__t23 = 0.0
+    for i0 in range(h):
+        for i1 in range(d):
+            _acc__t23 += W1[i0, i1] * W1[i0, i1]
+    _t23 = _acc__t23
+    # _t25 = Σ_ij W2[i, j]**2    scalar
+    #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
+    _acc__t25 = 0.0
+    for i0 in range(q):
+        for i1 in range(h):
+            _acc__t25 += W2[i0, i1] * W2[i0, i1]
+    _t25 = _acc__t25
+    # J   = L + s    scalar  (examples/mlp_bias.gg:15)
+    J = L + lam * (_t23 + _t25) / 2.0
+    # one fused loop for the next steps:
+    #   dJ/do[i, j] = _expshift15[i, j]/(_sumexp16[i, 0]*n) - [y[i] == j]/n    [n, q]
+    #     grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    #   dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
+    #     grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    dJ_do = _ws[h*n + n*q + 3*n:h*n + 2*n*q + 3*n].reshape((n, q))
+    dJ_db2 = np.empty((q,), dt)
+    dJ_db2[:] = 0.0
+    for i0 in range(n):
+        for i1 in range(q):
+            _v_dJ_do = _expshift15[i0, i1] / (_sumexp16[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _v_dJ_do
+            dJ_db2[i1] += _v_dJ_do
+    # dJ/dhid = dJ/do @ W2    [n, h]
+    #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    dJ_dhid = _ws[h*n + 2*n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, h))
+    np.dot(dJ_do, W2, dJ_dhid)
+    # _g49 = dJ/do.T @ hid    [q, h]
+    #   grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    _g49 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g49)
+    # dJ/dW2 = (dJ/do.T @ hid) + W2*lam    [q, h]
+    #   grad of: param W2[q, h]  (examples/mlp_bias.gg:6)
+    dJ_dW2 = _g49  # reuse the buffer
+    for i0 in range(q):
+        for i1 in range(h):
+            dJ_dW2[i0, i1] = _g49[i0, i1] + W2[i0, i1] * lam
+    # one fused loop for the next steps:
+    #   dJ/dz = dJ/dhid*(hid > 0)    [n, h]
+    #     grad of: hid = relu(z)  (examples/mlp_bias.gg:11)
+    #   dJ/db1[i] = Σ_j dJ/dz[j, i]    [h]
+    #     grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
+    dJ_dz = dJ_dhid  # reuse the buffer
+    dJ_db1 = np.empty((h,), dt)
+    dJ_db1[:] = 0.0
+    for i0 in range(n):
+        for i1 in range(h):
+            _v_dJ_dz = dJ_dhid[i0, i1] * (1.0 if hid[i0, i1] > 0.0 else 0.0)
+            dJ_dz[i0, i1] = _v_dJ_dz
+            dJ_db1[i1] += _v_dJ_dz
+    # dJ/dx = dJ/dz @ W1    [n, d]
+    #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
+    dJ_dx = np.empty((n, d), dt)
+    np.dot(dJ_dz, W1, dJ_dx)
+    # _g56 = dJ/dz.T @ x    [h, d]
+    #   grad of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
+    _g56 = np.empty((h, d), dt)
+    np.dot(dJ_dz.T, x, _g56)
+    # dJ/dW1 = (dJ/dz.T @ x) + W1*lam    [h, d]
+    #   grad of: param W1[h, d]  (examples/mlp_bias.gg:4)
+    dJ_dW1 = _g56  # reuse the buffer
+    for i0 in range(h):
+        for i1 in range(d):
+            dJ_dW1[i0, i1] = _g56[i0, i1] + W1[i0, i1] * lam
+    return J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2, dJ_dx, o
+
 if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (validated)
     _forward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _backward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _value_and_grad_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _predict_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _sgd_step_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _input_grads_kernel._can_compile = False  # (disable_compile asserts a signature exists)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -1092,25 +1313,50 @@ _F32 = np.dtype(np.float32)
 _I64 = np.dtype(np.int64)
 
 
-def _distance(a, b):
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
+_KNOWN = frozenset(INPUTS) | frozenset(PARAMS) | frozenset(HYPERS) | {"lr"}
+_FLOAT_INPUTS = ['x']
 
 
 def _bad_call(function, given, unexpected):
+    """A TypeError naming the first unexpected (or the missing) argument; the suggestion
+    (difflib) is never an argument the caller already passed."""
+    import difflib
+
     missing = [name for name, value in given.items() if value is _REQUIRED]
     for name in unexpected:
-        candidates = missing or list(given)
-        best = min(candidates, key=lambda c: _distance(name, c))
-        hint = f"; did you mean {best!r}?" if _distance(name, best) <= max(2, len(name) // 3) \
-            else f"; it takes {', '.join(given)}"
+        close = difflib.get_close_matches(name, missing or [n for n in given if n not in
+                                                            _KNOWN or n in HYPERS], 1, 0.5)
+        if close:
+            hint = f"; did you mean {close[0]!r}?"
+        else:
+            hint = f"; it takes {', '.join(given)}"
+            if name in _KNOWN:
+                hint += " (strict=False ignores the spec's arguments it does not take)"
         raise TypeError(f"{function}() got an unexpected argument {name!r}{hint}")
     raise TypeError(f"{function}() is missing argument{'s' if len(missing) > 1 else ''} "
                     f"{', '.join(repr(m) for m in missing)}")
+
+
+def _unknown(unexpected):
+    """strict=False: drop the spec's arguments this entry point does not take (a kwargs
+    dict reused from training); anything else is still an error."""
+    return {k: v for k, v in unexpected.items() if k not in _KNOWN}
+
+
+def _check_wrt(wrt):
+    """The float inputs named in value_and_grad's wrt (params are always differentiated)."""
+    names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+    for name in names:
+        if name not in _FLOAT_INPUTS and name not in PARAMS:
+            kind = "an integer input" if name in INPUTS else "not an input or param"
+            raise ValueError(f"wrt={name!r}: {kind}; gradients exist for the params and the "
+                             f"float inputs ({', '.join(_FLOAT_INPUTS) or 'none'})")
+    return tuple(n for n in names if n in _FLOAT_INPUTS)
+
+
+def _wrt_result(value, grads, outs, wrt, outputs):
+    grads = {k: v for k, v in grads.items() if k in PARAMS or k in wrt}
+    return (value, grads, outs) if outputs else (value, grads)
 
 
 def _shape_text(shape):
@@ -1118,6 +1364,8 @@ def _shape_text(shape):
 
 
 def _check_scalar(name, value):
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value[()]  # a 0-d array holds one number: take it
     if isinstance(value, (bool, np.bool_)) or not isinstance(
             value, (int, float, np.integer, np.floating)):
         raise TypeError(f"argument {name!r} must be a real number, got {type(value).__name__}")
@@ -1307,8 +1555,10 @@ def _check_aliasing(values, writable):
 
 
 
-def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, lam=0.0001, **unexpected):
+def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, lam=0.0001, *, strict=True, **unexpected):
     """Training forward pass: a tape dict with J, the outputs and the values backward() reuses."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
         _bad_call('forward', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, 'lam': lam}, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
@@ -1328,29 +1578,51 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, 
     return _sealed({'J': J, 'o': o, 'hid': hid, '_expshift15': _expshift15, '_sumexp16': _sumexp16, 'x': _a['x'], 'y': _a['y'], 'W1': _a['W1'], 'W2': _a['W2'], 'lam': lam, "_dims": _bound})
 
 
-def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, lam=0.0001, **unexpected):
-    """(J, {param: dJ/dparam}) in one native call."""
+def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, lam=0.0001, *, outputs=False, wrt=None, strict=True, **unexpected):
+    """(J, {param: dJ/dparam}) in one native call; with outputs=True also {output: value}; wrt=(input, ...) adds dJ/dinput for float inputs."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
         _bad_call('value_and_grad', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, 'lam': lam}, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
+    if wrt is not None and _check_wrt(wrt):
+        return _value_and_grad_wrt(x=x, y=y, W1=W1, b1=b1, W2=W2, b2=b2, lam=lam, wrt=_check_wrt(wrt), outputs=outputs)
     if _value_and_grad_kernel in _READY and x.__class__ is _ndarray and y.__class__ is _ndarray and W1.__class__ is _ndarray and b1.__class__ is _ndarray and W2.__class__ is _ndarray and b2.__class__ is _ndarray and lam.__class__ is float:
         try:
-            J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam, MEMORY_BUDGET)
+            J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2, o = _value_and_grad_kernel(x, y, W1, b1, W2, b2, lam, MEMORY_BUDGET)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
-            return float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}
+            return (float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}, {'o': o}) if outputs else (float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2})
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
     lam = _check_scalar('lam', lam)
     _args = (_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam, MEMORY_BUDGET,)
     _compile_for(_value_and_grad_kernel, _args)
-    J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(*_args)
-    return float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}
+    J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2, o = _value_and_grad_kernel(*_args)
+    return (float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}, {'o': o}) if outputs else (float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2})
 
 
-def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, **unexpected):
+def _value_and_grad_wrt(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, lam=0.0001, *, wrt=(), outputs=False, strict=True, **unexpected):
+    """value_and_grad with gradients w.r.t. the float inputs named in wrt."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
+        _bad_call('_value_and_grad_wrt', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, 'lam': lam}, unexpected)
+    _threads.choose(False)  # the idle cores (see _Threads)
+    _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
+                                    {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
+    lam = _check_scalar('lam', lam)
+    _args = (_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam, MEMORY_BUDGET,)
+    _compile_for(_input_grads_kernel, _args)
+    J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2, dJ_dx, o = _input_grads_kernel(*_args)
+    return _wrt_result(float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2, 'x': dJ_dx}, {'o': o}, wrt, outputs)
+
+
+def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, strict=True, **unexpected):
     """Inference: o; keeps nothing for a backward pass."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
         _bad_call('predict', {'x': x, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
@@ -1369,8 +1641,10 @@ def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED,
     return o
 
 
-def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, lam=0.0001, *, lr=_REQUIRED, **unexpected):
+def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, lam=0.0001, *, lr=_REQUIRED, strict=True, **unexpected):
     """One SGD step in one native call: updates the params in place (p -= lr * dJ/dp) and returns J before the update."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED or lr is _REQUIRED:
         _bad_call('sgd_step', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, "lr": lr, 'lam': lam}, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)

@@ -21,14 +21,21 @@ Derivation:
     Forward:
         p = softmax(x @ W.T + b, axis=-1)                [n, q]
         J = sum((p - t) ** 2) / 2                        scalar
+      where (intermediate values the backward pass reads):
+        _t5 = x @ W.T                                    [n, q]
+        _t6 = (x @ W.T) + b                              [n, q]
+        _max7[i, 0] = max_j _t6[i, j]                    [n, 1]
+        _expshift8[i, j] = exp(_t6[i, j] - _max7[i, 0])  [n, q]
+        _sumexp9[i, 0] = Σ_j _expshift8[i, j]            [n, 1]
+        _t12 = p - t                                     [n, q]
     Backward (reverse mode, from the objective J):
         _g22[i, 0] = Σ_j -_t12[i, j]*p[i, j]             [n, 1]
         _g26[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g22[i, 0]/_sumexp9[i, 0] [n, q]
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 562c4992525c774bc28765428d3c697763085dc9d5d4997aad55626d6c1ab84e
-# graphgen-content-sha256: 3b80a46ecc57dd4f0706a734eac505d9a4164fb016a6fe8b9e8fd41ef7f1048e
+# graphgen-spec-hash: 88d337d120abae4365c745c0972a20e64ef5552a5a02fc6583133a0e599b2db1
+# graphgen-content-sha256: 1284cfd17ff453f6d690e8f9275bc5cd38bf3695bd18dfacc895c3a446b7bff1
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -48,15 +55,16 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_562c4992525c'
+__name__ = 'graphgen_generated_softmax_mse_88d337d120ab'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '562c4992525c774bc28765428d3c697763085dc9d5d4997aad55626d6c1ab84e'
+SPEC_HASH = '88d337d120abae4365c745c0972a20e64ef5552a5a02fc6583133a0e599b2db1'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
+OUTPUT_SHAPES = {'p': ('n', 'q')}
 DIMS = ['n', 'd', 'q']
 # name -> (shape, "float" | "int", label range or None)
 INPUTS = {
@@ -69,6 +77,17 @@ PARAMS = {
 }
 HYPERS = {
 }
+DERIVATION_LATEX = '$$\\begin{aligned}\np &= softmax(x \\, W^{\\top} + b, axis=-1) && \\text{[n, q]} \\\\\nJ &= sum((p - t) ^ 2) / 2 && \\text{scalar}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\_t5 &= x \\, W^{\\top} && \\text{[n, q]} \\\\\n\\_t6 &= (x \\, W^{\\top}) + b && \\text{[n, q]} \\\\\n\\_max7_{i, 0} &= \\max_{j} \\_t6_{i, j} && \\text{[n, 1]} \\\\\n\\_expshift8_{i, j} &= exp(\\_t6_{i, j} - \\_max7_{i, 0}) && \\text{[n, q]} \\\\\n\\_sumexp9_{i, 0} &= \\sum_{j} \\_expshift8_{i, j} && \\text{[n, 1]} \\\\\n\\_t12 &= p - t && \\text{[n, q]}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\_g22_{i, 0} &= \\sum_{j} -\\_t12_{i, j} \\cdot p_{i, j} && \\text{[n, 1]} \\\\\n\\_g26_{i, j} &= \\_t12_{i, j} \\cdot p_{i, j} + \\_expshift8_{i, j} \\cdot \\_g22_{i, 0}/\\_sumexp9_{i, 0} && \\text{[n, q]} \\\\\n\\frac{\\partial J}{\\partial b}_{i} &= \\sum_{j} \\_g26_{j, i} && \\text{[q]} \\\\\n\\frac{\\partial J}{\\partial W} &= (\\_g26^{\\top} \\, x) && \\text{[q, d]}\n\\end{aligned}$$'
+
+
+def _repr_latex_():
+    """The derivation in LaTeX: a notebook displays the module (`m`) with it."""
+    return DERIVATION_LATEX
+
+
+def _repr_markdown_():
+    """The spec and its derivation as Markdown (with LaTeX), for notebooks."""
+    return f"Spec:\n```\n{SPEC}```\n\nDerivation:\n\n{DERIVATION_LATEX}\n"
 
 # One place for the JIT options: cached on disk next to this file; IEEE semantics
 # (1/0 = inf, not an exception, NaN and inf kept); one relaxation only: reassociation,
@@ -568,30 +587,30 @@ def _value_and_grad_kernel(x, t, W, b, _budget):
         _memory_error("temporary '_t10'", _b4, _budget)
     _b5 = (_f_n*_f_q) * x.itemsize
     if _b5 > _budget:
-        _memory_error("temporary 'p'", _b5, _budget)
-    _b6 = (_f_n*_f_q) * x.itemsize
+        _memory_error("temporary '_t12'", _b5, _budget)
+    _b6 = (_f_n) * x.itemsize
     if _b6 > _budget:
-        _memory_error("temporary '_t12'", _b6, _budget)
-    _b7 = (_f_n) * x.itemsize
+        _memory_error("temporary '_g22'", _b6, _budget)
+    _b7 = (_f_n*_f_q) * x.itemsize
     if _b7 > _budget:
-        _memory_error("temporary '_g22'", _b7, _budget)
-    _b8 = (_f_n*_f_q) * x.itemsize
+        _memory_error("temporary '_g26'", _b7, _budget)
+    _b8 = (4*_f_n*_f_q + 4*_f_n + 4096) * x.itemsize
     if _b8 > _budget:
-        _memory_error("temporary '_g26'", _b8, _budget)
-    _b9 = (5*_f_n*_f_q + 4*_f_n + 4096) * x.itemsize
+        _memory_error("the temporaries", _b8, _budget)
+    _b9 = (_f_n*_f_q) * x.itemsize
     if _b9 > _budget:
-        _memory_error("the temporaries", _b9, _budget)
+        _memory_error("array 'p'", _b9, _budget)
     _b10 = (_f_q) * x.itemsize
     if _b10 > _budget:
         _memory_error("array 'dJ_db'", _b10, _budget)
     _b11 = (_f_d*_f_q) * x.itemsize
     if _b11 > _budget:
         _memory_error("array '_g29'", _b11, _budget)
-    _b = _b9 + _b10 + _b11
+    _b = _b8 + _b9 + _b10 + _b11
     if _b > _budget:
         _memory_error("all arrays", _b, _budget)
-    _ws = np.empty(5*n*q + 4*n + 4096, dt)  # every temporary of this call, as views
-    _scratch = _ws[5*n*q + 4*n:]  # room for a small operand, transposed (_dot_t)
+    _ws = np.empty(4*n*q + 4*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[4*n*q + 4*n:]  # room for a small operand, transposed (_dot_t)
     # _t5 = x @ W.T    [n, q]
     #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     _t5 = _ws[0:n*q].reshape((n, q))
@@ -632,8 +651,8 @@ def _value_and_grad_kernel(x, t, W, b, _budget):
     #       part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
     _sumexp9 = _ws[2*n*q + n:2*n*q + 2*n].reshape((n, 1))
     _t10 = _ws[2*n*q + 2*n:2*n*q + 3*n].reshape((n, 1))
-    p = _ws[2*n*q + 3*n:3*n*q + 3*n].reshape((n, q))
-    _t12 = _ws[3*n*q + 3*n:4*n*q + 3*n].reshape((n, q))
+    p = np.empty((n, q), dt)
+    _t12 = _ws[2*n*q + 3*n:3*n*q + 3*n].reshape((n, q))
     _acc__t14 = 0.0
     for i0 in range(n):
         acc = 0.0
@@ -659,8 +678,8 @@ def _value_and_grad_kernel(x, t, W, b, _budget):
     #       grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     #     dJ/db[i] = Σ_j _g26[j, i]    [q]
     #       grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
-    _g22 = _ws[4*n*q + 3*n:4*n*q + 4*n].reshape((n, 1))
-    _g26 = _ws[4*n*q + 4*n:5*n*q + 4*n].reshape((n, q))
+    _g22 = _ws[3*n*q + 3*n:3*n*q + 4*n].reshape((n, 1))
+    _g26 = _ws[3*n*q + 4*n:4*n*q + 4*n].reshape((n, q))
     dJ_db = np.empty((q,), dt)
     dJ_db[:] = 0.0
     for i0 in range(n):
@@ -679,7 +698,7 @@ def _value_and_grad_kernel(x, t, W, b, _budget):
     # dJ/dW = (_g26.T @ x)    [q, d]
     #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
     dJ_dW = _g29  # same values: no copy
-    return J, dJ_dW, dJ_db
+    return J, dJ_dW, dJ_db, p
 
 
 @numba.njit(**_JIT)
@@ -914,12 +933,179 @@ def _sgd_step_kernel(x, t, W, b, lr, _budget):
         b[i0] = b[i0] - dJ_db[i0] * lr
     return J
 
+
+@numba.njit(**_JIT)
+def _input_grads_kernel(x, t, W, b, _budget):
+    n = x.shape[0]
+    d = x.shape[1]
+    q = t.shape[1]
+    if n < 1 or d < 1 or q < 1:
+        raise ValueError("graphgen: empty dimension")
+    if x.shape[0] != n or x.shape[1] != d:
+        raise ValueError("graphgen: shape of x")
+    if t.shape[0] != n or t.shape[1] != q:
+        raise ValueError("graphgen: shape of t")
+    if W.shape[0] != q or W.shape[1] != d:
+        raise ValueError("graphgen: shape of W")
+    if b.shape[0] != q:
+        raise ValueError("graphgen: shape of b")
+    dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_n*_f_q) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t5'", _b0, _budget)
+    _b1 = (_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary '_max7'", _b1, _budget)
+    _b2 = (_f_n*_f_q) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_expshift8'", _b2, _budget)
+    _b3 = (_f_n) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("temporary '_sumexp9'", _b3, _budget)
+    _b4 = (_f_n) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("temporary '_t10'", _b4, _budget)
+    _b5 = (_f_n*_f_q) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("temporary '_t12'", _b5, _budget)
+    _b6 = (_f_n) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("temporary '_g23'", _b6, _budget)
+    _b7 = (_f_n*_f_q) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("temporary '_g27'", _b7, _budget)
+    _b8 = (4*_f_n*_f_q + 4*_f_n + 4096) * x.itemsize
+    if _b8 > _budget:
+        _memory_error("the temporaries", _b8, _budget)
+    _b9 = (_f_n*_f_q) * x.itemsize
+    if _b9 > _budget:
+        _memory_error("array 'p'", _b9, _budget)
+    _b10 = (_f_n*_f_q) * x.itemsize
+    if _b10 > _budget:
+        _memory_error("array 'dJ_dt'", _b10, _budget)
+    _b11 = (_f_q) * x.itemsize
+    if _b11 > _budget:
+        _memory_error("array 'dJ_db'", _b11, _budget)
+    _b12 = (_f_d*_f_n) * x.itemsize
+    if _b12 > _budget:
+        _memory_error("array 'dJ_dx'", _b12, _budget)
+    _b13 = (_f_d*_f_q) * x.itemsize
+    if _b13 > _budget:
+        _memory_error("array '_g31'", _b13, _budget)
+    _b = _b8 + _b9 + _b10 + _b11 + _b12 + _b13
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
+    _ws = np.empty(4*n*q + 4*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[4*n*q + 4*n:]  # room for a small operand, transposed (_dot_t)
+    # _t5 = x @ W.T    [n, q]
+    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _t5 = _ws[0:n*q].reshape((n, q))
+    _dot_t(x, W, _t5, _scratch)
+    # one loop over the rows for the next steps:
+    #   _t6 = (x @ W.T) + b    [n, q]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   _max7[i, 0] = max_j _t6[i, j]    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _t6 = _t5  # reuse the buffer
+    _max7 = _ws[n*q:n*q + n].reshape((n, 1))
+    for i0 in range(n):
+        for i1 in range(q):
+            _t6[i0, i1] = _t5[i0, i1] + b[i1]
+        acc = -np.inf
+        for i1 in range(q):
+            acc = max(acc, _t6[i0, i1])
+        _max7[i0, 0] = acc
+    # _expshift8[i, j] = exp(_t6[i, j] - _max7[i, 0])    [n, q]
+    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _expshift8 = _ws[n*q + n:2*n*q + n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift8[i0, i1] = _t6[i0, i1] - _max7[i0, 0]
+    _flat = _expshift8.reshape(n * q)  # the same buffer, as one row
+    for i0 in range(n * q):
+        _flat[i0] = _exp(_flat[i0])
+    # one loop over the rows for the next steps:
+    #   _sumexp9[i, 0] = Σ_j _expshift8[i, j]    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   _t10 = _max7 + log(_sumexp9)    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   one fused loop for the next steps:
+    #     p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
+    #     _t12 = p - t    [n, q]
+    #       part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
+    #     _t14 = Σ_ij _t12[i, j]**2    scalar
+    #       part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
+    _sumexp9 = _ws[2*n*q + n:2*n*q + 2*n].reshape((n, 1))
+    _t10 = _ws[2*n*q + 2*n:2*n*q + 3*n].reshape((n, 1))
+    p = np.empty((n, q), dt)
+    _t12 = _ws[2*n*q + 3*n:3*n*q + 3*n].reshape((n, q))
+    _acc__t14 = 0.0
+    for i0 in range(n):
+        acc = 0.0
+        for i1 in range(q):
+            acc += _expshift8[i0, i1]
+        _sumexp9[i0, 0] = acc
+        for i1 in range(1):
+            _t10[i0, i1] = _max7[i0, i1] + _log(_sumexp9[i0, i1])
+        for i1 in range(q):
+            _v_p = _exp(_t6[i0, i1] - _t10[i0, 0])
+            p[i0, i1] = _v_p
+            _v__t12 = _v_p - t[i0, i1]
+            _t12[i0, i1] = _v__t12
+            _acc__t14 += _v__t12 * _v__t12
+    _t14 = _acc__t14
+    # J = sum((p - t) ** 2) / 2    scalar  (examples/softmax_mse.gg:8)
+    J = _t14 / 2.0
+    # one loop over the rows for the next steps:
+    #   dJ/dt = -_t12    [n, q]
+    #     grad of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
+    #   _g23[i, 0] = Σ_j -_t12[i, j]*p[i, j]    [n, 1]
+    #     grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   one fused loop for the next steps:
+    #     _g27[i, j] = _t12[i, j]*p[i, j] + _expshift8[i, j]*_g23[i, 0]/_sumexp9[i, 0]    [n, q]
+    #       grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #     dJ/db[i] = Σ_j _g27[j, i]    [q]
+    #       grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    dJ_dt = np.empty((n, q), dt)
+    _g23 = _ws[3*n*q + 3*n:3*n*q + 4*n].reshape((n, 1))
+    _g27 = _ws[3*n*q + 4*n:4*n*q + 4*n].reshape((n, q))
+    dJ_db = np.empty((q,), dt)
+    dJ_db[:] = 0.0
+    for i0 in range(n):
+        for i1 in range(q):
+            dJ_dt[i0, i1] = -_t12[i0, i1]
+        acc = 0.0
+        for i1 in range(q):
+            acc += -p[i0, i1] * _t12[i0, i1]
+        _g23[i0, 0] = acc
+        for i1 in range(q):
+            _v__g27 = p[i0, i1] * _t12[i0, i1] + _expshift8[i0, i1] * _g23[i0, 0] / _sumexp9[i0, 0]
+            _g27[i0, i1] = _v__g27
+            dJ_db[i1] += _v__g27
+    # dJ/dx = _g27 @ W    [n, d]
+    #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    dJ_dx = np.empty((n, d), dt)
+    np.dot(_g27, W, dJ_dx)
+    # _g31 = _g27.T @ x    [q, d]
+    #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _g31 = np.empty((q, d), dt)
+    np.dot(_g27.T, x, _g31)
+    # dJ/dW = (_g27.T @ x)    [q, d]
+    #   grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    dJ_dW = _g31  # same values: no copy
+    return J, dJ_dW, dJ_db, dJ_dx, dJ_dt, p
+
 if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (validated)
     _forward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _backward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _value_and_grad_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _predict_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _sgd_step_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _input_grads_kernel._can_compile = False  # (disable_compile asserts a signature exists)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -937,25 +1123,50 @@ _F32 = np.dtype(np.float32)
 _I64 = np.dtype(np.int64)
 
 
-def _distance(a, b):
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
+_KNOWN = frozenset(INPUTS) | frozenset(PARAMS) | frozenset(HYPERS) | {"lr"}
+_FLOAT_INPUTS = ['x', 't']
 
 
 def _bad_call(function, given, unexpected):
+    """A TypeError naming the first unexpected (or the missing) argument; the suggestion
+    (difflib) is never an argument the caller already passed."""
+    import difflib
+
     missing = [name for name, value in given.items() if value is _REQUIRED]
     for name in unexpected:
-        candidates = missing or list(given)
-        best = min(candidates, key=lambda c: _distance(name, c))
-        hint = f"; did you mean {best!r}?" if _distance(name, best) <= max(2, len(name) // 3) \
-            else f"; it takes {', '.join(given)}"
+        close = difflib.get_close_matches(name, missing or [n for n in given if n not in
+                                                            _KNOWN or n in HYPERS], 1, 0.5)
+        if close:
+            hint = f"; did you mean {close[0]!r}?"
+        else:
+            hint = f"; it takes {', '.join(given)}"
+            if name in _KNOWN:
+                hint += " (strict=False ignores the spec's arguments it does not take)"
         raise TypeError(f"{function}() got an unexpected argument {name!r}{hint}")
     raise TypeError(f"{function}() is missing argument{'s' if len(missing) > 1 else ''} "
                     f"{', '.join(repr(m) for m in missing)}")
+
+
+def _unknown(unexpected):
+    """strict=False: drop the spec's arguments this entry point does not take (a kwargs
+    dict reused from training); anything else is still an error."""
+    return {k: v for k, v in unexpected.items() if k not in _KNOWN}
+
+
+def _check_wrt(wrt):
+    """The float inputs named in value_and_grad's wrt (params are always differentiated)."""
+    names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+    for name in names:
+        if name not in _FLOAT_INPUTS and name not in PARAMS:
+            kind = "an integer input" if name in INPUTS else "not an input or param"
+            raise ValueError(f"wrt={name!r}: {kind}; gradients exist for the params and the "
+                             f"float inputs ({', '.join(_FLOAT_INPUTS) or 'none'})")
+    return tuple(n for n in names if n in _FLOAT_INPUTS)
+
+
+def _wrt_result(value, grads, outs, wrt, outputs):
+    grads = {k: v for k, v in grads.items() if k in PARAMS or k in wrt}
+    return (value, grads, outs) if outputs else (value, grads)
 
 
 def _shape_text(shape):
@@ -963,6 +1174,8 @@ def _shape_text(shape):
 
 
 def _check_scalar(name, value):
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value[()]  # a 0-d array holds one number: take it
     if isinstance(value, (bool, np.bool_)) or not isinstance(
             value, (int, float, np.integer, np.floating)):
         raise TypeError(f"argument {name!r} must be a real number, got {type(value).__name__}")
@@ -1152,8 +1365,10 @@ def _check_aliasing(values, writable):
 
 
 
-def forward(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
+def forward(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, strict=True, **unexpected):
     """Training forward pass: a tape dict with J, the outputs and the values backward() reuses."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or t is _REQUIRED or W is _REQUIRED or b is _REQUIRED:
         _bad_call('forward', {'x': x, 't': t, 'W': W, 'b': b, }, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
@@ -1172,28 +1387,49 @@ def forward(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
     return _sealed({'J': J, 'p': p, '_expshift8': _expshift8, '_sumexp9': _sumexp9, '_t12': _t12, 'x': _a['x'], "_dims": _bound})
 
 
-def value_and_grad(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
-    """(J, {param: dJ/dparam}) in one native call."""
+def value_and_grad(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, outputs=False, wrt=None, strict=True, **unexpected):
+    """(J, {param: dJ/dparam}) in one native call; with outputs=True also {output: value}; wrt=(input, ...) adds dJ/dinput for float inputs."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or t is _REQUIRED or W is _REQUIRED or b is _REQUIRED:
         _bad_call('value_and_grad', {'x': x, 't': t, 'W': W, 'b': b, }, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
+    if wrt is not None and _check_wrt(wrt):
+        return _value_and_grad_wrt(x=x, t=t, W=W, b=b, wrt=_check_wrt(wrt), outputs=outputs)
     if _value_and_grad_kernel in _READY and x.__class__ is _ndarray and t.__class__ is _ndarray and W.__class__ is _ndarray and b.__class__ is _ndarray:
         try:
-            J, dJ_dW, dJ_db = _value_and_grad_kernel(x, t, W, b, MEMORY_BUDGET)
+            J, dJ_dW, dJ_db, p = _value_and_grad_kernel(x, t, W, b, MEMORY_BUDGET)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
-            return float(J), {'W': dJ_dW, 'b': dJ_db}
+            return (float(J), {'W': dJ_dW, 'b': dJ_db}, {'p': p}) if outputs else (float(J), {'W': dJ_dW, 'b': dJ_db})
     _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']})
     _args = (_a['x'], _a['t'], _a['W'], _a['b'], MEMORY_BUDGET,)
     _compile_for(_value_and_grad_kernel, _args)
-    J, dJ_dW, dJ_db = _value_and_grad_kernel(*_args)
-    return float(J), {'W': dJ_dW, 'b': dJ_db}
+    J, dJ_dW, dJ_db, p = _value_and_grad_kernel(*_args)
+    return (float(J), {'W': dJ_dW, 'b': dJ_db}, {'p': p}) if outputs else (float(J), {'W': dJ_dW, 'b': dJ_db})
 
 
-def predict(x=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
+def _value_and_grad_wrt(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, wrt=(), outputs=False, strict=True, **unexpected):
+    """value_and_grad with gradients w.r.t. the float inputs named in wrt."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
+    if unexpected or x is _REQUIRED or t is _REQUIRED or W is _REQUIRED or b is _REQUIRED:
+        _bad_call('_value_and_grad_wrt', {'x': x, 't': t, 'W': W, 'b': b, }, unexpected)
+    _threads.choose(False)  # the idle cores (see _Threads)
+    _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
+                                    {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']})
+    _args = (_a['x'], _a['t'], _a['W'], _a['b'], MEMORY_BUDGET,)
+    _compile_for(_input_grads_kernel, _args)
+    J, dJ_dW, dJ_db, dJ_dx, dJ_dt, p = _input_grads_kernel(*_args)
+    return _wrt_result(float(J), {'W': dJ_dW, 'b': dJ_db, 'x': dJ_dx, 't': dJ_dt}, {'p': p}, wrt, outputs)
+
+
+def predict(x=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, strict=True, **unexpected):
     """Inference: p; keeps nothing for a backward pass."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or W is _REQUIRED or b is _REQUIRED:
         _bad_call('predict', {'x': x, 'W': W, 'b': b, }, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
@@ -1212,8 +1448,10 @@ def predict(x=_REQUIRED, W=_REQUIRED, b=_REQUIRED, **unexpected):
     return p
 
 
-def sgd_step(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, lr=_REQUIRED, **unexpected):
+def sgd_step(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, lr=_REQUIRED, strict=True, **unexpected):
     """One SGD step in one native call: updates the params in place (p -= lr * dJ/dp) and returns J before the update."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or t is _REQUIRED or W is _REQUIRED or b is _REQUIRED or lr is _REQUIRED:
         _bad_call('sgd_step', {'x': x, 't': t, 'W': W, 'b': b, "lr": lr, }, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)

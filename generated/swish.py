@@ -27,6 +27,12 @@ Derivation:
         hid = swish(x @ W1.T + b1)                       [n, h]
         o   = hid @ W2.T + b2                            [n, q]
         J   = mean(cross_entropy(o, y))                  scalar
+      where (intermediate values the backward pass reads):
+        _t7 = x @ W1.T                                   [n, h]
+        _t8 = (x @ W1.T) + b1                            [n, h]
+        _max13[i, 0] = max_j o[i, j]                     [n, 1]
+        _expshift14[i, j] = exp(o[i, j] - _max13[i, 0])  [n, q]
+        _sumexp15[i, 0] = Σ_j _expshift14[i, j]          [n, 1]
     Backward (reverse mode, from the objective J):
         dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n [n, q]
         dJ/db2[i] = Σ_j dJ/do[j, i]                      [q]
@@ -36,8 +42,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g33[j, i]                       [h]
         dJ/dW1 = (_g33.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 835605163356d72a7bd6638e68bc6a30765ff571932f77698bbebdda715844c6
-# graphgen-content-sha256: e5debdcbf207104baaf74acda7cfd11aedf287af99fd6cd13b3fa832b349ce72
+# graphgen-spec-hash: 79892d8e9a52bafa58203fc1decbbf4e15a11b3b8e12439ef414cb58616610b7
+# graphgen-content-sha256: 5e17689b31a50baf95b292d5f987d320208fcd8569a815e487172b1dbc62c038
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -57,15 +63,16 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_835605163356'
+__name__ = 'graphgen_generated_swish_79892d8e9a52'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '835605163356d72a7bd6638e68bc6a30765ff571932f77698bbebdda715844c6'
+SPEC_HASH = '79892d8e9a52bafa58203fc1decbbf4e15a11b3b8e12439ef414cb58616610b7'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
+OUTPUT_SHAPES = {'o': ('n', 'q')}
 DIMS = ['n', 'd', 'h', 'q']
 # name -> (shape, "float" | "int", label range or None)
 INPUTS = {
@@ -80,6 +87,17 @@ PARAMS = {
 }
 HYPERS = {
 }
+DERIVATION_LATEX = '$$\\begin{aligned}\nhid &= swish(x \\, W1^{\\top} + b1) && \\text{[n, h]} \\\\\no &= hid \\, W2^{\\top} + b2 && \\text{[n, q]} \\\\\nJ &= mean(cross\\_entropy(o, y)) && \\text{scalar}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\_t7 &= x \\, W1^{\\top} && \\text{[n, h]} \\\\\n\\_t8 &= (x \\, W1^{\\top}) + b1 && \\text{[n, h]} \\\\\n\\_max13_{i, 0} &= \\max_{j} o_{i, j} && \\text{[n, 1]} \\\\\n\\_expshift14_{i, j} &= exp(o_{i, j} - \\_max13_{i, 0}) && \\text{[n, q]} \\\\\n\\_sumexp15_{i, 0} &= \\sum_{j} \\_expshift14_{i, j} && \\text{[n, 1]}\n\\end{aligned}$$\n$$\\begin{aligned}\n\\frac{\\partial J}{\\partial o}_{i, j} &= \\_expshift14_{i, j}/(\\_sumexp15_{i, 0} \\cdot n) - [y_{i} == j]/n && \\text{[n, q]} \\\\\n\\frac{\\partial J}{\\partial b2}_{i} &= \\sum_{j} \\frac{\\partial J}{\\partial o}_{j, i} && \\text{[q]} \\\\\n\\frac{\\partial J}{\\partial hid} &= \\frac{\\partial J}{\\partial o} \\, W2 && \\text{[n, h]} \\\\\n\\frac{\\partial J}{\\partial W2} &= (\\frac{\\partial J}{\\partial o}^{\\top} \\, hid) && \\text{[q, h]} \\\\\n\\_g33 &= \\frac{\\partial J}{\\partial hid} \\cdot (hid \\cdot sigmoid(-\\_t8) + sigmoid(\\_t8)) && \\text{[n, h]} \\\\\n\\frac{\\partial J}{\\partial b1}_{i} &= \\sum_{j} \\_g33_{j, i} && \\text{[h]} \\\\\n\\frac{\\partial J}{\\partial W1} &= (\\_g33^{\\top} \\, x) && \\text{[h, d]}\n\\end{aligned}$$'
+
+
+def _repr_latex_():
+    """The derivation in LaTeX: a notebook displays the module (`m`) with it."""
+    return DERIVATION_LATEX
+
+
+def _repr_markdown_():
+    """The spec and its derivation as Markdown (with LaTeX), for notebooks."""
+    return f"Spec:\n```\n{SPEC}```\n\nDerivation:\n\n{DERIVATION_LATEX}\n"
 
 # One place for the JIT options: cached on disk next to this file; IEEE semantics
 # (1/0 = inf, not an exception, NaN and inf kept); one relaxation only: reassociation,
@@ -628,30 +646,30 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, _budget):
     _b1 = (_f_h*_f_n) * x.itemsize
     if _b1 > _budget:
         _memory_error("temporary 'hid'", _b1, _budget)
-    _b2 = (_f_n*_f_q) * x.itemsize
+    _b2 = (_f_n) * x.itemsize
     if _b2 > _budget:
-        _memory_error("temporary '_t11'", _b2, _budget)
-    _b3 = (_f_n) * x.itemsize
+        _memory_error("temporary '_max13'", _b2, _budget)
+    _b3 = (_f_n*_f_q) * x.itemsize
     if _b3 > _budget:
-        _memory_error("temporary '_max13'", _b3, _budget)
-    _b4 = (_f_n*_f_q) * x.itemsize
+        _memory_error("temporary '_expshift14'", _b3, _budget)
+    _b4 = (_f_n) * x.itemsize
     if _b4 > _budget:
-        _memory_error("temporary '_expshift14'", _b4, _budget)
+        _memory_error("temporary '_sumexp15'", _b4, _budget)
     _b5 = (_f_n) * x.itemsize
     if _b5 > _budget:
-        _memory_error("temporary '_sumexp15'", _b5, _budget)
-    _b6 = (_f_n) * x.itemsize
+        _memory_error("temporary '_picked17'", _b5, _budget)
+    _b6 = (_f_n*_f_q) * x.itemsize
     if _b6 > _budget:
-        _memory_error("temporary '_picked17'", _b6, _budget)
-    _b7 = (_f_n*_f_q) * x.itemsize
+        _memory_error("temporary 'dJ_do'", _b6, _budget)
+    _b7 = (_f_h*_f_n) * x.itemsize
     if _b7 > _budget:
-        _memory_error("temporary 'dJ_do'", _b7, _budget)
-    _b8 = (_f_h*_f_n) * x.itemsize
+        _memory_error("temporary 'dJ_dhid'", _b7, _budget)
+    _b8 = (3*_f_h*_f_n + 2*_f_n*_f_q + 3*_f_n + 4096) * x.itemsize
     if _b8 > _budget:
-        _memory_error("temporary 'dJ_dhid'", _b8, _budget)
-    _b9 = (3*_f_h*_f_n + 3*_f_n*_f_q + 3*_f_n + 4096) * x.itemsize
+        _memory_error("the temporaries", _b8, _budget)
+    _b9 = (_f_n*_f_q) * x.itemsize
     if _b9 > _budget:
-        _memory_error("the temporaries", _b9, _budget)
+        _memory_error("array '_t11'", _b9, _budget)
     _b10 = (_f_q) * x.itemsize
     if _b10 > _budget:
         _memory_error("array 'dJ_db2'", _b10, _budget)
@@ -664,11 +682,11 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, _budget):
     _b13 = (_f_d*_f_h) * x.itemsize
     if _b13 > _budget:
         _memory_error("array '_g36'", _b13, _budget)
-    _b = _b9 + _b10 + _b11 + _b12 + _b13
+    _b = _b8 + _b9 + _b10 + _b11 + _b12 + _b13
     if _b > _budget:
         _memory_error("all arrays", _b, _budget)
-    _ws = np.empty(3*h*n + 3*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
-    _scratch = _ws[3*h*n + 3*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
+    _ws = np.empty(3*h*n + 2*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[3*h*n + 2*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
     # _t7 = x @ W1.T    [n, h]
     #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     _t7 = _ws[0:h*n].reshape((n, h))
@@ -687,14 +705,14 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, _budget):
             hid[i0, i1] = _v_hid
     # _t11 = hid @ W2.T    [n, q]
     #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _t11 = _ws[2*h*n:2*h*n + n*q].reshape((n, q))
+    _t11 = np.empty((n, q), dt)
     _dot_t(hid, W2, _t11, _scratch)
     # one loop over the rows for the next steps:
     #   o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
     #   _max13[i, 0] = max_j o[i, j]    [n, 1]
     #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
     o = _t11  # reuse the buffer
-    _max13 = _ws[2*h*n + n*q:2*h*n + n*q + n].reshape((n, 1))
+    _max13 = _ws[2*h*n:2*h*n + n].reshape((n, 1))
     for i0 in range(n):
         for i1 in range(q):
             o[i0, i1] = _t11[i0, i1] + b2[i1]
@@ -704,7 +722,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, _budget):
         _max13[i0, 0] = acc
     # _expshift14[i, j] = exp(o[i, j] - _max13[i, 0])    [n, q]
     #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
-    _expshift14 = _ws[2*h*n + n*q + n:2*h*n + 2*n*q + n].reshape((n, q))
+    _expshift14 = _ws[2*h*n + n:2*h*n + n*q + n].reshape((n, q))
     for i0 in range(n):
         for i1 in range(q):
             _expshift14[i0, i1] = o[i0, i1] - _max13[i0, 0]
@@ -722,10 +740,10 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, _budget):
     #       grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
     #     dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
     #       grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    _sumexp15 = _ws[2*h*n + 2*n*q + n:2*h*n + 2*n*q + 2*n].reshape((n, 1))
-    _picked17 = _ws[2*h*n + 2*n*q + 2*n:2*h*n + 2*n*q + 3*n].reshape((n,))
+    _sumexp15 = _ws[2*h*n + n*q + n:2*h*n + n*q + 2*n].reshape((n, 1))
+    _picked17 = _ws[2*h*n + n*q + 2*n:2*h*n + n*q + 3*n].reshape((n,))
     _acc_J = 0.0
-    dJ_do = _ws[2*h*n + 2*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, q))
+    dJ_do = _ws[2*h*n + n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, q))
     dJ_db2 = np.empty((q,), dt)
     dJ_db2[:] = 0.0
     for i0 in range(n):
@@ -745,7 +763,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, _budget):
     J = _acc_J
     # dJ/dhid = dJ/do @ W2    [n, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
-    dJ_dhid = _ws[2*h*n + 3*n*q + 3*n:3*h*n + 3*n*q + 3*n].reshape((n, h))
+    dJ_dhid = _ws[2*h*n + 2*n*q + 3*n:3*h*n + 2*n*q + 3*n].reshape((n, h))
     np.dot(dJ_do, W2, dJ_dhid)
     # _g31 = dJ/do.T @ hid    [q, h]
     #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
@@ -774,7 +792,7 @@ def _value_and_grad_kernel(x, y, W1, b1, W2, b2, _budget):
     # dJ/dW1 = (_g33.T @ x)    [h, d]
     #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
     dJ_dW1 = _g36  # same values: no copy
-    return J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2
+    return J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2, o
 
 
 @numba.njit(**_JIT)
@@ -1033,12 +1051,204 @@ def _sgd_step_kernel(x, y, W1, b1, W2, b2, lr, _budget):
         b2[i0] = b2[i0] - dJ_db2[i0] * lr
     return J
 
+
+@numba.njit(**_JIT)
+def _input_grads_kernel(x, y, W1, b1, W2, b2, _budget):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
+    if n < 1 or d < 1 or h < 1 or q < 1:
+        raise ValueError("graphgen: empty dimension")
+    if x.shape[0] != n or x.shape[1] != d:
+        raise ValueError("graphgen: shape of x")
+    if y.shape[0] != n:
+        raise ValueError("graphgen: shape of y")
+    for _label in y.ravel():
+        if _label < 0 or _label >= q:
+            raise ValueError("graphgen: label in y")
+    if W1.shape[0] != h or W1.shape[1] != d:
+        raise ValueError("graphgen: shape of W1")
+    if b1.shape[0] != h:
+        raise ValueError("graphgen: shape of b1")
+    if W2.shape[0] != q or W2.shape[1] != h:
+        raise ValueError("graphgen: shape of W2")
+    if b2.shape[0] != q:
+        raise ValueError("graphgen: shape of b2")
+    dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_h*_f_n) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t7'", _b0, _budget)
+    _b1 = (_f_h*_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary 'hid'", _b1, _budget)
+    _b2 = (_f_n) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_max13'", _b2, _budget)
+    _b3 = (_f_n*_f_q) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("temporary '_expshift14'", _b3, _budget)
+    _b4 = (_f_n) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("temporary '_sumexp15'", _b4, _budget)
+    _b5 = (_f_n) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("temporary '_picked17'", _b5, _budget)
+    _b6 = (_f_n*_f_q) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("temporary 'dJ_do'", _b6, _budget)
+    _b7 = (_f_h*_f_n) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("temporary 'dJ_dhid'", _b7, _budget)
+    _b8 = (3*_f_h*_f_n + 2*_f_n*_f_q + 3*_f_n + 4096) * x.itemsize
+    if _b8 > _budget:
+        _memory_error("the temporaries", _b8, _budget)
+    _b9 = (_f_n*_f_q) * x.itemsize
+    if _b9 > _budget:
+        _memory_error("array '_t11'", _b9, _budget)
+    _b10 = (_f_q) * x.itemsize
+    if _b10 > _budget:
+        _memory_error("array 'dJ_db2'", _b10, _budget)
+    _b11 = (_f_h*_f_q) * x.itemsize
+    if _b11 > _budget:
+        _memory_error("array '_g31'", _b11, _budget)
+    _b12 = (_f_h) * x.itemsize
+    if _b12 > _budget:
+        _memory_error("array 'dJ_db1'", _b12, _budget)
+    _b13 = (_f_d*_f_n) * x.itemsize
+    if _b13 > _budget:
+        _memory_error("array 'dJ_dx'", _b13, _budget)
+    _b14 = (_f_d*_f_h) * x.itemsize
+    if _b14 > _budget:
+        _memory_error("array '_g37'", _b14, _budget)
+    _b = _b8 + _b9 + _b10 + _b11 + _b12 + _b13 + _b14
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
+    _ws = np.empty(3*h*n + 2*n*q + 3*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[3*h*n + 2*n*q + 3*n:]  # room for a small operand, transposed (_dot_t)
+    # _t7 = x @ W1.T    [n, h]
+    #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    _t7 = _ws[0:h*n].reshape((n, h))
+    _dot_t(x, W1, _t7, _scratch)
+    # one fused loop for the next steps:
+    #   _t8 = (x @ W1.T) + b1    [n, h]
+    #     part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    #   hid = swish(x @ W1.T + b1)    [n, h]  (examples/swish.gg:11)
+    _t8 = _t7  # reuse the buffer
+    hid = _ws[h*n:2*h*n].reshape((n, h))
+    for i0 in range(n):
+        for i1 in range(h):
+            _v__t8 = _t7[i0, i1] + b1[i1]
+            _t8[i0, i1] = _v__t8
+            _v_hid = _v__t8 * _sigmoid(_v__t8)
+            hid[i0, i1] = _v_hid
+    # _t11 = hid @ W2.T    [n, q]
+    #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    _t11 = np.empty((n, q), dt)
+    _dot_t(hid, W2, _t11, _scratch)
+    # one loop over the rows for the next steps:
+    #   o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
+    #   _max13[i, 0] = max_j o[i, j]    [n, 1]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    o = _t11  # reuse the buffer
+    _max13 = _ws[2*h*n:2*h*n + n].reshape((n, 1))
+    for i0 in range(n):
+        for i1 in range(q):
+            o[i0, i1] = _t11[i0, i1] + b2[i1]
+        acc = -np.inf
+        for i1 in range(q):
+            acc = max(acc, o[i0, i1])
+        _max13[i0, 0] = acc
+    # _expshift14[i, j] = exp(o[i, j] - _max13[i, 0])    [n, q]
+    #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    _expshift14 = _ws[2*h*n + n:2*h*n + n*q + n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift14[i0, i1] = o[i0, i1] - _max13[i0, 0]
+    _flat = _expshift14.reshape(n * q)  # the same buffer, as one row
+    for i0 in range(n * q):
+        _flat[i0] = _exp(_flat[i0])
+    # one loop over the rows for the next steps:
+    #   _sumexp15[i, 0] = Σ_j _expshift14[i, j]    [n, 1]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    #   _picked17[i] = Σ_j (o[i, j] - _max13[i, 0] if y[i] == j else 0)    [n]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    #   J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
+    #   one fused loop for the next steps:
+    #     dJ/do[i, j] = _expshift14[i, j]/(_sumexp15[i, 0]*n) - [y[i] == j]/n    [n, q]
+    #       grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    #     dJ/db2[i] = Σ_j dJ/do[j, i]    [q]
+    #       grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    _sumexp15 = _ws[2*h*n + n*q + n:2*h*n + n*q + 2*n].reshape((n, 1))
+    _picked17 = _ws[2*h*n + n*q + 2*n:2*h*n + n*q + 3*n].reshape((n,))
+    _acc_J = 0.0
+    dJ_do = _ws[2*h*n + n*q + 3*n:2*h*n + 2*n*q + 3*n].reshape((n, q))
+    dJ_db2 = np.empty((q,), dt)
+    dJ_db2[:] = 0.0
+    for i0 in range(n):
+        acc = 0.0
+        for i1 in range(q):
+            acc += _expshift14[i0, i1]
+        _sumexp15[i0, 0] = acc
+        acc = 0.0
+        for i1 in range(q):
+            acc += (o[i0, i1] - _max13[i0, 0] if y[i0] == i1 else 0.0)
+        _picked17[i0] = acc
+        _acc_J += (_log(_sumexp15[i0, 0]) - _picked17[i0]) / n
+        for i1 in range(q):
+            _v_dJ_do = _expshift14[i0, i1] / (_sumexp15[i0, 0] * n) - (1.0 if y[i0] == i1 else 0.0) / n
+            dJ_do[i0, i1] = _v_dJ_do
+            dJ_db2[i1] += _v_dJ_do
+    J = _acc_J
+    # dJ/dhid = dJ/do @ W2    [n, h]
+    #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    dJ_dhid = _ws[2*h*n + 2*n*q + 3*n:3*h*n + 2*n*q + 3*n].reshape((n, h))
+    np.dot(dJ_do, W2, dJ_dhid)
+    # _g31 = dJ/do.T @ hid    [q, h]
+    #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    _g31 = np.empty((q, h), dt)
+    np.dot(dJ_do.T, hid, _g31)
+    # dJ/dW2 = (dJ/do.T @ hid)    [q, h]
+    #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    dJ_dW2 = _g31  # same values: no copy
+    # one fused loop for the next steps:
+    #   _g33 = dJ/dhid*(hid*sigmoid(-_t8) + sigmoid(_t8))    [n, h]
+    #     grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    #   dJ/db1[i] = Σ_j _g33[j, i]    [h]
+    #     grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    _g33 = dJ_dhid  # reuse the buffer
+    dJ_db1 = np.empty((h,), dt)
+    dJ_db1[:] = 0.0
+    for i0 in range(n):
+        for i1 in range(h):
+            _v__g33 = dJ_dhid[i0, i1] * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
+            _g33[i0, i1] = _v__g33
+            dJ_db1[i1] += _v__g33
+    # dJ/dx = _g33 @ W1    [n, d]
+    #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    dJ_dx = np.empty((n, d), dt)
+    np.dot(_g33, W1, dJ_dx)
+    # _g37 = _g33.T @ x    [h, d]
+    #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    _g37 = np.empty((h, d), dt)
+    np.dot(_g33.T, x, _g37)
+    # dJ/dW1 = (_g33.T @ x)    [h, d]
+    #   grad of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    dJ_dW1 = _g37  # same values: no copy
+    return J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2, dJ_dx, o
+
 if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (validated)
     _forward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _backward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _value_and_grad_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _predict_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _sgd_step_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _input_grads_kernel._can_compile = False  # (disable_compile asserts a signature exists)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -1056,25 +1266,50 @@ _F32 = np.dtype(np.float32)
 _I64 = np.dtype(np.int64)
 
 
-def _distance(a, b):
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
+_KNOWN = frozenset(INPUTS) | frozenset(PARAMS) | frozenset(HYPERS) | {"lr"}
+_FLOAT_INPUTS = ['x']
 
 
 def _bad_call(function, given, unexpected):
+    """A TypeError naming the first unexpected (or the missing) argument; the suggestion
+    (difflib) is never an argument the caller already passed."""
+    import difflib
+
     missing = [name for name, value in given.items() if value is _REQUIRED]
     for name in unexpected:
-        candidates = missing or list(given)
-        best = min(candidates, key=lambda c: _distance(name, c))
-        hint = f"; did you mean {best!r}?" if _distance(name, best) <= max(2, len(name) // 3) \
-            else f"; it takes {', '.join(given)}"
+        close = difflib.get_close_matches(name, missing or [n for n in given if n not in
+                                                            _KNOWN or n in HYPERS], 1, 0.5)
+        if close:
+            hint = f"; did you mean {close[0]!r}?"
+        else:
+            hint = f"; it takes {', '.join(given)}"
+            if name in _KNOWN:
+                hint += " (strict=False ignores the spec's arguments it does not take)"
         raise TypeError(f"{function}() got an unexpected argument {name!r}{hint}")
     raise TypeError(f"{function}() is missing argument{'s' if len(missing) > 1 else ''} "
                     f"{', '.join(repr(m) for m in missing)}")
+
+
+def _unknown(unexpected):
+    """strict=False: drop the spec's arguments this entry point does not take (a kwargs
+    dict reused from training); anything else is still an error."""
+    return {k: v for k, v in unexpected.items() if k not in _KNOWN}
+
+
+def _check_wrt(wrt):
+    """The float inputs named in value_and_grad's wrt (params are always differentiated)."""
+    names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
+    for name in names:
+        if name not in _FLOAT_INPUTS and name not in PARAMS:
+            kind = "an integer input" if name in INPUTS else "not an input or param"
+            raise ValueError(f"wrt={name!r}: {kind}; gradients exist for the params and the "
+                             f"float inputs ({', '.join(_FLOAT_INPUTS) or 'none'})")
+    return tuple(n for n in names if n in _FLOAT_INPUTS)
+
+
+def _wrt_result(value, grads, outs, wrt, outputs):
+    grads = {k: v for k, v in grads.items() if k in PARAMS or k in wrt}
+    return (value, grads, outs) if outputs else (value, grads)
 
 
 def _shape_text(shape):
@@ -1082,6 +1317,8 @@ def _shape_text(shape):
 
 
 def _check_scalar(name, value):
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value[()]  # a 0-d array holds one number: take it
     if isinstance(value, (bool, np.bool_)) or not isinstance(
             value, (int, float, np.integer, np.floating)):
         raise TypeError(f"argument {name!r} must be a real number, got {type(value).__name__}")
@@ -1271,8 +1508,10 @@ def _check_aliasing(values, writable):
 
 
 
-def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, **unexpected):
+def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, strict=True, **unexpected):
     """Training forward pass: a tape dict with J, the outputs and the values backward() reuses."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
         _bad_call('forward', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
@@ -1291,28 +1530,49 @@ def forward(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, 
     return _sealed({'J': J, 'o': o, '_t8': _t8, 'hid': hid, '_expshift14': _expshift14, '_sumexp15': _sumexp15, 'x': _a['x'], 'y': _a['y'], 'W2': _a['W2'], "_dims": _bound})
 
 
-def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, **unexpected):
-    """(J, {param: dJ/dparam}) in one native call."""
+def value_and_grad(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, outputs=False, wrt=None, strict=True, **unexpected):
+    """(J, {param: dJ/dparam}) in one native call; with outputs=True also {output: value}; wrt=(input, ...) adds dJ/dinput for float inputs."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
         _bad_call('value_and_grad', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
+    if wrt is not None and _check_wrt(wrt):
+        return _value_and_grad_wrt(x=x, y=y, W1=W1, b1=b1, W2=W2, b2=b2, wrt=_check_wrt(wrt), outputs=outputs)
     if _value_and_grad_kernel in _READY and x.__class__ is _ndarray and y.__class__ is _ndarray and W1.__class__ is _ndarray and b1.__class__ is _ndarray and W2.__class__ is _ndarray and b2.__class__ is _ndarray:
         try:
-            J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(x, y, W1, b1, W2, b2, MEMORY_BUDGET)
+            J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2, o = _value_and_grad_kernel(x, y, W1, b1, W2, b2, MEMORY_BUDGET)
         except (TypeError, ValueError):
             pass  # unseen argument types, or a shape/label problem: see below
         else:
-            return float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}
+            return (float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}, {'o': o}) if outputs else (float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2})
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
     _args = (_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], MEMORY_BUDGET,)
     _compile_for(_value_and_grad_kernel, _args)
-    J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2 = _value_and_grad_kernel(*_args)
-    return float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}
+    J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2, o = _value_and_grad_kernel(*_args)
+    return (float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2}, {'o': o}) if outputs else (float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2})
 
 
-def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, **unexpected):
+def _value_and_grad_wrt(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, wrt=(), outputs=False, strict=True, **unexpected):
+    """value_and_grad with gradients w.r.t. the float inputs named in wrt."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
+        _bad_call('_value_and_grad_wrt', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
+    _threads.choose(False)  # the idle cores (see _Threads)
+    _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
+                                    {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
+    _args = (_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], MEMORY_BUDGET,)
+    _compile_for(_input_grads_kernel, _args)
+    J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2, dJ_dx, o = _input_grads_kernel(*_args)
+    return _wrt_result(float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2, 'x': dJ_dx}, {'o': o}, wrt, outputs)
+
+
+def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, strict=True, **unexpected):
     """Inference: o; keeps nothing for a backward pass."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
         _bad_call('predict', {'x': x, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)
@@ -1331,8 +1591,10 @@ def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED,
     return o
 
 
-def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, lr=_REQUIRED, **unexpected):
+def sgd_step(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, lr=_REQUIRED, strict=True, **unexpected):
     """One SGD step in one native call: updates the params in place (p -= lr * dJ/dp) and returns J before the update."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
     if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED or lr is _REQUIRED:
         _bad_call('sgd_step', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, "lr": lr, }, unexpected)
     _threads.choose(False)  # the idle cores (see _Threads)

@@ -18,9 +18,10 @@ from .check import gradient_name
 from .ir import Arg, Graph, Node, arg_index, arg_symbol
 
 
-def _on_path(graph: Graph, objective: Node) -> set[int]:
-    """Ids of nodes that depend on a param and that the objective depends on."""
-    from_params: set[int] = {p.id for p in graph.params}
+def _on_path(graph: Graph, objective: Node, wrt: list[Node]) -> set[int]:
+    """Ids of nodes that depend on a param (or other `wrt` leaf) and that the objective
+    depends on."""
+    from_params: set[int] = {p.id for p in wrt}
     for node in graph.nodes:
         if node.kind == "op" and node.differentiable and any(
                 a.node.id in from_params for a in node.args):
@@ -43,10 +44,16 @@ def _grad_label(objective: Node, node: Node) -> str:
     return f"d{objective.name}/d{node.name}"
 
 
-def differentiate(graph: Graph) -> Graph:
-    """Append the backward pass for `graph.objective` to `graph`; fills `graph.grads`."""
+def differentiate(graph: Graph, inputs: bool = False) -> Graph:
+    """Append the backward pass for `graph.objective` to `graph`; fills `graph.grads`.
+
+    With `inputs`, float inputs are differentiated too (saliency, adversarial examples):
+    `graph.grads` then also maps each float input to its gradient. The pipeline does that on
+    a second copy of the graph, so the training kernels never carry the extra work.
+    """
     objective = graph.objective
-    on_path = _on_path(graph, objective)
+    wrt = graph.params + ([n for n in graph.inputs if n.dtype == "float"] if inputs else [])
+    on_path = _on_path(graph, objective, wrt)
     contributions: dict[int, list[Node]] = {}
     seed = graph.add(name=f"_g{len(graph.nodes)}", kind="op", shape=(), body=sp.Integer(1),
                      role="backward", label=_grad_label(objective, objective),
@@ -55,13 +62,13 @@ def differentiate(graph: Graph) -> Graph:
     forward_nodes = [n for n in graph.nodes if n.role == "forward"]
     # A parameter's gradient is summed as soon as its last contribution arrives, so the
     # derivation reads in the seed's order (dJ/dW2 before the layers beneath it).
-    pending: dict[int, int] = {p.id: 0 for p in graph.params}
+    pending: dict[int, int] = {p.id: 0 for p in wrt}
     for node in forward_nodes:
         if node.id in on_path and node.kind == "op" and node.differentiable:
             for a in node.args:
                 if a.node.id in pending and a.node.id in on_path:
                     pending[a.node.id] += 1
-    params = {p.id: p for p in graph.params}
+    params = {p.id: p for p in wrt}
 
     def finish_param(p: Node) -> None:
         g = _accumulate(graph, objective, p, contributions.get(p.id, []))
@@ -92,10 +99,10 @@ def differentiate(graph: Graph) -> Graph:
                 pending[arg.node.id] -= 1
                 if pending[arg.node.id] == 0:
                     finish_param(params[arg.node.id])
-    for p in graph.params:
+    for p in wrt:
         if p.name not in graph.grads:
             finish_param(p)
-    graph.grads = {p.name: graph.grads[p.name] for p in graph.params}
+    graph.grads = {p.name: graph.grads[p.name] for p in wrt}
     return graph
 
 

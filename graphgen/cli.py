@@ -46,16 +46,16 @@ def cmd_compile(args) -> int:
 
 def cmd_show(args) -> int:
     from .build import compile_file
-    from .explain import derivation_text
+    from .explain import ast_text, derivation_text, update_text
 
     compiled = compile_file(args.spec)
     graph = compiled.graph
     if args.stage == "derivation":
         print(derivation_text(graph, compiled.kernels["value_and_grad"].program))
         print(f"Stored for backward (the tape): {', '.join(compiled.api['tape']) or 'nothing'}")
+        print(update_text(graph, compiled.kernels["sgd_step"]))
     elif args.stage == "ast":
-        for st in compiled.spec.statements:
-            print(st)
+        print(ast_text(compiled.spec))
     elif args.stage == "ir":
         for n in graph.nodes:
             args_text = ", ".join(f"{a.node.name}[{','.join(str(i) for i in a.idx)}]"
@@ -113,36 +113,144 @@ def cmd_check(args) -> int:
     return 0 if ok else 1
 
 
-def cmd_train(args) -> int:
-    from .build import load
-    from .datasets import DatasetError, load_digits, load_idx_dir
-    from .train import TrainConfig, TrainError, plot_losses, train
+def _data_for(args):
+    from .datasets import load_bundled, load_file, load_idx_dir
 
-    try:
-        data = load_idx_dir(args.idx) if args.idx else load_digits(seed=args.seed)
-    except DatasetError as e:
-        print(f"graphgen: error: {e}", file=sys.stderr)
-        return 2
-    module = load(args.spec, out_dir=args.out)
+    if args.columns and not args.data:
+        raise SystemExit("graphgen: error: --columns selects columns of a --data table")
+    if args.data:
+        return load_file(args.data, columns=args.columns)
+    if args.idx:
+        return load_idx_dir(args.idx)
+    return load_bundled(args.dataset or "digits", seed=args.seed)
+
+
+def _run_dir(root: str, spec: str) -> Path:
+    """runs/<spec>-<timestamp>/, made unique if two runs start in the same second."""
+    import time
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{Path(spec).stem}-{stamp}"
+    path, k = base, 1
+    while path.exists():
+        k += 1
+        path = base.with_name(f"{base.name}-{k}")
+    return path
+
+
+def cmd_train(args) -> int:
+    import json
+
+    from .training import (
+        TrainConfig,
+        TrainError,
+        check_config,
+        check_plot_path,
+        epoch_line,
+        load_module,
+        plot_history,
+        save_weights,
+        train,
+    )
+
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          seed=args.seed, dims=_parse_dims(args.dim), dtype=args.dtype,
-                         hypers=_parse_hypers(args.hyper))
-    print(f"training {args.spec} on {data.name}: {len(data.y_train)} train / "
-          f"{len(data.y_test)} test examples, {data.x_train.shape[1]} features, "
-          f"{data.classes} classes", file=sys.stderr)
-    try:
-        result = train(module, data, config, progress=not args.quiet)
-    except TrainError as e:
-        print(f"graphgen: error: {e}", file=sys.stderr)
-        return 2
-    plot = Path(args.plot) if args.plot else \
-        Path("runs") / f"{Path(args.spec).stem}-{data.name}-loss.png"
-    plot_losses(result.losses, plot, f"{Path(args.spec).name} on {data.name}")
-    print(f"final training objective {result.losses[-1]:.4f}; train accuracy "
-          f"{result.train_accuracy:.2%}")
-    print(f"test accuracy {result.test_accuracy:.2%} ({len(data.y_test)} held-out examples) "
-          f"in {result.seconds:.1f}s; loss curve: {plot}")
+                         hypers=_parse_hypers(args.hyper), val=args.val,
+                         patience=args.patience, metric=args.metric, output=args.output)
+    check_config(config)  # options first: nothing is compiled or read for a bad --lr
+    run_dir = _run_dir(args.runs, args.spec)
+    plot = Path(args.plot) if args.plot else run_dir / "loss.png"
+    check_plot_path(plot)
+    if args.save and Path(args.save).suffix != ".npz":
+        raise TrainError(f"--save writes a .npz file; got {args.save!r}")
+    data = _data_for(args)
+    import time
+
+    start = time.perf_counter()
+    module = load_module(args.spec, args.out)
+    built = time.perf_counter()
+    where = Path(module.__file__).parent
+    print(f"training {args.spec} on {data.name}: {data.rows} rows"
+          + (f" ({len(next(iter(data.test.values())))} more held out for testing)"
+             if data.test else "") + "".join(f"; {n}" for n in data.notes), file=sys.stderr)
+    quiet = args.quiet
+    tty = sys.stderr.isatty()
+    result = train(module, data, config, resume=args.resume, progress=not quiet and tty,
+                   log=None if quiet else (lambda line: print(line, file=sys.stderr)))
+    compile_seconds = built - start + result.compile_seconds
+    epochs = sum(1 for h in result.history if h["epoch"] > result.first_epoch)
+    print(f"compiled in {compile_seconds:.1f}s (module in {where}); trained {epochs} "
+          f"epoch{'s' if epochs != 1 else ''} in {result.seconds:.1f}s", file=sys.stderr)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    plot_history(result.history, plot, f"{Path(args.spec).name} on {data.name}",
+                 result.metric)
+    weights = save_weights(run_dir / "weights.npz", module, result.params, result.settings)
+    (run_dir / "history.json").write_text(json.dumps(result.history, indent=1) + "\n")
+    if args.save:
+        weights = save_weights(args.save, module, result.params, result.settings)
+    m = result.metrics
+    if result.stopped_early:
+        print(f"stopped early: no better validation score for {args.patience} epochs",
+              file=sys.stderr)
+    if "val_objective" in m:
+        print(f"best epoch {result.best_epoch} (by validation "
+              f"{result.metric or 'objective'}): its weights are kept", file=sys.stderr)
+    print("final " + epoch_line({"epoch": 0, **m}, 0).split(": ", 1)[1])
+    if "test_objective" in m:
+        rows = len(next(iter(data.test.values())))
+        score = f"test {result.metric} " + (f"{m['test_' + result.metric]:.2%}"
+                                           if result.metric == "accuracy" else
+                                           f"{m['test_' + result.metric]:.4g}") \
+            if result.metric else f"test objective {m['test_objective']:.4g}"
+        print(f"{score} ({rows} held-out examples)")
+    print(f"run directory {run_dir} (loss curve {plot}, weights {weights})")
     return 0
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+
+    from .datasets import load_file
+    from .training import TrainError, load_module, predict
+
+    out = Path(args.out)
+    if out.suffix not in (".npy", ".npz"):
+        raise TrainError(f"--out writes .npy (one output) or .npz (all outputs); got {out.name!r}")
+    data = load_file(args.data, columns=args.columns, split_target=False)
+    module = load_module(args.spec, args.build)
+    result = predict(module, args.weights, data, output="*" if out.suffix == ".npz"
+                     else args.output)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".npz":
+            np.savez(out, **result)
+        else:
+            np.save(out, result)
+    except OSError as e:
+        raise TrainError(f"cannot write {out}: {e.strerror or e}") from None
+    first = (module.OUTPUTS or [module.OBJECTIVE])[0]
+    shapes = result if isinstance(result, dict) else {args.output or first: result}
+    print(f"wrote {out}: " + ", ".join(f"{k} {v.shape}" for k, v in shapes.items()))
+    return 0
+
+
+def cmd_examples(args) -> int:
+    from .examples import list_examples
+
+    for name, path, about in list_examples():
+        print(f"{name:12} {about}")
+    return 0
+
+
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows `(default: X)` where there is a default the help does not already state."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is None or action.default is False or \
+                action.default == argparse.SUPPRESS or "default" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Numba-JIT'd forward/backward modules with sympy-derived gradients.")
     parser.add_argument("--version", action="version", version=f"graphgen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fmt = _Defaults
 
     p = sub.add_parser("compile", help="write the generated module (default generated/NAME.py)")
     p.add_argument("spec")
@@ -177,31 +286,100 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec")
     p.set_defaults(func=cmd_graph)
 
-    p = sub.add_parser("train", help="train a classification spec with minibatch SGD")
+    p = sub.add_parser("train", formatter_class=fmt,
+                       help="train a spec by minibatch SGD on a dataset or your own data",
+                       description="Train any spec with its generated sgd_step. Inputs bind "
+                       "to the data's arrays by name (or features/target by role for a "
+                       "bundled dataset or a table without --columns). SPEC may be a path "
+                       "or the name of an installed example (graphgen examples).")
     p.add_argument("spec")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--data", metavar="FILE",
+                        help=".npz (arrays named after the spec's inputs), .csv, .tsv or .npy")
+    source.add_argument("--dataset", metavar="NAME",
+                        help="scikit-learn bundled data: digits, iris, diabetes, california "
+                        "(default: digits when no --data or --idx)")
+    source.add_argument("--idx", metavar="DIR", help="MNIST-format IDX directory")
+    p.add_argument("--columns", metavar="SPEC",
+                   help="table columns per input, e.g. x=0:4,y=4 (header names allowed); "
+                   "default: x = all but the last column, y = the last")
+    p.add_argument("--epochs", type=int, default=20, help="passes over the training rows")
+    p.add_argument("--batch-size", type=int, default=32, help="rows per SGD step")
+    p.add_argument("--lr", type=float, default=0.1, help="learning rate (> 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the initialisation, shuffling and splits")
+    p.add_argument("--val", type=float, default=0.0, metavar="FRACTION",
+                   help="fraction of training rows held out for validation (e.g. 0.2)")
+    p.add_argument("--patience", type=int, default=None, metavar="EPOCHS",
+                   help="stop after this many epochs without a better validation score")
+    p.add_argument("--metric", choices=["accuracy", "mse", "mae"], default=None,
+                   help="accuracy for [n, q] scores vs integer labels, else mse")
+    p.add_argument("--output", metavar="NAME", default=None,
+                   help="the output the metric reads (default: the [n, q] scores for "
+                   "labels, else the output shaped like the target)")
     p.add_argument("--dim", action="append", metavar="NAME=SIZE",
-                   help="size of a dimension the data does not fix (default 64)")
-    p.add_argument("--hyper", action="append", metavar="NAME=VALUE")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
-    p.add_argument("--idx", metavar="DIR", help="MNIST-format IDX directory instead of digits")
-    p.add_argument("--plot", metavar="PNG", help="loss-curve path (default runs/...png)")
-    p.add_argument("--out", help="output directory for the generated module")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+                   help="size of a dim the data does not fix (default 64)")
+    p.add_argument("--hyper", action="append", metavar="NAME=VALUE",
+                   help="override a hyperparameter's default")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float64",
+                   help="float type of the data and parameters")
+    p.add_argument("--save", metavar="WEIGHTS.npz", help="also save the weights here")
+    p.add_argument("--resume", metavar="WEIGHTS.npz",
+                   help="start from saved weights (same spec)")
+    p.add_argument("--plot", metavar="IMAGE",
+                   help="curve plot (.png, .pdf, .svg, ...; default RUN_DIR/loss.png)")
+    p.add_argument("--runs", metavar="DIR", default="runs",
+                   help="runs are written to DIR/<spec>-<timestamp>/")
+    p.add_argument("--out", help="directory of the generated module (default: a per-user "
+                   "cache, ~/.cache/graphgen/ or $GRAPHGEN_CACHE_DIR)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", formatter_class=fmt,
+                       help="outputs of a trained spec for new data")
+    p.add_argument("spec")
+    p.add_argument("--weights", required=True, metavar="WEIGHTS.npz",
+                   help="saved by train --save")
+    p.add_argument("--data", required=True, metavar="FILE",
+                   help=".npz (arrays named after the inputs), .csv, .tsv or .npy")
+    p.add_argument("--columns", metavar="SPEC", help="table columns per input, e.g. x=0:4")
+    p.add_argument("--out", required=True, metavar="PRED.npy",
+                   help=".npy (one output) or .npz (every output by name)")
+    p.add_argument("--output", metavar="NAME", help="which output (default: the first)")
+    p.add_argument("--build", metavar="DIR", help="directory of the generated module")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("examples", help="list the example specs that ship with graphgen")
+    p.set_defaults(func=cmd_examples)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .datasets import DatasetError
+    from .training import Diverged, TrainError
+
     args = build_parser().parse_args(argv)
+    if getattr(args, "spec", None):
+        from .examples import resolve_spec
+
+        args.spec = resolve_spec(args.spec)
     try:
         return args.func(args)
     except SpecError as e:
         print(str(e), file=sys.stderr)
         return 2
+    except Diverged as e:
+        print(f"graphgen: error: {e}", file=sys.stderr)
+        return 1
+    except (TrainError, DatasetError) as e:
+        print(f"graphgen: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `graphgen show ... | head`: the reader left; not an error
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
     except KeyboardInterrupt:
         print("graphgen: interrupted", file=sys.stderr)
         return 130

@@ -155,17 +155,134 @@ def program_equations(program: Program, role: str | None = None,
     return out
 
 
+def _intermediates(program: Program) -> list[tuple[Step, str]]:
+    """Forward values the backward equations name that no spec statement defines (`_t12 =
+    pred - y`), with those their own equations name, in program order: so that `show`
+    defines every name it prints."""
+    steps = program_equations(program, include_inlined=True)
+    by_id = {s.node.id: (s, eq) for s, eq in steps if s.node.role == "forward"}
+    wanted: set[int] = set()
+    stack = [a.node.id for s, _ in program_equations(program, role="backward")
+             for a in s.node.args]
+    while stack:
+        i = stack.pop()
+        if i in wanted or i not in by_id or by_id[i][0].node.named:
+            continue
+        wanted.add(i)
+        stack.extend(a.node.id for a in by_id[i][0].node.args)
+    return [(s, eq) for s, eq in steps if s.node.id in wanted]
+
+
 def derivation_text(graph: Graph, program: Program) -> str:
-    """Forward statements as written, then the derived backward equations, with shapes."""
+    """Forward statements as written, the unnamed forward values the backward pass reads,
+    then the derived backward equations, with shapes."""
     lines = ["Forward:"]
     for name, node in graph.variables.items():
         src = node.origin.source if node.origin else name
         lines.append(f"    {src:<48} {fmt_shape(node.shape)}")
+    inner = _intermediates(program)
+    if inner:
+        lines.append("  where (intermediate values the backward pass reads):")
+        for step, eq in inner:
+            lines.append(f"    {eq:<48} {fmt_shape(step.node.shape)}")
     lines.append(f"Backward (reverse mode, from the objective {graph.objective.name}):")
     for step, eq in program_equations(program, role="backward"):
         lines.append(f"    {eq:<48} {fmt_shape(step.node.shape)}")
     if graph.disconnected:
         lines.append("Disconnected (zero gradient): " + ", ".join(graph.disconnected))
+    return "\n".join(lines)
+
+
+def _latex_term(text: str) -> str:
+    """One printed equation side in LaTeX: dJ/dW → ∂J/∂W, `@` → product, `.T` → ᵀ,
+    `a[i, j]` → a subscripted."""
+    import re
+
+    text = text.replace("_", r"\_")
+    text = re.sub(r"d(\w+)/d([\w\\]+)", r"\\frac{\\partial \1}{\\partial \2}", text)
+    text = re.sub(r"Σ\\_(\w+)", r"\\sum_{\1}", text)
+    text = re.sub(r"max\\_(\w+)", r"\\max_{\1}", text)
+    text = re.sub(r"([\w}])\[([^\[\]]*)\]", r"\1_{\2}", text)
+    text = text.replace(".T", r"^{\top}").replace(" @ ", r" \, ").replace("**", "^")
+    return text.replace("*", r" \cdot ")
+
+
+def derivation_latex(graph: Graph, program: Program) -> str:
+    """The derivation as LaTeX, for notebooks: the forward statements, the intermediates
+    and the backward equations, each an aligned block with shapes on the right."""
+    forward = [(f"{name} = " + (n.origin.source.split("=", 1)[1].strip() if n.origin else
+                                name), n.shape) for name, n in graph.variables.items()]
+    blocks = [forward, [(eq, s.node.shape) for s, eq in _intermediates(program)],
+              [(eq, s.node.shape) for s, eq in program_equations(program, role="backward")]]
+    out = []
+    for rows in blocks:
+        if not rows:
+            continue
+        lines = []
+        for eq, shape in rows:
+            lhs, _, rhs = eq.partition(" = ")
+            lines.append(f"{_latex_term(lhs)} &= {_latex_term(rhs)} "
+                         rf"&& \text{{{fmt_shape(shape)}}}")
+        out.append("$$\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}$$")
+    return "\n".join(out)
+
+
+def update_text(graph: Graph, kernel) -> str:
+    """How sgd_step applies each update: folded into the GEMM that makes the gradient
+    (BLAS's alpha and beta, no gradient array) or as a loop."""
+    from .statements import StepWriter
+
+    writer = StepWriter(graph, kernel)
+    lines = ["SGD step (sgd_step, p -= lr * dJ/dp):"]
+    for step, eq in program_equations(kernel.program):
+        if step.writes is None:
+            continue
+        if step.gemm:
+            lines.append(f"    {step.writes.name}: {writer.gemm_comment(step).strip()}")
+        else:
+            lines.append(f"    {step.writes.name}: one loop, {eq}")
+    return "\n".join(lines)
+
+
+def ast_text(spec) -> str:
+    """The syntax tree, one node a line, indented by depth: `Kind field=value @line:col`.
+
+    Children (nodes, tuples of nodes) go on their own lines below; spans print as line:col.
+    """
+    import dataclasses
+
+    from .errors import Span
+
+    lines: list[str] = []
+
+    def visit(node, depth: int, label: str = "") -> None:
+        pad = "  " * depth + (f"{label}: " if label else "")
+        if not dataclasses.is_dataclass(node):
+            lines.append(pad + repr(node))
+            return
+        simple, children = [], []
+        span = None
+        for f in dataclasses.fields(node):
+            value = getattr(node, f.name)
+            if isinstance(value, Span):
+                span = value
+            elif dataclasses.is_dataclass(value):
+                children.append((f.name, value))
+            elif isinstance(value, (tuple, list)) and any(dataclasses.is_dataclass(v)
+                                                         for v in value):
+                children.extend((f"{f.name}[{k}]", v) for k, v in enumerate(value))
+            elif value not in ("", None, ()) or f.name == "value":
+                simple.append(f"{f.name}={value!r}")
+        if type(node).__name__ == "Name" and not children:  # the common leaf, compactly
+            simple = [repr(node.id)]
+        where = f" @{span.line}:{span.col}" if span else ""
+        lines.append(pad + type(node).__name__ + (" " + " ".join(simple) if simple else "")
+                     + where)
+        for name, child in children:
+            visit(child, depth + 1, name)
+
+    for statement in spec.statements:
+        visit(statement, 0)
     return "\n".join(lines)
 
 

@@ -78,16 +78,31 @@ def compile_source(text: str, file: str = "<spec>", module_name: str | None = No
         "forward": Kernel("_forward_kernel", fwd, _kernel_dims(graph, fwd), fwd_returns),
         "backward": Kernel("_backward_kernel", bwd, _kernel_dims(graph, bwd), grads),
         "value_and_grad": Kernel("_value_and_grad_kernel", combined,
-                                 _kernel_dims(graph, combined), [objective] + grads),
+                                 _kernel_dims(graph, combined),
+                                 [objective] + grads + _extra_outputs(graph)),
         "predict": Kernel("_predict_kernel", predict, _kernel_dims(graph, predict),
                           predict_roots),
         "sgd_step": Kernel("_sgd_step_kernel", step, _kernel_dims(graph, step), [objective],
                            lr=True),
     }
+    if any(n.dtype == "float" for n in graph.inputs):
+        # Gradients w.r.t. float inputs (value_and_grad(wrt=...)): the same derivation on a
+        # second copy of the graph, so the training kernels carry none of the extra work.
+        g2 = differentiate(check(parse(text, file)), inputs=True)
+        roots = [g2.objective] + list(g2.grads.values())
+        program = build_program(g2, roots + g2.outputs)
+        kernels["input_grads"] = Kernel("_input_grads_kernel", program,
+                                        _kernel_dims(g2, program),
+                                        roots + _extra_outputs(g2), graph=g2)
     api = _api(graph, kernels, tape)
     name = module_name or module_name_for(file)
     source = render_module(graph, kernels, api, name)
     return Compiled(spec, graph, kernels, api, source, name)
+
+
+def _extra_outputs(graph: Graph) -> list[Node]:
+    """Outputs a value_and_grad kernel returns besides the objective (outputs=True)."""
+    return [o for o in graph.outputs if o is not graph.objective]
 
 
 def _table(leaves: list[Node]) -> str:
@@ -208,12 +223,14 @@ def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
     slow_array = lambda name: f"_a[{name!r}]"  # noqa: E731
     functions = []
 
-    def add(name, kernel, fn_arrays, fn_hypers, sig, lhs, result, doc, writable=()):
+    def add(name, kernel, fn_arrays, fn_hypers, sig, lhs, result, doc, writable=(),
+            fast=True):
         functions.append({
             "name": name, "signature": sig, "doc": doc, "kernel": kernel.name,
             "arrays": [n.name for n in fn_arrays], "table": _table(fn_arrays),
             "writable": writable, "hypers": [h.name for h in fn_hypers], "lr": kernel.lr,
-            "fast": _fast_path(kernel, fn_arrays, fn_hypers, writable, lhs, result),
+            "fast": _fast_path(kernel, fn_arrays, fn_hypers, writable, lhs, result)
+            if fast else [],
             "body": [_call(kernel, lhs), f"return {result(slow_array, '_bound')}"],
         })
 
@@ -229,14 +246,39 @@ def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
                 items.append(f"{r.name!r}: {r.name}")
         return "_sealed({" + ", ".join(items + [f'"_dims": {dims}']) + "})"
 
-    add("forward", fk, arrays, hypers, signature, ret, tape_dict,
+    add("forward", fk, arrays, hypers, signature + ", *, strict=True", ret, tape_dict,
         f"Training forward pass: a tape dict with {obj}, the outputs and the values "
         f"backward() reuses.")
     grads_dict = "{" + ", ".join(f"{p!r}: {_as_array(g, graph, p)}"
                                  for p, g in zip(grads, grad_names)) + "}"
-    add("value_and_grad", kernels["value_and_grad"], arrays, hypers, signature,
-        [obj] + grad_names, lambda array, dims: f"float({obj}), {grads_dict}",
-        f"({obj}, {{param: d{obj}/dparam}}) in one native call.")
+    outs = [o.name for o in _extra_outputs(graph)]
+    outs_dict = "{" + ", ".join(f"{o.name!r}: {o.name if o is not graph.objective else obj}"
+                                for o in graph.outputs) + "}"
+    vg_result = f"(float({obj}), {grads_dict}, {outs_dict}) if outputs else " \
+        f"(float({obj}), {grads_dict})"
+    add("value_and_grad", kernels["value_and_grad"], arrays, hypers,
+        signature + ", *, outputs=False, wrt=None, strict=True", [obj] + grad_names + outs,
+        lambda array, dims: vg_result,
+        f"({obj}, {{param: d{obj}/dparam}}) in one native call; with outputs=True also "
+        f"{{output: value}}; wrt=(input, ...) adds d{obj}/dinput for float inputs.")
+    every = ", ".join(f"{n.name}={n.name}" for n in arrays + hypers)
+    functions[-1]["fast"][:0] = [
+        "if wrt is not None and _check_wrt(wrt):",
+        f"    return _value_and_grad_wrt({every}, wrt=_check_wrt(wrt), outputs=outputs)"]
+    if "input_grads" in kernels:
+        ik = kernels["input_grads"]
+        g2 = ik.graph
+        names2 = [g2.grads[k].name for k in g2.grads]
+        all_grads = "{" + ", ".join(
+            f"{k!r}: {_as_array(g2.grads[k].name, graph, k) if k in grads else g2.grads[k].name}"
+            for k in g2.grads) + "}"
+        outs2 = [o.name for o in _extra_outputs(g2)]
+        add("_value_and_grad_wrt", ik, arrays, hypers,
+            signature + ", *, wrt=(), outputs=False, strict=True",
+            [obj] + names2 + outs2,
+            lambda array, dims: f"_wrt_result(float({obj}), {all_grads}, {outs_dict}, wrt, "
+                                f"outputs)",
+            "value_and_grad with gradients w.r.t. the float inputs named in wrt.", fast=False)
     pk = kernels["predict"]
     p_leaves = [r for r in pk.program.reads if r.kind in ("input", "param")]
     p_hypers = [r for r in pk.program.reads if r.kind == "hyper"]
@@ -249,14 +291,17 @@ def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
     else:
         result = f"float({outs[0]})"
         doc = f"Inference: the objective {obj} (the spec declares no outputs)."
-    add("predict", pk, p_leaves, p_hypers, p_sig, outs, lambda array, dims: result, doc)
-    add("sgd_step", kernels["sgd_step"], arrays, hypers, signature + ", *, lr=_REQUIRED",
+    add("predict", pk, p_leaves, p_hypers, p_sig + ", *, strict=True", outs,
+        lambda array, dims: result, doc)
+    add("sgd_step", kernels["sgd_step"], arrays, hypers,
+        signature + ", *, lr=_REQUIRED, strict=True",
         [obj], lambda array, dims: f"float({obj})",
         f"One SGD step in one native call: updates the params in place "
         f"(p -= lr * d{obj}/dp) and returns {obj} before the update.", writable=params)
     return {
         "objective": obj,
         "outputs": [o.name for o in graph.outputs],
+        "output_shapes": {o.name: o.shape for o in graph.outputs},
         "dims": list(graph.dims),
         "inputs": [{"name": n.name, "shape": n.shape, "dtype": n.dtype,
                     "label_range": n.label_range} for n in graph.inputs],
@@ -269,4 +314,5 @@ def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
         "backward_dims": tuple(kernels["backward"].passed_dims),
         "scalar_grads": [p.name for p in graph.params if p.shape == ()],
         "tape": [t.name for t in tape],
+        "float_inputs": [n.name for n in graph.inputs if n.dtype == "float"],
     }

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import jinja2
 
 from . import __version__, blas, threads, vecmath
-from .explain import derivation_text, program_equations
+from .explain import derivation_latex, derivation_text, program_equations
 from .fingerprint import CONTENT_PLACEHOLDER, seal, spec_hash, templates_dir
 from .ir import Graph, Node
 from .printer import HELPER_IMPORTS, HELPERS
@@ -39,6 +39,7 @@ class Kernel:
     dims: list[str]  # every dim the kernel uses
     returns: list[Node]
     lr: bool = False
+    graph: Graph | None = None  # its own graph (the input-gradient kernel's), if not the module's
 
     @property
     def derived_dims(self) -> dict[str, str]:
@@ -156,7 +157,7 @@ def render_module(graph: Graph, kernels: dict[str, Kernel], api: dict, module_na
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=True, autoescape=False,
     )
-    contexts = {name: _kernel_context(graph, k) for name, k in kernels.items()}
+    contexts = {name: _kernel_context(k.graph or graph, k) for name, k in kernels.items()}
     bodies = [line for c in contexts.values() for s in c["steps"] for _, line in s["lines"]]
     bodies += [line for c in contexts.values() for t in c["twins"] for _, line in t[2]]
     support = _support_used(bodies, any(c["threads"] for c in contexts.values()))
@@ -169,6 +170,7 @@ def render_module(graph: Graph, kernels: dict[str, Kernel], api: dict, module_na
         spec_file=safe_comment(graph.file),
         spec_lines=[safe_comment(line) for line in graph.text.splitlines()],
         spec_literal=repr(graph.text),
+        derivation_latex=derivation_latex(graph, kernels["value_and_grad"].program),
         derivation=[safe_comment(line) for line in
                     derivation_text(graph, kernels["value_and_grad"].program).splitlines()],
         **support,

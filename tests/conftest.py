@@ -12,6 +12,59 @@ import graphgen
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
+# Whole modules in the slow selection: each still runs in the full suite. The quick selection
+# (`pytest -m "not slow"`) keeps one test file per stage: parsing and checking (test_errors,
+# test_printer), autodiff (test_gradients, test_seed_network, test_entry_points), schedule
+# and BLAS (test_loops, test_blas), render and build (test_generated, test_build), the
+# CLI and training (test_cli, test_train_cli, test_train_api).
+SLOW_MODULES = {
+    "test_benchmarks_smoke.py",  # imports PyTorch/JAX and runs every implementation
+    "test_builds.py",  # concurrent builders in subprocesses
+    "test_examples.py",  # every example through finite differences and PyTorch
+    "test_extremes.py",
+    "test_fuzz.py",  # hypothesis: hundreds of random specs
+    "test_install.py",  # pip installs
+    "test_limits.py",  # a thousand-statement spec
+    "test_train.py",  # digits to 93%
+    "test_vecmath.py",  # ulp sweeps
+}
+
+
+# Single tests over ~10 s on a busy 2-core machine (`--durations`), each JIT-compiling specs
+# another quick test already covers the stage of: the full suite runs them.
+SLOW_TESTS = (
+    "test_gradients.py::test_every_elementwise_builtin",
+    "test_gradients.py::test_logsumexp_softmax_cross_entropy",
+    "test_gradients.py::test_user_defined_fn_gets_its_derivative_from_sympy",
+    "test_gradients.py::test_sum_and_mean_with_axis_and_keepdims",
+    "test_gradients.py::test_einsum",
+    "test_blas.py::test_sgd_step_is_p_minus_lr_grad",
+    "test_arrays.py::test_views_are_copied_for_reading_and_give_the_same_result",
+    "test_arrays.py::test_float32_and_python_scalar_hypers",
+    "test_cli.py::test_check_passes_and_reports_each_param",
+    "test_cli.py::test_show_stages",
+    "test_generated.py::test_generated_module_runs_without_graphgen",
+    "test_generated.py::test_emission_is_deterministic_across_processes",
+    "test_seed_network.py::test_float32_works",
+    "test_seed_network.py::test_sgd_step_updates_in_place",
+    "test_arrays.py::test_nan_and_inf_propagate_by_ieee_rules",
+    "test_gradients.py::test_arithmetic_operators_with_broadcasting",
+    "test_errors.py::test_cli_missing_file_and_invalid_utf8",
+    "test_train_api.py::test_inputs_bind",
+    "test_train_api.py::test_regression_target_named_y_with_mae",
+    "test_train_api.py::test_label_mismatch",
+    "test_train_api.py::test_save_and_predict_from_python",
+    "test_train_api.py::test_progress_bar",
+    "test_train_api.py::test_divergence_raises",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        where = f"{item.path.name}::{item.name}"
+        if item.path.name in SLOW_MODULES or where.startswith(SLOW_TESTS):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def gen_dir(tmp_path_factory) -> Path:

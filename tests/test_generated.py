@@ -46,9 +46,10 @@ def test_generated_module_imports_only_numpy_and_numba(name):
     # np.dot and _gemm call (imported when _gemm compiles); ctypes, glob, os, time: the
     # thread control, which sets that BLAS's threads to the idle cores (graphgen/threads.py);
     # os also: the memory budget (an environment variable, the physical memory); warnings:
-    # the one warning when Numba's disk cache is unwritable
+    # the one warning when Numba's disk cache is unwritable; difflib (standard library): the
+    # "did you mean" of a misspelt argument
     assert imported <= {"sys", "os", "warnings", "numpy", "numba", "llvmlite", "scipy",
-                        "ctypes", "glob", "time"}
+                        "ctypes", "glob", "time", "difflib"}
     assert {"numpy", "numba"} <= imported
 
 

@@ -4,6 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # pip installs: minutes on a loaded machine
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -33,3 +37,30 @@ def test_non_editable_install_ships_templates(tmp_path):
     assert proc.stdout.split() == ["41.0", "[6.0,", "16.0]"]
     # load() without out_dir writes to a directory of its own per spec (issue 14, item 8)
     assert len(list((tmp_path / "cache").glob("tiny-*/tiny.py"))) == 1
+
+
+def test_installed_graphgen_trains_an_example_from_an_empty_directory(tmp_path):
+    """`pip install .` (not editable), then `graphgen train mlp` in an empty directory: the
+    example ships with the package, the module compiles into the user cache, and only
+    runs/ appears in the working directory."""
+    target = tmp_path / "site"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+         "--no-cache-dir", "--target", str(target), str(ROOT)],
+        capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (target / "graphgen_examples" / "mlp.gg").is_file()
+    work = tmp_path / "empty"
+    work.mkdir()
+    env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+           "GRAPHGEN_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-m", "graphgen", "examples"], cwd=work,
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and "mlp" in proc.stdout.split(), proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "graphgen", "train", "mlp", "--epochs", "2",
+                           "--dim", "h=16", "--quiet"], cwd=work, capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "test accuracy" in proc.stdout
+    assert [p.name for p in work.iterdir()] == ["runs"]
+    assert list((tmp_path / "cache").glob("mlp-*/mlp.py"))

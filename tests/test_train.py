@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from graphgen.datasets import DatasetError, load_digits, load_idx_dir, read_idx
-from graphgen.train import TrainConfig, TrainError, train
+from graphgen.training import TrainConfig, TrainError, train
 
 ROOT = Path(__file__).resolve().parent.parent
 

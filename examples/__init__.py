@@ -1,0 +1,1 @@
+"""Example specs (installed as the package `graphgen_examples`; `graphgen examples` lists them)."""

@@ -66,7 +66,9 @@ def test_edited_or_truncated_module_is_detected_and_rebuilt(tmp_path, damage):
     path = compile_spec(spec, out_dir=out)
     good = path.read_text()
     if damage == "edit":
-        path.write_text(good.replace("acc += ", "acc -= ", 1))
+        edited = good.replace(" += ", " -= ", 1)  # a sum turned into a difference
+        assert edited != good
+        path.write_text(edited)
     else:
         path.write_text(good[: len(good) // 2])
     with warnings.catch_warnings(record=True) as caught:

@@ -35,8 +35,8 @@ Derivation:
         _g43 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g43.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 2858450b446527e4e7daa35cca24b23c0ed1d1a4df62437a66bbac192a01cebf
-# graphgen-content-sha256: eafb24dfea177155160465dca3d6eca4bd7de1ab14349e136b51c0fe6ca7e1d3
+# graphgen-spec-hash: 067ed9720c664fc70d79ec626d160e88f1b9ad9102593a6ffa77e6ac95c715ba
+# graphgen-content-sha256: 640a6cba279fcab96bed894b77613ccf4b8a43aa9c1b3650d682f7e959082f81
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -56,12 +56,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_2858450b4465'
+__name__ = 'graphgen_generated_einsum_mlp_067ed9720c66'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '2858450b446527e4e7daa35cca24b23c0ed1d1a4df62437a66bbac192a01cebf'
+SPEC_HASH = '067ed9720c664fc70d79ec626d160e88f1b9ad9102593a6ffa77e6ac95c715ba'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -334,11 +334,13 @@ def _blas_thread_control():
         except OSError:
             continue
         for prefix in ("scipy_openblas", "openblas", "scipy_openblas64_", "openblas64_"):
-            get = getattr(lib, prefix + "_get_num_threads", None)
-            put = getattr(lib, prefix + "_set_num_threads", None)
-            if get is not None and put is not None:
-                get.restype, put.argtypes = _ctypes.c_int, [_ctypes.c_int]
-                return get, put
+            try:
+                get = lib[prefix + "_get_num_threads"]
+                put = lib[prefix + "_set_num_threads"]
+            except AttributeError:  # not this library's spelling
+                continue
+            get.restype, put.argtypes = _ctypes.c_int, [_ctypes.c_int]
+            return get, put
     return None, None
 
 
@@ -346,8 +348,12 @@ def _runnable_tasks():
     """Tasks running or ready to run on the machine right now (this one included), or None
     where /proc/loadavg does not exist."""
     try:
-        with open("/proc/loadavg", "rb") as f:
-            return int(f.read().split()[3].split(b"/")[0])
+        fd = _os.open("/proc/loadavg", _os.O_RDONLY)
+        try:
+            text = _os.read(fd, 256)
+        finally:
+            _os.close(fd)
+        return int(text.split()[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
         return None
 

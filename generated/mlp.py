@@ -42,8 +42,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: bdda46e64894819b8d1d2f8aa8ec03324821294e50e29f32c6a3a173d2343f91
-# graphgen-content-sha256: 7f3e12f2d358f4b4bcf5288e7f359697d4d7e00acccfc0f561daebad157198bc
+# graphgen-spec-hash: a8c3320d9309034b20cc18339f4dfbd7cd349363dd7b3e41eac1ab1f8a8b976a
+# graphgen-content-sha256: a90162fbadf6477b24a0b91be252bcf9ef61709da4723dbd34e1dd49c2ded657
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -63,12 +63,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bdda46e64894'
+__name__ = 'graphgen_generated_mlp_a8c3320d9309'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'bdda46e64894819b8d1d2f8aa8ec03324821294e50e29f32c6a3a173d2343f91'
+SPEC_HASH = 'a8c3320d9309034b20cc18339f4dfbd7cd349363dd7b3e41eac1ab1f8a8b976a'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -313,11 +313,13 @@ def _blas_thread_control():
         except OSError:
             continue
         for prefix in ("scipy_openblas", "openblas", "scipy_openblas64_", "openblas64_"):
-            get = getattr(lib, prefix + "_get_num_threads", None)
-            put = getattr(lib, prefix + "_set_num_threads", None)
-            if get is not None and put is not None:
-                get.restype, put.argtypes = _ctypes.c_int, [_ctypes.c_int]
-                return get, put
+            try:
+                get = lib[prefix + "_get_num_threads"]
+                put = lib[prefix + "_set_num_threads"]
+            except AttributeError:  # not this library's spelling
+                continue
+            get.restype, put.argtypes = _ctypes.c_int, [_ctypes.c_int]
+            return get, put
     return None, None
 
 
@@ -325,8 +327,12 @@ def _runnable_tasks():
     """Tasks running or ready to run on the machine right now (this one included), or None
     where /proc/loadavg does not exist."""
     try:
-        with open("/proc/loadavg", "rb") as f:
-            return int(f.read().split()[3].split(b"/")[0])
+        fd = _os.open("/proc/loadavg", _os.O_RDONLY)
+        try:
+            text = _os.read(fd, 256)
+        finally:
+            _os.close(fd)
+        return int(text.split()[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
         return None
 

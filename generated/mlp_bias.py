@@ -45,8 +45,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 183d47038e5fce74b8aa57dc6b6514d962c30c2315cc8977fd8b6712bf74ad3a
-# graphgen-content-sha256: 459ef4b3369c65971b71137522f5e7e7da37a534ee24bd6347079e1d207768d5
+# graphgen-spec-hash: 671139fa81ba901e958e8b0a673389d39ec43ea896177110aa18b7186e28cf3a
+# graphgen-content-sha256: 06ce41dd034eaf6ce79c6b8703df875823e39d671cdc8ff332797639e46b6eab
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -66,12 +66,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_183d47038e5f'
+__name__ = 'graphgen_generated_mlp_bias_671139fa81ba'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '183d47038e5fce74b8aa57dc6b6514d962c30c2315cc8977fd8b6712bf74ad3a'
+SPEC_HASH = '671139fa81ba901e958e8b0a673389d39ec43ea896177110aa18b7186e28cf3a'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -318,11 +318,13 @@ def _blas_thread_control():
         except OSError:
             continue
         for prefix in ("scipy_openblas", "openblas", "scipy_openblas64_", "openblas64_"):
-            get = getattr(lib, prefix + "_get_num_threads", None)
-            put = getattr(lib, prefix + "_set_num_threads", None)
-            if get is not None and put is not None:
-                get.restype, put.argtypes = _ctypes.c_int, [_ctypes.c_int]
-                return get, put
+            try:
+                get = lib[prefix + "_get_num_threads"]
+                put = lib[prefix + "_set_num_threads"]
+            except AttributeError:  # not this library's spelling
+                continue
+            get.restype, put.argtypes = _ctypes.c_int, [_ctypes.c_int]
+            return get, put
     return None, None
 
 
@@ -330,8 +332,12 @@ def _runnable_tasks():
     """Tasks running or ready to run on the machine right now (this one included), or None
     where /proc/loadavg does not exist."""
     try:
-        with open("/proc/loadavg", "rb") as f:
-            return int(f.read().split()[3].split(b"/")[0])
+        fd = _os.open("/proc/loadavg", _os.O_RDONLY)
+        try:
+            text = _os.read(fd, 256)
+        finally:
+            _os.close(fd)
+        return int(text.split()[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
         return None
 

@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g23[j, i]                       [h]
         dJ/dW1 = (_g23.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 81aef7428038b509da32c2a3ce6dc5b0fa2cf134cae767f1dc75f37f9d0fcc94
-# graphgen-content-sha256: 596950d85f509a97ec4c4eab4eb740ee844ca610281f5756fee8c6c6968f28fb
+# graphgen-spec-hash: 60418d4e221a52fb42d615e9df81c67052f9f2359eee4b3d97fd0a960fe6f84e
+# graphgen-content-sha256: d0209a1beadfaa1f9b54298c139d5bdcfa1fc99a561a3c640c510d67fa696859
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -57,12 +57,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_regression_81aef7428038'
+__name__ = 'graphgen_generated_regression_60418d4e221a'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '81aef7428038b509da32c2a3ce6dc5b0fa2cf134cae767f1dc75f37f9d0fcc94'
+SPEC_HASH = '60418d4e221a52fb42d615e9df81c67052f9f2359eee4b3d97fd0a960fe6f84e'
 SPEC = '# Regression: one tanh hidden layer, one real number per example, mean squared error.\n# Train it on a CSV: graphgen train regression --data data.csv --columns x=0:4,y=4\ninput x[n, d]\ninput y[n]               # real-valued targets\nparam W1[h, d]\nparam b1[h]\nparam w2[h]\nparam b2\n\nhid  = tanh(x @ W1.T + b1)\npred = hid @ w2 + b2     # one prediction per row, [n]\nJ    = mean((pred - y) ** 2)\n\nminimize J\noutput pred\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['pred']
@@ -309,11 +309,13 @@ def _blas_thread_control():
         except OSError:
             continue
         for prefix in ("scipy_openblas", "openblas", "scipy_openblas64_", "openblas64_"):
-            get = getattr(lib, prefix + "_get_num_threads", None)
-            put = getattr(lib, prefix + "_set_num_threads", None)
-            if get is not None and put is not None:
-                get.restype, put.argtypes = _ctypes.c_int, [_ctypes.c_int]
-                return get, put
+            try:
+                get = lib[prefix + "_get_num_threads"]
+                put = lib[prefix + "_set_num_threads"]
+            except AttributeError:  # not this library's spelling
+                continue
+            get.restype, put.argtypes = _ctypes.c_int, [_ctypes.c_int]
+            return get, put
     return None, None
 
 
@@ -321,8 +323,12 @@ def _runnable_tasks():
     """Tasks running or ready to run on the machine right now (this one included), or None
     where /proc/loadavg does not exist."""
     try:
-        with open("/proc/loadavg", "rb") as f:
-            return int(f.read().split()[3].split(b"/")[0])
+        fd = _os.open("/proc/loadavg", _os.O_RDONLY)
+        try:
+            text = _os.read(fd, 256)
+        finally:
+            _os.close(fd)
+        return int(text.split()[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
         return None
 

@@ -34,8 +34,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 88d337d120abae4365c745c0972a20e64ef5552a5a02fc6583133a0e599b2db1
-# graphgen-content-sha256: 1284cfd17ff453f6d690e8f9275bc5cd38bf3695bd18dfacc895c3a446b7bff1
+# graphgen-spec-hash: c37ff126674237b8989737d37e6e76d7d4536f4de65cabbf18f993ea45990813
+# graphgen-content-sha256: 1be507d4c86de8212a3ee1032a28488b61bc2d038b7c90f6f94639a76f2dfe82
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -55,12 +55,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_88d337d120ab'
+__name__ = 'graphgen_generated_softmax_mse_c37ff1266742'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '88d337d120abae4365c745c0972a20e64ef5552a5a02fc6583133a0e599b2db1'
+SPEC_HASH = 'c37ff126674237b8989737d37e6e76d7d4536f4de65cabbf18f993ea45990813'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -304,11 +304,13 @@ def _blas_thread_control():
         except OSError:
             continue
         for prefix in ("scipy_openblas", "openblas", "scipy_openblas64_", "openblas64_"):
-            get = getattr(lib, prefix + "_get_num_threads", None)
-            put = getattr(lib, prefix + "_set_num_threads", None)
-            if get is not None and put is not None:
-                get.restype, put.argtypes = _ctypes.c_int, [_ctypes.c_int]
-                return get, put
+            try:
+                get = lib[prefix + "_get_num_threads"]
+                put = lib[prefix + "_set_num_threads"]
+            except AttributeError:  # not this library's spelling
+                continue
+            get.restype, put.argtypes = _ctypes.c_int, [_ctypes.c_int]
+            return get, put
     return None, None
 
 
@@ -316,8 +318,12 @@ def _runnable_tasks():
     """Tasks running or ready to run on the machine right now (this one included), or None
     where /proc/loadavg does not exist."""
     try:
-        with open("/proc/loadavg", "rb") as f:
-            return int(f.read().split()[3].split(b"/")[0])
+        fd = _os.open("/proc/loadavg", _os.O_RDONLY)
+        try:
+            text = _os.read(fd, 256)
+        finally:
+            _os.close(fd)
+        return int(text.split()[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
         return None
 

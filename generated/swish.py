@@ -42,8 +42,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g33[j, i]                       [h]
         dJ/dW1 = (_g33.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 79892d8e9a52bafa58203fc1decbbf4e15a11b3b8e12439ef414cb58616610b7
-# graphgen-content-sha256: 5e17689b31a50baf95b292d5f987d320208fcd8569a815e487172b1dbc62c038
+# graphgen-spec-hash: 9d8d66a756294ae84bc67ba088ef58acd1e2675b3c7b385c0e0375e37c8d5054
+# graphgen-content-sha256: 8d67d8476024b1bfbd6b44327f8dfb994b5be53f74d176a9c589bfe7c5ad9488
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -63,12 +63,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_79892d8e9a52'
+__name__ = 'graphgen_generated_swish_9d8d66a75629'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '79892d8e9a52bafa58203fc1decbbf4e15a11b3b8e12439ef414cb58616610b7'
+SPEC_HASH = '9d8d66a756294ae84bc67ba088ef58acd1e2675b3c7b385c0e0375e37c8d5054'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -314,11 +314,13 @@ def _blas_thread_control():
         except OSError:
             continue
         for prefix in ("scipy_openblas", "openblas", "scipy_openblas64_", "openblas64_"):
-            get = getattr(lib, prefix + "_get_num_threads", None)
-            put = getattr(lib, prefix + "_set_num_threads", None)
-            if get is not None and put is not None:
-                get.restype, put.argtypes = _ctypes.c_int, [_ctypes.c_int]
-                return get, put
+            try:
+                get = lib[prefix + "_get_num_threads"]
+                put = lib[prefix + "_set_num_threads"]
+            except AttributeError:  # not this library's spelling
+                continue
+            get.restype, put.argtypes = _ctypes.c_int, [_ctypes.c_int]
+            return get, put
     return None, None
 
 
@@ -326,8 +328,12 @@ def _runnable_tasks():
     """Tasks running or ready to run on the machine right now (this one included), or None
     where /proc/loadavg does not exist."""
     try:
-        with open("/proc/loadavg", "rb") as f:
-            return int(f.read().split()[3].split(b"/")[0])
+        fd = _os.open("/proc/loadavg", _os.O_RDONLY)
+        try:
+            text = _os.read(fd, 256)
+        finally:
+            _os.close(fd)
+        return int(text.split()[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
         return None
 

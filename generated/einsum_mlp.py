@@ -35,8 +35,8 @@ Derivation:
         _g43 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g43.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 067ed9720c664fc70d79ec626d160e88f1b9ad9102593a6ffa77e6ac95c715ba
-# graphgen-content-sha256: 640a6cba279fcab96bed894b77613ccf4b8a43aa9c1b3650d682f7e959082f81
+# graphgen-spec-hash: 25b6b0159ed76050a4e053bed5c9445441b32e0dae959ccbabcaf50564c2de71
+# graphgen-content-sha256: 4872bbf7adc27e443b9ad70a1923d98380f816108fdc01618a94c3ff4a4c2397
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -56,12 +56,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_067ed9720c66'
+__name__ = 'graphgen_generated_einsum_mlp_25b6b0159ed7'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '067ed9720c664fc70d79ec626d160e88f1b9ad9102593a6ffa77e6ac95c715ba'
+SPEC_HASH = '25b6b0159ed76050a4e053bed5c9445441b32e0dae959ccbabcaf50564c2de71'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

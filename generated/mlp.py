@@ -42,8 +42,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: a8c3320d9309034b20cc18339f4dfbd7cd349363dd7b3e41eac1ab1f8a8b976a
-# graphgen-content-sha256: a90162fbadf6477b24a0b91be252bcf9ef61709da4723dbd34e1dd49c2ded657
+# graphgen-spec-hash: c641e3f0a4f232920158dc16bd351805ff98c89214d5a58a99f32a481d370359
+# graphgen-content-sha256: 559cf4611fa720b766a8b742e4be7db86d704bf1363b1959f6a43108dcc8fcac
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -63,12 +63,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_a8c3320d9309'
+__name__ = 'graphgen_generated_mlp_c641e3f0a4f2'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'a8c3320d9309034b20cc18339f4dfbd7cd349363dd7b3e41eac1ab1f8a8b976a'
+SPEC_HASH = 'c641e3f0a4f232920158dc16bd351805ff98c89214d5a58a99f32a481d370359'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

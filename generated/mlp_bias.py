@@ -45,8 +45,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 671139fa81ba901e958e8b0a673389d39ec43ea896177110aa18b7186e28cf3a
-# graphgen-content-sha256: 06ce41dd034eaf6ce79c6b8703df875823e39d671cdc8ff332797639e46b6eab
+# graphgen-spec-hash: 0696bb13ad4f1d34c0828e7a5f10e392f2917221a4032349dae03c8668655b3e
+# graphgen-content-sha256: 85af530fc8e15b09c514e130c36a9f7693b1447b854f709c1345765ffc178f90
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -66,12 +66,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_671139fa81ba'
+__name__ = 'graphgen_generated_mlp_bias_0696bb13ad4f'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '671139fa81ba901e958e8b0a673389d39ec43ea896177110aa18b7186e28cf3a'
+SPEC_HASH = '0696bb13ad4f1d34c0828e7a5f10e392f2917221a4032349dae03c8668655b3e'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g23[j, i]                       [h]
         dJ/dW1 = (_g23.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 60418d4e221a52fb42d615e9df81c67052f9f2359eee4b3d97fd0a960fe6f84e
-# graphgen-content-sha256: d0209a1beadfaa1f9b54298c139d5bdcfa1fc99a561a3c640c510d67fa696859
+# graphgen-spec-hash: 84ff902e5c59e5d297c35762a3a1a06ab80a853378d70e9017a2a7553f2e4bf6
+# graphgen-content-sha256: 3d34e6e966dbbea98234dea8d37e572d7062b302bcefe245dc7efec8633ad93b
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -57,12 +57,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_regression_60418d4e221a'
+__name__ = 'graphgen_generated_regression_84ff902e5c59'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '60418d4e221a52fb42d615e9df81c67052f9f2359eee4b3d97fd0a960fe6f84e'
+SPEC_HASH = '84ff902e5c59e5d297c35762a3a1a06ab80a853378d70e9017a2a7553f2e4bf6'
 SPEC = '# Regression: one tanh hidden layer, one real number per example, mean squared error.\n# Train it on a CSV: graphgen train regression --data data.csv --columns x=0:4,y=4\ninput x[n, d]\ninput y[n]               # real-valued targets\nparam W1[h, d]\nparam b1[h]\nparam w2[h]\nparam b2\n\nhid  = tanh(x @ W1.T + b1)\npred = hid @ w2 + b2     # one prediction per row, [n]\nJ    = mean((pred - y) ** 2)\n\nminimize J\noutput pred\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['pred']

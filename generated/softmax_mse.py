@@ -34,8 +34,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: c37ff126674237b8989737d37e6e76d7d4536f4de65cabbf18f993ea45990813
-# graphgen-content-sha256: 1be507d4c86de8212a3ee1032a28488b61bc2d038b7c90f6f94639a76f2dfe82
+# graphgen-spec-hash: 571cf705d5027029a8ff618b5e50efa4c9477b30fd389bcd79f8a63f44ce5a92
+# graphgen-content-sha256: dcad8d5ac944fb74d6b67c7ee860ee82fa8907ef57c4b8bffc82a8b36509ebf1
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -55,12 +55,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_c37ff1266742'
+__name__ = 'graphgen_generated_softmax_mse_571cf705d502'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'c37ff126674237b8989737d37e6e76d7d4536f4de65cabbf18f993ea45990813'
+SPEC_HASH = '571cf705d5027029a8ff618b5e50efa4c9477b30fd389bcd79f8a63f44ce5a92'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

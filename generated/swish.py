@@ -42,8 +42,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g33[j, i]                       [h]
         dJ/dW1 = (_g33.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 9d8d66a756294ae84bc67ba088ef58acd1e2675b3c7b385c0e0375e37c8d5054
-# graphgen-content-sha256: 8d67d8476024b1bfbd6b44327f8dfb994b5be53f74d176a9c589bfe7c5ad9488
+# graphgen-spec-hash: 7d250d5088b4d893d6d777fbfa9a3183423f03aacb3aa07dbe4e9bdff7f21b8f
+# graphgen-content-sha256: 723dde43dbceb66f6a5b893bf5ffbbc628cff2194c0ccb2ad6fd01287f41dfcc
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -63,12 +63,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_9d8d66a75629'
+__name__ = 'graphgen_generated_swish_7d250d5088b4'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '9d8d66a756294ae84bc67ba088ef58acd1e2675b3c7b385c0e0375e37c8d5054'
+SPEC_HASH = '7d250d5088b4d893d6d777fbfa9a3183423f03aacb3aa07dbe4e9bdff7f21b8f'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -57,20 +57,21 @@ class Program:
 def _normalize(node: Node, args: list[Arg], body: sp.Expr) -> Node:
     """Deduplicate identical argument reads and number argument symbols in order."""
     unique: list[Arg] = []
+    position: dict[tuple, int] = {}  # (node, index) -> position in unique: linear, not n²
     subs = {}
+    present = body.free_symbols
     for k, a in enumerate(args):
         sym = arg_symbol(k)
-        if not body.has(sym):
+        if sym not in present:
             continue
-        key = next((j for j, u in enumerate(unique) if u.node is a.node and u.idx == a.idx),
-                   None)
-        if key is None:
-            key = len(unique)
+        key = position.setdefault((id(a.node), a.idx), len(unique))
+        if key == len(unique):
             unique.append(a)
         subs[sym] = sp.Symbol(f"_n{key}", real=True)
     body = body.xreplace(subs)
     # merged reads can cancel (v + s - stop(s), see lower._with_gradient): drop what is unused
-    used = [k for k in range(len(unique)) if body.has(sp.Symbol(f"_n{k}", real=True))]
+    present = body.free_symbols
+    used = [k for k in range(len(unique)) if sp.Symbol(f"_n{k}", real=True) in present]
     body = body.xreplace({sp.Symbol(f"_n{k}", real=True): arg_symbol(j)
                           for j, k in enumerate(used)})
     return dataclasses.replace(node, args=tuple(unique[k] for k in used), body=body)

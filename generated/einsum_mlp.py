@@ -35,8 +35,8 @@ Derivation:
         _g43 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g43.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 25b6b0159ed76050a4e053bed5c9445441b32e0dae959ccbabcaf50564c2de71
-# graphgen-content-sha256: 4872bbf7adc27e443b9ad70a1923d98380f816108fdc01618a94c3ff4a4c2397
+# graphgen-spec-hash: 57bf43d37dd13d5f2d849aa4d3545a8cc43f4f3b91a272c8c8a890a5df35f04b
+# graphgen-content-sha256: e29cef07b9873e3f6b30d9872159828c5f40c5d5a77adfc43a1ca64d8c903c90
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -56,12 +56,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_25b6b0159ed7'
+__name__ = 'graphgen_generated_einsum_mlp_57bf43d37dd1'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '25b6b0159ed76050a4e053bed5c9445441b32e0dae959ccbabcaf50564c2de71'
+SPEC_HASH = '57bf43d37dd13d5f2d849aa4d3545a8cc43f4f3b91a272c8c8a890a5df35f04b'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -106,14 +106,23 @@ def _overlap(a, b):
     return pa < pb + b.size * b.itemsize and pb < pa + a.size * a.itemsize
 
 
-@numba.njit(cache=True, nogil=True)
+class MemoryBudgetError(MemoryError):
+    """A call would allocate more than MEMORY_BUDGET bytes; raised before it allocates."""
+
+    def __str__(self):
+        what, need, budget = self.args
+        return (f"graphgen: {what} of this call would need {int(min(need, 9e24) / 1e6)} MB, "
+                f"over the memory budget of {int(budget / 1e6)} MB (set MEMORY_BUDGET in the "
+                "module, or GRAPHGEN_MEMORY_BUDGET=bytes)")
+
+
+# Sizes in float64, which cannot wrap as Numba's int64 size arithmetic does. The message is
+# formatted in Python (MemoryBudgetError.__str__): string formatting compiled by Numba cost
+# 4 s per module. One explicit signature: kernels pass `what` as a string constant, and
+# Numba would otherwise compile a specialisation for every constant.
+@numba.njit("void(unicode_type, float64, float64)", cache=True, nogil=True)
 def _memory_error(what, need, budget):
-    """Raised before a call allocates more than MEMORY_BUDGET bytes (sizes in float64,
-    which cannot wrap as Numba's int64 size arithmetic does)."""
-    raise MemoryError("graphgen: " + what + " of this call would need "
-                      + str(np.int64(min(need, 9e24) / 1e6)) + " MB, over the memory budget "
-                      "of " + str(np.int64(budget / 1e6)) + " MB (set MEMORY_BUDGET in the "
-                      "module, or GRAPHGEN_MEMORY_BUDGET=bytes)")
+    raise MemoryBudgetError(what, need, budget)
 
 # The functions below: strict IEEE (the range reductions of exp, log, tanh, sin and cos
 # rely on the order of operations) and inlined into the kernels that call them, so that

@@ -42,8 +42,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: c641e3f0a4f232920158dc16bd351805ff98c89214d5a58a99f32a481d370359
-# graphgen-content-sha256: 559cf4611fa720b766a8b742e4be7db86d704bf1363b1959f6a43108dcc8fcac
+# graphgen-spec-hash: 7825ae4ea0ab620c4b42df8212a03ef42e8f82cf8c21b5cf6f8f3207ca196e7c
+# graphgen-content-sha256: ee9be85a922601bafb9c42b2578f4fb9832ff64866580e9d7c0d8544ad7d0554
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -63,12 +63,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_c641e3f0a4f2'
+__name__ = 'graphgen_generated_mlp_7825ae4ea0ab'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'c641e3f0a4f232920158dc16bd351805ff98c89214d5a58a99f32a481d370359'
+SPEC_HASH = '7825ae4ea0ab620c4b42df8212a03ef42e8f82cf8c21b5cf6f8f3207ca196e7c'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -113,14 +113,23 @@ def _overlap(a, b):
     return pa < pb + b.size * b.itemsize and pb < pa + a.size * a.itemsize
 
 
-@numba.njit(cache=True, nogil=True)
+class MemoryBudgetError(MemoryError):
+    """A call would allocate more than MEMORY_BUDGET bytes; raised before it allocates."""
+
+    def __str__(self):
+        what, need, budget = self.args
+        return (f"graphgen: {what} of this call would need {int(min(need, 9e24) / 1e6)} MB, "
+                f"over the memory budget of {int(budget / 1e6)} MB (set MEMORY_BUDGET in the "
+                "module, or GRAPHGEN_MEMORY_BUDGET=bytes)")
+
+
+# Sizes in float64, which cannot wrap as Numba's int64 size arithmetic does. The message is
+# formatted in Python (MemoryBudgetError.__str__): string formatting compiled by Numba cost
+# 4 s per module. One explicit signature: kernels pass `what` as a string constant, and
+# Numba would otherwise compile a specialisation for every constant.
+@numba.njit("void(unicode_type, float64, float64)", cache=True, nogil=True)
 def _memory_error(what, need, budget):
-    """Raised before a call allocates more than MEMORY_BUDGET bytes (sizes in float64,
-    which cannot wrap as Numba's int64 size arithmetic does)."""
-    raise MemoryError("graphgen: " + what + " of this call would need "
-                      + str(np.int64(min(need, 9e24) / 1e6)) + " MB, over the memory budget "
-                      "of " + str(np.int64(budget / 1e6)) + " MB (set MEMORY_BUDGET in the "
-                      "module, or GRAPHGEN_MEMORY_BUDGET=bytes)")
+    raise MemoryBudgetError(what, need, budget)
 
 # The functions below: strict IEEE (the range reductions of exp, log, tanh, sin and cos
 # rely on the order of operations) and inlined into the kernels that call them, so that

@@ -45,8 +45,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 0696bb13ad4f1d34c0828e7a5f10e392f2917221a4032349dae03c8668655b3e
-# graphgen-content-sha256: 85af530fc8e15b09c514e130c36a9f7693b1447b854f709c1345765ffc178f90
+# graphgen-spec-hash: 06960d70381d606753031679a3466b276033c07ac6d92bb8b565afb3cea799bf
+# graphgen-content-sha256: ecbe6eb2061cda08f8d1343081b96cba716ecfd560e171a698d759666b732679
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -66,12 +66,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_0696bb13ad4f'
+__name__ = 'graphgen_generated_mlp_bias_06960d70381d'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '0696bb13ad4f1d34c0828e7a5f10e392f2917221a4032349dae03c8668655b3e'
+SPEC_HASH = '06960d70381d606753031679a3466b276033c07ac6d92bb8b565afb3cea799bf'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -118,14 +118,23 @@ def _overlap(a, b):
     return pa < pb + b.size * b.itemsize and pb < pa + a.size * a.itemsize
 
 
-@numba.njit(cache=True, nogil=True)
+class MemoryBudgetError(MemoryError):
+    """A call would allocate more than MEMORY_BUDGET bytes; raised before it allocates."""
+
+    def __str__(self):
+        what, need, budget = self.args
+        return (f"graphgen: {what} of this call would need {int(min(need, 9e24) / 1e6)} MB, "
+                f"over the memory budget of {int(budget / 1e6)} MB (set MEMORY_BUDGET in the "
+                "module, or GRAPHGEN_MEMORY_BUDGET=bytes)")
+
+
+# Sizes in float64, which cannot wrap as Numba's int64 size arithmetic does. The message is
+# formatted in Python (MemoryBudgetError.__str__): string formatting compiled by Numba cost
+# 4 s per module. One explicit signature: kernels pass `what` as a string constant, and
+# Numba would otherwise compile a specialisation for every constant.
+@numba.njit("void(unicode_type, float64, float64)", cache=True, nogil=True)
 def _memory_error(what, need, budget):
-    """Raised before a call allocates more than MEMORY_BUDGET bytes (sizes in float64,
-    which cannot wrap as Numba's int64 size arithmetic does)."""
-    raise MemoryError("graphgen: " + what + " of this call would need "
-                      + str(np.int64(min(need, 9e24) / 1e6)) + " MB, over the memory budget "
-                      "of " + str(np.int64(budget / 1e6)) + " MB (set MEMORY_BUDGET in the "
-                      "module, or GRAPHGEN_MEMORY_BUDGET=bytes)")
+    raise MemoryBudgetError(what, need, budget)
 
 # The functions below: strict IEEE (the range reductions of exp, log, tanh, sin and cos
 # rely on the order of operations) and inlined into the kernels that call them, so that

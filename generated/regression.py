@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g23[j, i]                       [h]
         dJ/dW1 = (_g23.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 84ff902e5c59e5d297c35762a3a1a06ab80a853378d70e9017a2a7553f2e4bf6
-# graphgen-content-sha256: 3d34e6e966dbbea98234dea8d37e572d7062b302bcefe245dc7efec8633ad93b
+# graphgen-spec-hash: c3925b8c7090852d71269cb9c855bcefa3493408a75cd367f57ecd72576ad9d1
+# graphgen-content-sha256: c9581c836f7cc3a5dad5d3ea1abe111b0ed502c84ba7603ccc2be09b0bcd8839
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -57,12 +57,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_regression_84ff902e5c59'
+__name__ = 'graphgen_generated_regression_c3925b8c7090'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '84ff902e5c59e5d297c35762a3a1a06ab80a853378d70e9017a2a7553f2e4bf6'
+SPEC_HASH = 'c3925b8c7090852d71269cb9c855bcefa3493408a75cd367f57ecd72576ad9d1'
 SPEC = '# Regression: one tanh hidden layer, one real number per example, mean squared error.\n# Train it on a CSV: graphgen train regression --data data.csv --columns x=0:4,y=4\ninput x[n, d]\ninput y[n]               # real-valued targets\nparam W1[h, d]\nparam b1[h]\nparam w2[h]\nparam b2\n\nhid  = tanh(x @ W1.T + b1)\npred = hid @ w2 + b2     # one prediction per row, [n]\nJ    = mean((pred - y) ** 2)\n\nminimize J\noutput pred\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['pred']
@@ -108,14 +108,23 @@ def _overlap(a, b):
     return pa < pb + b.size * b.itemsize and pb < pa + a.size * a.itemsize
 
 
-@numba.njit(cache=True, nogil=True)
+class MemoryBudgetError(MemoryError):
+    """A call would allocate more than MEMORY_BUDGET bytes; raised before it allocates."""
+
+    def __str__(self):
+        what, need, budget = self.args
+        return (f"graphgen: {what} of this call would need {int(min(need, 9e24) / 1e6)} MB, "
+                f"over the memory budget of {int(budget / 1e6)} MB (set MEMORY_BUDGET in the "
+                "module, or GRAPHGEN_MEMORY_BUDGET=bytes)")
+
+
+# Sizes in float64, which cannot wrap as Numba's int64 size arithmetic does. The message is
+# formatted in Python (MemoryBudgetError.__str__): string formatting compiled by Numba cost
+# 4 s per module. One explicit signature: kernels pass `what` as a string constant, and
+# Numba would otherwise compile a specialisation for every constant.
+@numba.njit("void(unicode_type, float64, float64)", cache=True, nogil=True)
 def _memory_error(what, need, budget):
-    """Raised before a call allocates more than MEMORY_BUDGET bytes (sizes in float64,
-    which cannot wrap as Numba's int64 size arithmetic does)."""
-    raise MemoryError("graphgen: " + what + " of this call would need "
-                      + str(np.int64(min(need, 9e24) / 1e6)) + " MB, over the memory budget "
-                      "of " + str(np.int64(budget / 1e6)) + " MB (set MEMORY_BUDGET in the "
-                      "module, or GRAPHGEN_MEMORY_BUDGET=bytes)")
+    raise MemoryBudgetError(what, need, budget)
 
 # The functions below: strict IEEE (the range reductions of exp, log, tanh, sin and cos
 # rely on the order of operations) and inlined into the kernels that call them, so that

@@ -34,8 +34,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 571cf705d5027029a8ff618b5e50efa4c9477b30fd389bcd79f8a63f44ce5a92
-# graphgen-content-sha256: dcad8d5ac944fb74d6b67c7ee860ee82fa8907ef57c4b8bffc82a8b36509ebf1
+# graphgen-spec-hash: d702d4822518bfd87c09532a76a7356f926ba1eaa8e2ab875f8577703f1f9b53
+# graphgen-content-sha256: b92aedd5dcd489d41664d92216807b1cfd9f8dcebdb687d54ceb74ccbd6407db
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -55,12 +55,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_571cf705d502'
+__name__ = 'graphgen_generated_softmax_mse_d702d4822518'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '571cf705d5027029a8ff618b5e50efa4c9477b30fd389bcd79f8a63f44ce5a92'
+SPEC_HASH = 'd702d4822518bfd87c09532a76a7356f926ba1eaa8e2ab875f8577703f1f9b53'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -104,14 +104,23 @@ def _overlap(a, b):
     return pa < pb + b.size * b.itemsize and pb < pa + a.size * a.itemsize
 
 
-@numba.njit(cache=True, nogil=True)
+class MemoryBudgetError(MemoryError):
+    """A call would allocate more than MEMORY_BUDGET bytes; raised before it allocates."""
+
+    def __str__(self):
+        what, need, budget = self.args
+        return (f"graphgen: {what} of this call would need {int(min(need, 9e24) / 1e6)} MB, "
+                f"over the memory budget of {int(budget / 1e6)} MB (set MEMORY_BUDGET in the "
+                "module, or GRAPHGEN_MEMORY_BUDGET=bytes)")
+
+
+# Sizes in float64, which cannot wrap as Numba's int64 size arithmetic does. The message is
+# formatted in Python (MemoryBudgetError.__str__): string formatting compiled by Numba cost
+# 4 s per module. One explicit signature: kernels pass `what` as a string constant, and
+# Numba would otherwise compile a specialisation for every constant.
+@numba.njit("void(unicode_type, float64, float64)", cache=True, nogil=True)
 def _memory_error(what, need, budget):
-    """Raised before a call allocates more than MEMORY_BUDGET bytes (sizes in float64,
-    which cannot wrap as Numba's int64 size arithmetic does)."""
-    raise MemoryError("graphgen: " + what + " of this call would need "
-                      + str(np.int64(min(need, 9e24) / 1e6)) + " MB, over the memory budget "
-                      "of " + str(np.int64(budget / 1e6)) + " MB (set MEMORY_BUDGET in the "
-                      "module, or GRAPHGEN_MEMORY_BUDGET=bytes)")
+    raise MemoryBudgetError(what, need, budget)
 
 # The functions below: strict IEEE (the range reductions of exp, log, tanh, sin and cos
 # rely on the order of operations) and inlined into the kernels that call them, so that

@@ -42,8 +42,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g33[j, i]                       [h]
         dJ/dW1 = (_g33.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 7d250d5088b4d893d6d777fbfa9a3183423f03aacb3aa07dbe4e9bdff7f21b8f
-# graphgen-content-sha256: 723dde43dbceb66f6a5b893bf5ffbbc628cff2194c0ccb2ad6fd01287f41dfcc
+# graphgen-spec-hash: 9743a2957507fac22cb87a9b42784e59a08860b2b7f0a34d025354ae2bcdde48
+# graphgen-content-sha256: 806aad82592ff54ee72064ab22d40fcc65cbbf548970187a6583cfee667a5e6e
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -63,12 +63,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_7d250d5088b4'
+__name__ = 'graphgen_generated_swish_9743a2957507'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '7d250d5088b4d893d6d777fbfa9a3183423f03aacb3aa07dbe4e9bdff7f21b8f'
+SPEC_HASH = '9743a2957507fac22cb87a9b42784e59a08860b2b7f0a34d025354ae2bcdde48'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -114,14 +114,23 @@ def _overlap(a, b):
     return pa < pb + b.size * b.itemsize and pb < pa + a.size * a.itemsize
 
 
-@numba.njit(cache=True, nogil=True)
+class MemoryBudgetError(MemoryError):
+    """A call would allocate more than MEMORY_BUDGET bytes; raised before it allocates."""
+
+    def __str__(self):
+        what, need, budget = self.args
+        return (f"graphgen: {what} of this call would need {int(min(need, 9e24) / 1e6)} MB, "
+                f"over the memory budget of {int(budget / 1e6)} MB (set MEMORY_BUDGET in the "
+                "module, or GRAPHGEN_MEMORY_BUDGET=bytes)")
+
+
+# Sizes in float64, which cannot wrap as Numba's int64 size arithmetic does. The message is
+# formatted in Python (MemoryBudgetError.__str__): string formatting compiled by Numba cost
+# 4 s per module. One explicit signature: kernels pass `what` as a string constant, and
+# Numba would otherwise compile a specialisation for every constant.
+@numba.njit("void(unicode_type, float64, float64)", cache=True, nogil=True)
 def _memory_error(what, need, budget):
-    """Raised before a call allocates more than MEMORY_BUDGET bytes (sizes in float64,
-    which cannot wrap as Numba's int64 size arithmetic does)."""
-    raise MemoryError("graphgen: " + what + " of this call would need "
-                      + str(np.int64(min(need, 9e24) / 1e6)) + " MB, over the memory budget "
-                      "of " + str(np.int64(budget / 1e6)) + " MB (set MEMORY_BUDGET in the "
-                      "module, or GRAPHGEN_MEMORY_BUDGET=bytes)")
+    raise MemoryBudgetError(what, need, budget)
 
 # The functions below: strict IEEE (the range reductions of exp, log, tanh, sin and cos
 # rely on the order of operations) and inlined into the kernels that call them, so that

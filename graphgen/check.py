@@ -44,7 +44,8 @@ class _Checker:
         self.spec = spec
         self.graph = Graph(spec.file, spec.text)
         self.env: dict[str, Node] = {}
-        self.fns: dict[str, tuple[tuple[sp.Symbol, ...], sp.Expr]] = {}
+        self.fns: dict[str, ast.FnDef] = {}  # applied by re-lowering the body (see call_fn)
+        self.fn_applications = 0  # in the current statement (bounded: MAX_FN_APPLICATIONS)
         self.defined_at: dict[str, Span] = {}
         self.dim_at: dict[str, Span] = {}  # where each dimension name first appears
         self.origin: Origin | None = None
@@ -111,6 +112,7 @@ class _Checker:
         for st in self.spec.statements:
             self.origin = self.lower.origin = Origin(st.span, _source(st))
             first_new = len(g.nodes)
+            self.fn_applications = 0
             self.check_rank(st)
             if isinstance(st, ast.Declare):
                 self.check_new_name(st.name, st.kind)
@@ -227,7 +229,7 @@ class _Checker:
 
     # ------------------------------------------------------------------ fn definitions
     def define_fn(self, st: ast.FnDef) -> None:
-        symbols = []
+        """Check a fn's body once, here, where its errors belong; calls re-lower the body."""
         seen = set()
         for p in st.params:
             if p.id in seen:
@@ -235,16 +237,20 @@ class _Checker:
             if not _IDENT.match(p.id) or keyword.iskeyword(p.id):
                 raise SpecError(f"invalid parameter name {p.id!r}", p.span)
             seen.add(p.id)
-            symbols.append(sp.Symbol(f"_p_{p.id}", real=True))
-        local = {p.id: s for p, s in zip(st.params, symbols)}
-        body = self.scalar_expr(st.body, local)
-        if not body.free_symbols <= set(symbols):  # pragma: no cover - guarded in scalar_expr
-            raise SpecError("function body uses names other than its parameters", st.body.span)
-        self.fns[st.name.id] = (tuple(symbols), body)
+        local = {p.id: sp.Symbol(f"_p_{p.id}", real=True) for p in st.params}
+        # inner fn calls as opaque applications: checked for arity, not expanded
+        def opaque(call, fname, args):
+            if all(not a.free_symbols for a in args):
+                return self.apply_scalar_fn(call, fname, args)
+            return sp.Function(fname)(*args)
+
+        self.scalar_expr(st.body, local, opaque)
+        self.fns[st.name.id] = st
         self.define(st.name)
 
-    def scalar_expr(self, e, local: dict[str, sp.Symbol]) -> sp.Expr:
-        """A fn body: elementwise arithmetic of its parameters, numbers and elementwise calls."""
+    def scalar_expr(self, e, local: dict[str, sp.Expr], call_fn) -> sp.Expr:
+        """A fn body: elementwise arithmetic of its parameters, numbers and elementwise calls;
+        `call_fn(call, name, args)` gives the value of a call of a user's fn."""
         if isinstance(e, ast.Number):
             return _number(e)
         if isinstance(e, ast.Name):
@@ -255,17 +261,21 @@ class _Checker:
                                 e.span, "pass it as an argument")
             raise SpecError(f"unknown name {e.id!r} in fn body", e.span)
         if isinstance(e, ast.Unary):
-            return -self.scalar_expr(e.operand, local)
+            return -self.scalar_expr(e.operand, local, call_fn)
         if isinstance(e, ast.BinOp):
             if e.op == "@":
                 raise SpecError("'@' is not elementwise and cannot be used in a fn body", e.span)
-            a, b = self.scalar_expr(e.left, local), self.scalar_expr(e.right, local)
+            a = self.scalar_expr(e.left, local, call_fn)
+            b = self.scalar_expr(e.right, local, call_fn)
             return check_size(_binary(e.op, a, b, e.span, e.right.span), e.span)
         if isinstance(e, ast.Call):
             fname = e.func.id
-            args = [self.scalar_expr(a, local) for a in e.args]
+            args = [self.scalar_expr(a, local, call_fn) for a in e.args]
             if e.kwargs:
                 raise SpecError(f"{fname}() takes no keyword arguments here", e.kwargs[0].span)
+            if fname in self.fns:
+                self.check_arity(e, len(self.fns[fname].params))
+                return call_fn(e, fname, args)
             return self.apply_scalar_fn(e, fname, args)
         if isinstance(e, ast.Transpose):
             raise SpecError("'.T' is not elementwise and cannot be used in a fn body", e.span)
@@ -281,15 +291,67 @@ class _Checker:
             op = ops.ELEMENTWISE[fname]
             self.check_arity(call, op.arity)
             return _literal(op.build(*args), call.span)
-        if fname in self.fns:
-            params, body = self.fns[fname]
-            self.check_arity(call, len(params))
-            return _literal(check_size(body.xreplace(dict(zip(params, args))), call.span,
-                                       f"the call of {fname}()"), call.span)
+        if fname in self.fns:  # every argument a number: the body folds to one
+            self.check_arity(call, len(self.fns[fname].params))
+            self.count_application(call)
+            fn = self.fns[fname]
+            local = {p.id: a for p, a in zip(fn.params, args)}
+            return _literal(self.scalar_expr(fn.body, local, self.apply_scalar_fn), call.span)
         if fname in ops.STRUCTURAL:
             raise SpecError(f"{fname}() is not elementwise and cannot be used in a fn body",
                             call.func.span)
         raise self.unknown_function(call.func)
+
+    def call_fn(self, call: ast.Call, fname: str, operands: list):
+        """A user's fn applied to arrays: one elementwise node whose body is the fn's body.
+
+        A fn called inside the body is a node of its own, which reads its argument once
+        however often its body uses it: substituting bodies into each other instead doubled
+        the expression at every level (`fn f1(a) = f0(f0(a))`, 15 levels: 300 s and more in
+        autodiff). Nesting then costs what it computes: one node per application."""
+        self.count_application(call)
+        self.check_elementwise(operands, call)
+        fn = self.fns[fname]
+        leaves: list = []  # (symbol, value): the operands, then the inner calls' results
+        local = {}
+        for p, v in zip(fn.params, operands):
+            if isinstance(v, Node):
+                local[p.id] = sp.Symbol(f"_leaf{len(leaves)}", real=True)
+                leaves.append((local[p.id], v))
+            else:
+                local[p.id] = v
+
+        def value_of(expr):  # a leaf, a number, or an elementwise node over the leaves
+            used = [(s, v) for s, v in leaves if s in expr.free_symbols]
+            if not used:
+                return expr
+            if len(used) == 1 and expr == used[0][0]:
+                return used[0][1]
+            return self.lower.map(lambda *syms: expr.xreplace(
+                dict(zip([s for s, _ in used], syms))), [v for _, v in used])
+
+        def inner_call(inner: ast.Call, name: str, args: list) -> sp.Expr:
+            values = [value_of(a) for a in args]
+            if all(isinstance(v, sp.Expr) for v in values):
+                return self.apply_scalar_fn(inner, name, values)
+            symbol = sp.Symbol(f"_leaf{len(leaves)}", real=True)
+            leaves.append((symbol, self.call_fn(inner, name, values)))
+            return symbol
+
+        body = self.scalar_expr(fn.body, local, inner_call)
+        symbols = [s for s, _ in leaves]
+        return self.elementwise(lambda *syms: body.xreplace(dict(zip(symbols, syms))),
+                                [v for _, v in leaves], call)
+
+    def count_application(self, call: ast.Call) -> None:
+        self.fn_applications += 1
+        if self.fn_applications > MAX_FN_APPLICATIONS:
+            raise SpecError(f"this statement applies user fns more than "
+                            f"{MAX_FN_APPLICATIONS:,} times; the limit is "
+                            f"{MAX_FN_APPLICATIONS:,}", self.origin.span if self.origin
+                            else call.span, "nested fn calls multiply: a fn that calls another "
+                            "twice, nested k deep, makes 2**k calls; compute intermediate "
+                            "values in statements of their own")
 
     def unknown_function(self, func: ast.Name) -> SpecError:
         if func.id in ops.NOT_YET:
@@ -360,6 +422,20 @@ class _Checker:
 
     def elementwise(self, fn, operands: list, e) -> Node:
         """fn applied to Nodes and folded literals, with broadcasting checked at `e`."""
+        self.check_elementwise(operands, e)
+        slots = [None if isinstance(v, Node) else v for v in operands]
+        positions = [i for i, v in enumerate(operands) if isinstance(v, Node)]
+
+        def body(*syms):
+            vals = list(slots)
+            for pos, s in zip(positions, syms):
+                vals[pos] = s
+            return fn(*vals)
+
+        return self.lower.map(body, [v for v in operands if isinstance(v, Node)])
+
+    def check_elementwise(self, operands: list, e) -> None:
+        """Float operands (comparisons excepted) whose shapes broadcast together."""
         nodes = [v for v in operands if isinstance(v, Node)]
         compares = isinstance(e, ast.BinOp) and e.op in ops.COMPARISONS  # ids < 5 is fine
         for v, sub in zip(operands, _operand_spans(e)):
@@ -371,16 +447,6 @@ class _Checker:
             shapes = " and ".join(_fmt_shape(n.shape) for n in nodes)
             raise SpecError(f"shapes {shapes} cannot be broadcast together", e.span,
                             "trailing dimensions must match or be 1") from None
-        slots = [None if isinstance(v, Node) else v for v in operands]
-        positions = [i for i, v in enumerate(operands) if isinstance(v, Node)]
-
-        def body(*syms):
-            vals = list(slots)
-            for pos, s in zip(positions, syms):
-                vals[pos] = s
-            return fn(*vals)
-
-        return self.lower.map(body, nodes)
 
     def matmul(self, a, b, e: ast.BinOp) -> Node:
         for v, side in ((a, e.left), (b, e.right)):
@@ -414,10 +480,12 @@ class _Checker:
                 raise SpecError(f"{fname}() takes no keyword arguments", e.kwargs[0].span)
             operands = [self.expr(a) for a in e.args]
             arity = ops.ELEMENTWISE[fname].arity if fname in ops.ELEMENTWISE \
-                else len(self.fns[fname][0])
+                else len(self.fns[fname].params)
             self.check_arity(e, arity)
             if all(isinstance(v, sp.Expr) for v in operands):
                 return self.apply_scalar_fn(e, fname, operands)
+            if fname in self.fns:
+                return self.call_fn(e, fname, operands)
             return self.elementwise(lambda *s: self.apply_scalar_fn(e, fname, list(s)),
                                     operands, e)
         if fname not in ops.STRUCTURAL:
@@ -697,6 +765,7 @@ class _Checker:
 # ----------------------------------------------------------------------------- limits
 MAX_LOOP_DEPTH = 16  # indices of one node (loops nested in its kernel); Python's limit is 20
 MAX_EXPRESSION_SIZE = 2_000  # sympy nodes of one body, counted as a tree, after inlining
+MAX_FN_APPLICATIONS = 1_000  # user fn calls one statement expands to (nesting multiplies)
 
 
 def expression_size(e: sp.Basic, memo: dict | None = None) -> int:

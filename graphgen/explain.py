@@ -111,7 +111,25 @@ def _named(expr, node: Node, names, inline, indexed) -> sp.Expr:
     subs = {arg_symbol(k): sp.Symbol(_arg_display(node, k, names, inline, indexed))
             for k in range(len(node.args)) if arg_symbol(k) in used}
     subs.update({index_symbol(i): sp.Symbol(n) for i, n in names.items()})
-    return expr.xreplace(subs)
+    return _rename(expr, subs)
+
+
+def _rename(expr: sp.Basic, subs: dict) -> sp.Basic:
+    """expr.xreplace(subs) without re-evaluating what it rebuilds: a renaming for display
+    needs no simplification, and sympy's re-evaluation (tanh asking whether its argument is
+    zero) dominated explaining long chains. (Not `sp.evaluate(False)`: setting it clears
+    sympy's whole cache.)"""
+    if expr in subs:
+        return subs[expr]
+    if not expr.args:
+        return expr
+    args = tuple(_rename(a, subs) for a in expr.args)
+    if args == expr.args:
+        return expr
+    try:
+        return expr.func(*args, evaluate=False)
+    except TypeError:  # a class without the option (ExprCondPair, Tuple)
+        return expr.func(*args)
 
 
 def lhs(step: Step) -> str:

@@ -9,6 +9,7 @@ appends backward nodes to the same `Graph`; nodes are created in topological ord
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import sympy as sp
 
@@ -67,14 +68,17 @@ class Node:
         return f"<{self.kind} {self.name}{list(self.shape)}>"
 
 
+@lru_cache(maxsize=None)  # sympy's own symbol cache is slower to reach
 def arg_symbol(k: int) -> sp.Symbol:
     return sp.Symbol(f"_a{k}", real=True)
 
 
+@lru_cache(maxsize=None)  # sympy's own symbol cache is slower to reach
 def index_symbol(name: str) -> sp.Symbol:
     return sp.Symbol(name, integer=True, nonnegative=True)
 
 
+@lru_cache(maxsize=None)  # sympy's own symbol cache is slower to reach
 def dim_symbol(name: str) -> sp.Symbol:
     return sp.Symbol(name, integer=True, positive=True)
 

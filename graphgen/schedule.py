@@ -55,7 +55,10 @@ class Program:
 
 # ----------------------------------------------------------------------------- rewriting
 def _normalize(node: Node, args: list[Arg], body: sp.Expr) -> Node:
-    """Deduplicate identical argument reads and number argument symbols in order."""
+    """Deduplicate identical argument reads and number argument symbols in order.
+
+    One renaming pass in the common case: sympy re-evaluates every function it rebuilds
+    (tanh asks whether its argument is zero), which dominated compiling long chains."""
     unique: list[Arg] = []
     position: dict[tuple, int] = {}  # (node, index) -> position in unique: linear, not n²
     subs = {}
@@ -67,14 +70,18 @@ def _normalize(node: Node, args: list[Arg], body: sp.Expr) -> Node:
         key = position.setdefault((id(a.node), a.idx), len(unique))
         if key == len(unique):
             unique.append(a)
-        subs[sym] = sp.Symbol(f"_n{key}", real=True)
-    body = body.xreplace(subs)
-    # merged reads can cancel (v + s - stop(s), see lower._with_gradient): drop what is unused
-    present = body.free_symbols
-    used = [k for k in range(len(unique)) if sp.Symbol(f"_n{k}", real=True) in present]
-    body = body.xreplace({sp.Symbol(f"_n{k}", real=True): arg_symbol(j)
-                          for j, k in enumerate(used)})
-    return dataclasses.replace(node, args=tuple(unique[k] for k in used), body=body)
+        subs[sym] = arg_symbol(key)
+    merged = len(subs) != len(unique)
+    body = body.xreplace({s: t for s, t in subs.items() if s != t})
+    if merged:
+        # merged reads can cancel (v + s - stop(s), see lower._with_gradient): drop the unused
+        present = body.free_symbols
+        used = [k for k in range(len(unique)) if arg_symbol(k) in present]
+        if len(used) != len(unique):
+            body = body.xreplace({arg_symbol(k): arg_symbol(j) for j, k in enumerate(used)
+                                  if j != k})
+            unique = [unique[k] for k in used]
+    return dataclasses.replace(node, args=tuple(unique), body=body)
 
 
 def _splice(consumer: Node, k: int, producer: Node) -> tuple[list[Arg], sp.Expr]:
@@ -83,16 +90,15 @@ def _splice(consumer: Node, k: int, producer: Node) -> tuple[list[Arg], sp.Expr]
     mapping = {p: c for p, c in zip(producer.out, read) if p is not None}
     base = len(consumer.args)
     new_args = list(consumer.args)
-    subs = {}
+    # one simultaneous renaming: the producer's argument symbols after the consumer's, and
+    # its loop indices to the consumer's (the two sets of symbols are disjoint)
+    rename = {index_symbol(p): (index_symbol(c) if c is not None else sp.Integer(0))
+              for p, c in mapping.items()}
     for j, pa in enumerate(producer.args):
         new_args.append(Arg(pa.node, tuple(None if i is None else mapping[i] for i in pa.idx)))
-        subs[arg_symbol(j)] = sp.Symbol(f"_s{base + j}", real=True)
-    inner = producer.body.xreplace(subs)
-    inner = inner.xreplace({index_symbol(p): (index_symbol(c) if c is not None else sp.Integer(0))
-                            for p, c in mapping.items()})
+        rename[arg_symbol(j)] = arg_symbol(base + j)
+    inner = producer.body.xreplace(rename)
     body = consumer.body.xreplace({arg_symbol(k): inner})
-    body = body.xreplace({sp.Symbol(f"_s{base + j}", real=True): arg_symbol(base + j)
-                          for j in range(len(producer.args))})
     new_args[k] = Arg(consumer.args[k].node, ())  # dropped by _normalize (symbol gone)
     return new_args, body
 

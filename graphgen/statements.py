@@ -76,8 +76,9 @@ class StepWriter:
                             if s.inplace_of is not None else self.alloc(s.node)))
         serial, trig = self.loop_body(group, keep, sizes, "range", "poly")
         reductions = [f"_acc_{s.node.name}" for s in group if not s.node.out]
+        members = {m.node.id for m in group}
         inputs = sorted({a.node.name for s in group for a in s.node.args
-                         if a.node.id not in {m.node.id for m in group}})
+                         if a.node.id not in members})
         params = list(self.kernel.dims) + inputs + [s.node.name for s in group
                                                     if s.node.id in keep and s.node.out]
         lines = serial
@@ -528,13 +529,13 @@ def fusable_groups(steps: list[Step]) -> list[list[Step]]:
     groups: list[list[Step]] = []
     members: dict[int, bool] = {}  # node id -> is a reduction
     domain = None
+    in_place = trig = False  # whether a member of the last group reuses a buffer, calls sin/cos
     for s in steps:
         d = loop_domain(s)
         # A loop that calls sin/cos may run twice (its libm twin): no member of it may
         # overwrite what it reads (a buffer reused in place).
-        rerun_safe = not any((m.inplace_of is not None and calls_trig(s))
-                             or (s.inplace_of is not None and calls_trig(m))
-                             for m in (groups[-1] if groups else []))
+        s_trig = calls_trig(s)
+        rerun_safe = not ((in_place and s_trig) or (s.inplace_of is not None and trig))
         fits = d is not None and groups and d == domain and rerun_safe and all(
             a.node.id not in members or (not members[a.node.id]
                                          and tuple(a.idx) == _loop_indices(s))
@@ -545,6 +546,9 @@ def fusable_groups(steps: list[Step]) -> list[list[Step]]:
             groups.append([s])
             members = {}
             domain = d
+            in_place = trig = False
+        in_place = in_place or s.inplace_of is not None
+        trig = trig or s_trig
         if d is not None:
             members[s.node.id] = s.form != "map"
     return groups

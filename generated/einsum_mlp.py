@@ -35,8 +35,8 @@ Derivation:
         _g43 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g43.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 57bf43d37dd13d5f2d849aa4d3545a8cc43f4f3b91a272c8c8a890a5df35f04b
-# graphgen-content-sha256: e29cef07b9873e3f6b30d9872159828c5f40c5d5a77adfc43a1ca64d8c903c90
+# graphgen-spec-hash: 58755490563c10aada6f56076da777aaf957c024c89f5b4c318023ea08e1c644
+# graphgen-content-sha256: 9b6ced7e677f976618ac42db5d622fc5ab345e0e11f3b156122576c55e8eda67
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -56,12 +56,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_57bf43d37dd1'
+__name__ = 'graphgen_generated_einsum_mlp_58755490563c'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '57bf43d37dd13d5f2d849aa4d3545a8cc43f4f3b91a272c8c8a890a5df35f04b'
+SPEC_HASH = '58755490563c10aada6f56076da777aaf957c024c89f5b4c318023ea08e1c644'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -34,8 +34,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: d702d4822518bfd87c09532a76a7356f926ba1eaa8e2ab875f8577703f1f9b53
-# graphgen-content-sha256: b92aedd5dcd489d41664d92216807b1cfd9f8dcebdb687d54ceb74ccbd6407db
+# graphgen-spec-hash: 184819584be9e94d812a756675c14c82d9de033a8d07e3b82309a80053a4cbe0
+# graphgen-content-sha256: d493b0566ecefe6eec85828f7d6d0ae5c806decab609d7eead03e7279537d51e
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -55,12 +55,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_d702d4822518'
+__name__ = 'graphgen_generated_softmax_mse_184819584be9'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'd702d4822518bfd87c09532a76a7356f926ba1eaa8e2ab875f8577703f1f9b53'
+SPEC_HASH = '184819584be9e94d812a756675c14c82d9de033a8d07e3b82309a80053a4cbe0'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

@@ -45,8 +45,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 399e64e3f83c594c3bbe226966141510be30f06ac80da1cbfc6a3163d30761f0
-# graphgen-content-sha256: 1dfa8b9eab157cc470c9180c6eb221c5279c7fb4d69b536fd990492f261e52ec
+# graphgen-spec-hash: b5cf9abcd6d931c704569048556d467af655a93bf83f458d9ae34deeed4c5157
+# graphgen-content-sha256: da6b03798c978f202f11c2a8ec2873c14349ed05356aa82d1c79775d96beb326
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -66,12 +66,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_399e64e3f83c'
+__name__ = 'graphgen_generated_mlp_bias_b5cf9abcd6d9'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '399e64e3f83c594c3bbe226966141510be30f06ac80da1cbfc6a3163d30761f0'
+SPEC_HASH = 'b5cf9abcd6d931c704569048556d467af655a93bf83f458d9ae34deeed4c5157'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -42,8 +42,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g33[j, i]                       [h]
         dJ/dW1 = (_g33.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: d62c05bfceeb0ac8f4bce3db0d386ec84885df3da4f92e0ab1b3868f8072a887
-# graphgen-content-sha256: d9617a67c191629d71046ba6f16db03e13a829736051c94cb8428ce880d3d059
+# graphgen-spec-hash: 5ce7b1a1fbe535a66ec77582ca7ebd9300d54842ae3f5be13a1601b26969d4ee
+# graphgen-content-sha256: 4a64b823f5ee601d4ac6b8c11204b977bfea46708cc669ec67530e174c52a0df
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -63,12 +63,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_d62c05bfceeb'
+__name__ = 'graphgen_generated_swish_5ce7b1a1fbe5'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'd62c05bfceeb0ac8f4bce3db0d386ec84885df3da4f92e0ab1b3868f8072a887'
+SPEC_HASH = '5ce7b1a1fbe535a66ec77582ca7ebd9300d54842ae3f5be13a1601b26969d4ee'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

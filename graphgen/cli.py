@@ -100,7 +100,7 @@ def cmd_check(args) -> int:
     dims.update(_parse_dims(args.dim))
     arguments = random_arguments(module, dims, seed=args.seed, dtype=np.float64)
     results = check_gradients(module, arguments, rtol=args.rtol, seed=args.seed)
-    print(f"gradient check of {args.spec} (float64, central differences, dims "
+    print(f"gradient check of {escape_text(args.spec)} (float64, central differences, dims "
           f"{', '.join(f'{k}={v}' for k, v in dims.items())}):")
     ok = True
     for r in results:
@@ -170,19 +170,20 @@ def cmd_train(args) -> int:
     module = load_module(args.spec, args.out)
     built = time.perf_counter()
     where = Path(module.__file__).parent
-    print(f"training {args.spec} on {data.name}: {data.rows} rows"
+    print(f"training {escape_text(args.spec)} on {escape_text(data.name)}: {data.rows} rows"
           + (f" ({len(next(iter(data.test.values())))} more held out for testing)"
-             if data.test else "") + "".join(f"; {n}" for n in data.notes), file=sys.stderr)
+             if data.test else "") + "".join(f"; {escape_text(n)}" for n in data.notes),
+          file=sys.stderr)
     quiet = args.quiet
     tty = sys.stderr.isatty()
     result = train(module, data, config, resume=args.resume, progress=not quiet and tty,
                    log=None if quiet else (lambda line: print(line, file=sys.stderr)))
     compile_seconds = built - start + result.compile_seconds
     epochs = sum(1 for h in result.history if h["epoch"] > result.first_epoch)
-    print(f"compiled in {compile_seconds:.1f}s (module in {where}); trained {epochs} "
+    print(f"compiled in {compile_seconds:.1f}s (module in {escape_text(where)}); trained {epochs} "
           f"epoch{'s' if epochs != 1 else ''} in {result.seconds:.1f}s", file=sys.stderr)
     run_dir.mkdir(parents=True, exist_ok=True)
-    plot_history(result.history, plot, f"{Path(args.spec).name} on {data.name}",
+    plot_history(result.history, plot, escape_text(f"{Path(args.spec).name} on {data.name}"),
                  result.metric)
     weights = save_weights(run_dir / "weights.npz", module, result.params, result.settings)
     (run_dir / "history.json").write_text(json.dumps(result.history, indent=1) + "\n")
@@ -203,7 +204,8 @@ def cmd_train(args) -> int:
                                            f"{m['test_' + result.metric]:.4g}") \
             if result.metric else f"test objective {m['test_objective']:.4g}"
         print(f"{score} ({rows} held-out examples)")
-    print(f"run directory {run_dir} (loss curve {plot}, weights {weights})")
+    print(f"run directory {escape_text(run_dir)} (loss curve {escape_text(plot)}, "
+          f"weights {escape_text(weights)})")
     return 0
 
 
@@ -230,7 +232,7 @@ def cmd_predict(args) -> int:
         raise TrainError(f"cannot write {out}: {e.strerror or e}") from None
     first = (module.OUTPUTS or [module.OBJECTIVE])[0]
     shapes = result if isinstance(result, dict) else {args.output or first: result}
-    print(f"wrote {out}: " + ", ".join(f"{k} {v.shape}" for k, v in shapes.items()))
+    print(f"wrote {escape_text(out)}: " + ", ".join(f"{k} {v.shape}" for k, v in shapes.items()))
     return 0
 
 

@@ -197,3 +197,22 @@ def test_california_is_refused_when_not_cached(run, gen_dir, tmp_path, monkeypat
     status, _, err = run("train", REGRESSION, "--out", str(gen_dir), "--dataset", "california")
     assert status == 2
     assert "not in scikit-learn's cache" in err and "never downloads" in err
+
+
+def test_spec_and_data_names_with_terminal_escapes_are_printed_escaped(run, gen_dir,
+                                                                       regression_csv):
+    """`train` printed the spec's, the data's and the run's names raw: a file named with ESC
+    sequences could rewrite the terminal (issue 14, item 15)."""
+    evil = "evil\x1b[2J\x1b]0;pwned\x07\u202e"
+    spec = Path(f"{evil}.gg")
+    spec.write_text(Path(REGRESSION).read_text())
+    data = Path(f"{evil}.csv")
+    data.write_bytes(regression_csv.read_bytes())
+    status, out, err = run("train", str(spec), "--out", str(gen_dir), "--data", str(data),
+                           "--columns", "x=a:d,y=target", "--epochs", "2", "--dim", "h=4",
+                           "--save", f"{evil}.npz")
+    assert status == 0, err
+    for text in (out, err):
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert "evil\\x1b[2J\\x1b]0;pwned\\x07\\u202e.gg on evil\\x1b[2J" in err
+    assert "weights evil\\x1b[2J" in out

@@ -35,8 +35,8 @@ Derivation:
         _g43 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g43.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: 6ccbdb0eec07bad45b8d6d7a0a46d0a8e2d2c9f39ac20a785edba29caa546440
-# graphgen-content-sha256: 4832ea96a90d2e3f1140bc712748c030f97cc94591d9bc62c60dee9e60d6a2b7
+# graphgen-spec-hash: f48bffb3d868c08402c483e3a6618aa7f094a785de88beb284006562e1c25ea8
+# graphgen-content-sha256: 93bf78e056f12523221cc654117b8d08d688ca3c848ea375442b4f00033a576f
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -56,12 +56,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_6ccbdb0eec07'
+__name__ = 'graphgen_generated_einsum_mlp_f48bffb3d868'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '6ccbdb0eec07bad45b8d6d7a0a46d0a8e2d2c9f39ac20a785edba29caa546440'
+SPEC_HASH = 'f48bffb3d868c08402c483e3a6618aa7f094a785de88beb284006562e1c25ea8'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

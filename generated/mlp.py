@@ -42,8 +42,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 50168f50742b0cda86fc5ec67f3f4cdd0a4d9cdb74c2b3ed39f66338cbb350fd
-# graphgen-content-sha256: a558b5a66d2aeda71ef79bb74cc9837facdafaf387283fb76bc67b9104f08f6d
+# graphgen-spec-hash: 000741f9c77d0b53d9a504544efe002255cbc4da837980ed2a7af98aa8777696
+# graphgen-content-sha256: 558e67a17dd4b2687807bf8b5eb3e1f4ed8bad999d201b24b1ef175afa417d80
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -63,12 +63,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_50168f50742b'
+__name__ = 'graphgen_generated_mlp_000741f9c77d'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '50168f50742b0cda86fc5ec67f3f4cdd0a4d9cdb74c2b3ed39f66338cbb350fd'
+SPEC_HASH = '000741f9c77d0b53d9a504544efe002255cbc4da837980ed2a7af98aa8777696'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -45,8 +45,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: b5cf9abcd6d931c704569048556d467af655a93bf83f458d9ae34deeed4c5157
-# graphgen-content-sha256: da6b03798c978f202f11c2a8ec2873c14349ed05356aa82d1c79775d96beb326
+# graphgen-spec-hash: 333b755a33fb890815448c78637023a433b0a4a6cc313ed8e4f7507fca662aec
+# graphgen-content-sha256: 453af77d4ee1efc63e4e41bbb08c642a5494476eb92487b882f34a246df658b0
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -66,12 +66,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_b5cf9abcd6d9'
+__name__ = 'graphgen_generated_mlp_bias_333b755a33fb'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'b5cf9abcd6d931c704569048556d467af655a93bf83f458d9ae34deeed4c5157'
+SPEC_HASH = '333b755a33fb890815448c78637023a433b0a4a6cc313ed8e4f7507fca662aec'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

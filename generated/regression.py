@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g23[j, i]                       [h]
         dJ/dW1 = (_g23.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 46d5158ff3ea294f99d6635fa58ac9e8bb53c4e89d08cf76fe0add220a45e501
-# graphgen-content-sha256: cd08269c4c493b4e951c1287023278b31e4fad4148010ee5399cd87f184f2815
+# graphgen-spec-hash: 568b177010a5c20e4ddf6d340dadf5f00078d2f76f1d7fc27703fba256aa9b30
+# graphgen-content-sha256: e7f8bcfbc9d3be466a4489b602525fc1102cf5e24db01f7d95968cdc0bd116db
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -57,12 +57,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_regression_46d5158ff3ea'
+__name__ = 'graphgen_generated_regression_568b177010a5'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '46d5158ff3ea294f99d6635fa58ac9e8bb53c4e89d08cf76fe0add220a45e501'
+SPEC_HASH = '568b177010a5c20e4ddf6d340dadf5f00078d2f76f1d7fc27703fba256aa9b30'
 SPEC = '# Regression: one tanh hidden layer, one real number per example, mean squared error.\n# Train it on a CSV: graphgen train regression --data data.csv --columns x=0:4,y=4\ninput x[n, d]\ninput y[n]               # real-valued targets\nparam W1[h, d]\nparam b1[h]\nparam w2[h]\nparam b2\n\nhid  = tanh(x @ W1.T + b1)\npred = hid @ w2 + b2     # one prediction per row, [n]\nJ    = mean((pred - y) ** 2)\n\nminimize J\noutput pred\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['pred']

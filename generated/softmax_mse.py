@@ -34,8 +34,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: c8d44f13d4d5045b941c5f5be931c3b39230e346dfe705e4df5c48ac3b9f1072
-# graphgen-content-sha256: 9517d8c9822e2922ef5e138cad4cc5c682e12fe46d17f3636f77d6013ace8189
+# graphgen-spec-hash: f07beccecb7c60b8854a4eb70ccea8c02734a15eb9d9a4a53589c0f081d8684a
+# graphgen-content-sha256: 9c94cfc765f35793e38b8465dad412e641d03935849d9ea5111d3c972b162ba1
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -55,12 +55,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_c8d44f13d4d5'
+__name__ = 'graphgen_generated_softmax_mse_f07beccecb7c'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'c8d44f13d4d5045b941c5f5be931c3b39230e346dfe705e4df5c48ac3b9f1072'
+SPEC_HASH = 'f07beccecb7c60b8854a4eb70ccea8c02734a15eb9d9a4a53589c0f081d8684a'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

@@ -42,8 +42,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g33[j, i]                       [h]
         dJ/dW1 = (_g33.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 5ce7b1a1fbe535a66ec77582ca7ebd9300d54842ae3f5be13a1601b26969d4ee
-# graphgen-content-sha256: 4a64b823f5ee601d4ac6b8c11204b977bfea46708cc669ec67530e174c52a0df
+# graphgen-spec-hash: 862500daa7c79dd2ff9b558539811a1afd999277b44ce92d73914d180dd3525e
+# graphgen-content-sha256: 70c0f887e40887e5b78bf23d22e52000905c768b017eec651b3d9040a14c3f16
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -63,12 +63,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_5ce7b1a1fbe5'
+__name__ = 'graphgen_generated_swish_862500daa7c7'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '5ce7b1a1fbe535a66ec77582ca7ebd9300d54842ae3f5be13a1601b26969d4ee'
+SPEC_HASH = '862500daa7c79dd2ff9b558539811a1afd999277b44ce92d73914d180dd3525e'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

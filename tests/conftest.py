@@ -3,6 +3,7 @@ the suite), in a session temporary directory, through the public `graphgen.load`
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -66,14 +67,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+def _shared_dir(tmp_path_factory, name: str) -> Path:
+    """A session directory; under pytest-xdist one shared by the workers of the run, so that
+    a module one worker built (and Numba compiled and cached on disk) is loaded, not
+    compiled again, by the other: JIT compiling is most of the suite's time."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        path = tmp_path_factory.getbasetemp().parent / name
+        path.mkdir(exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp(name)
+
+
 @pytest.fixture(scope="session")
 def gen_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("generated")
+    return _shared_dir(tmp_path_factory, "generated")
 
 
 @pytest.fixture(scope="session")
 def spec_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("specs")
+    return _shared_dir(tmp_path_factory, "specs")
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +97,10 @@ def build(gen_dir, spec_dir):
         key = hashlib.sha256(text.encode()).hexdigest()[:12]
         if key not in cache:
             path = spec_dir / f"{name or 'spec'}_{key}.gg"
-            path.write_text(text)
+            if not path.exists():  # atomically: another worker may be reading it
+                part = path.with_name(f"{path.name}.{os.getpid()}.part")
+                part.write_text(text)
+                os.replace(part, path)
             cache[key] = graphgen.load(path, out_dir=gen_dir)
         return cache[key]
 

@@ -185,8 +185,13 @@ def _check(module, seed):
         args[name] = rng.uniform(-1.5, 1.5, size=tuple(dims[s] for s in shape))
     results = check_gradients(module, args, rtol=1e-6, seed=seed)
     assert all(r.ok for r in results), [(r.name, r.max_rel_error) for r in results]
-    # sgd_step (updates folded into GEMMs, decays moved into earlier passes) is p - lr * g
+    # forward/backward (the finite differences above use value_and_grad's value) agree
     J, grads = module.value_and_grad(**args)
+    tape = module.forward(**args)
+    assert tape[module.OBJECTIVE] == pytest.approx(J, rel=1e-12)
+    for name, g in module.backward(tape).items():
+        np.testing.assert_allclose(g, grads[name], rtol=1e-10, atol=1e-13)
+    # sgd_step (updates folded into GEMMs, decays moved into earlier passes) is p - lr * g
     params = {name: args[name].copy() for name in grads}
     assert module.sgd_step(**{**args, **params}, lr=0.125) == pytest.approx(J, rel=1e-12)
     for name, g in grads.items():

@@ -82,7 +82,7 @@ def coupled_graphs(draw):
 
 
 @pytest.mark.slow
-@settings(max_examples=12, deadline=None, derandomize=True,
+@settings(max_examples=8, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 @given(coupled_graphs(), st.sampled_from([np.float64, np.float32]))
 def test_sgd_step_is_p_minus_lr_grad_on_coupled_graphs(build, text, dtype):

@@ -42,8 +42,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 000741f9c77d0b53d9a504544efe002255cbc4da837980ed2a7af98aa8777696
-# graphgen-content-sha256: 558e67a17dd4b2687807bf8b5eb3e1f4ed8bad999d201b24b1ef175afa417d80
+# graphgen-spec-hash: ebd3d65178e5c77bd7c996526b35765448d3da2af3ff18419a8e961ef1ff1deb
+# graphgen-content-sha256: 4b818dc6cee8f6c59fbc65c00cdf6e2dfa33250747316970199e352846e4f4ea
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -63,12 +63,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_000741f9c77d'
+__name__ = 'graphgen_generated_mlp_ebd3d65178e5'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '000741f9c77d0b53d9a504544efe002255cbc4da837980ed2a7af98aa8777696'
+SPEC_HASH = 'ebd3d65178e5c77bd7c996526b35765448d3da2af3ff18419a8e961ef1ff1deb'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -1140,6 +1140,190 @@ def _input_grads_kernel(x, y, W1, W2, lam, _budget):
             dJ_dW1[i0, i1] = _g48[i0, i1] + W1[i0, i1] * lam
     return J, dJ_dW1, dJ_dW2, dJ_dx, o
 
+
+@numba.njit(**_JIT)
+def _jvp_kernel(x, y, W1, W2, lam, _dot_W1, _dot_W2, _budget):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
+    if n < 1 or d < 1 or h < 1 or q < 1:
+        raise ValueError("graphgen: empty dimension")
+    if x.shape[0] != n or x.shape[1] != d:
+        raise ValueError("graphgen: shape of x")
+    if y.shape[0] != n:
+        raise ValueError("graphgen: shape of y")
+    for _label in y.ravel():
+        if _label < 0 or _label >= q:
+            raise ValueError("graphgen: label in y")
+    if W1.shape[0] != h or W1.shape[1] != d:
+        raise ValueError("graphgen: shape of W1")
+    if W2.shape[0] != q or W2.shape[1] != h:
+        raise ValueError("graphgen: shape of W2")
+    if _dot_W1.shape[0] != h or _dot_W1.shape[1] != d:
+        raise ValueError("graphgen: shape of _dot_W1")
+    if _dot_W2.shape[0] != q or _dot_W2.shape[1] != h:
+        raise ValueError("graphgen: shape of _dot_W2")
+    dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_h*_f_n) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary 'z'", _b0, _budget)
+    _b1 = (_f_h*_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary 'hid'", _b1, _budget)
+    _b2 = (_f_n*_f_q) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary 'o'", _b2, _budget)
+    _b3 = (_f_n) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("temporary '_max10'", _b3, _budget)
+    _b4 = (_f_n) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("temporary '_sumexp12'", _b4, _budget)
+    _b5 = (_f_n) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("temporary '_picked14'", _b5, _budget)
+    _b6 = (_f_h*_f_n) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("temporary '_d28'", _b6, _budget)
+    _b7 = (_f_n*_f_q) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("temporary '_d31'", _b7, _budget)
+    _b8 = (_f_n*_f_q) * x.itemsize
+    if _b8 > _budget:
+        _memory_error("temporary '_d32'", _b8, _budget)
+    _b9 = (_f_n) * x.itemsize
+    if _b9 > _budget:
+        _memory_error("temporary '_d35'", _b9, _budget)
+    _b10 = (_f_n) * x.itemsize
+    if _b10 > _budget:
+        _memory_error("temporary '_d37'", _b10, _budget)
+    _b11 = (3*_f_h*_f_n + 3*_f_n*_f_q + 5*_f_n + 4096) * x.itemsize
+    if _b11 > _budget:
+        _memory_error("the temporaries", _b11, _budget)
+    _ws = np.empty(3*h*n + 3*n*q + 5*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[3*h*n + 3*n*q + 5*n:]  # room for a small operand, transposed (_dot_t)
+    # z   = x @ W1.T    [n, h]  (examples/mlp.gg:9)
+    z = _ws[0:h*n].reshape((n, h))
+    _dot_t(x, W1, z, _scratch)
+    # hid = relu(z)    [n, h]  (examples/mlp.gg:10)
+    hid = _ws[h*n:2*h*n].reshape((n, h))
+    for i0 in range(n):
+        for i1 in range(h):
+            hid[i0, i1] = _relu(z[i0, i1])
+    # o   = hid @ W2.T    [n, q]  (examples/mlp.gg:11)
+    o = _ws[2*h*n:2*h*n + n*q].reshape((n, q))
+    _dot_t(hid, W2, o, _scratch)
+    # one loop over the rows for the next steps:
+    #   _max10[i, 0] = max_j o[i, j]    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    #   _sumexp12[i, 0] = Σ_j exp(o[i, j] - _max10[i, 0])    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    #   _picked14[i] = Σ_j (o[i, j] - _max10[i, 0] if y[i] == j else 0)    [n]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    #   L   = mean(cross_entropy(o, y))    scalar  (examples/mlp.gg:12)
+    _max10 = _ws[2*h*n + n*q:2*h*n + n*q + n].reshape((n, 1))
+    _sumexp12 = _ws[2*h*n + n*q + n:2*h*n + n*q + 2*n].reshape((n, 1))
+    _picked14 = _ws[2*h*n + n*q + 2*n:2*h*n + n*q + 3*n].reshape((n,))
+    _acc_L = 0.0
+    for i0 in range(n):
+        acc = -np.inf
+        for i1 in range(q):
+            acc = max(acc, o[i0, i1])
+        _max10[i0, 0] = acc
+        acc = 0.0
+        for i1 in range(q):
+            acc += _exp(o[i0, i1] - _max10[i0, 0])
+        _sumexp12[i0, 0] = acc
+        acc = 0.0
+        for i1 in range(q):
+            acc += (o[i0, i1] - _max10[i0, 0] if y[i0] == i1 else 0.0)
+        _picked14[i0] = acc
+        _acc_L += (_log(_sumexp12[i0, 0]) - _picked14[i0]) / n
+    L = _acc_L
+    # _t19 = Σ_ij W1[i, j]**2    scalar
+    #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
+    _acc__t19 = 0.0
+    for i0 in range(h):
+        for i1 in range(d):
+            _acc__t19 += W1[i0, i1] * W1[i0, i1]
+    _t19 = _acc__t19
+    # _t21 = Σ_ij W2[i, j]**2    scalar
+    #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
+    _acc__t21 = 0.0
+    for i0 in range(q):
+        for i1 in range(h):
+            _acc__t21 += W2[i0, i1] * W2[i0, i1]
+    _t21 = _acc__t21
+    # J   = L + s    scalar  (examples/mlp.gg:14)
+    J = L + lam * (_t19 + _t21) / 2.0
+    # tangent of z = x @ tangent of W1.T    [n, h]
+    #   part of: z   = x @ W1.T  (examples/mlp.gg:9)
+    _d28 = _ws[2*h*n + n*q + 3*n:3*h*n + n*q + 3*n].reshape((n, h))
+    _dot_t(x, _dot_W1, _d28, _scratch)
+    # tangent of hid = (x @ tangent of W1.T)*(relu(z) > 0)    [n, h]
+    #   part of: hid = relu(z)  (examples/mlp.gg:10)
+    _d29 = _d28  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(h):
+            _d29[i0, i1] = _d28[i0, i1] * (1.0 if _relu(z[i0, i1]) > 0.0 else 0.0)
+    # _d31 = tangent of hid @ W2.T    [n, q]
+    #   part of: o   = hid @ W2.T  (examples/mlp.gg:11)
+    _d31 = _ws[3*h*n + n*q + 3*n:3*h*n + 2*n*q + 3*n].reshape((n, q))
+    _dot_t(_d29, W2, _d31, _scratch)
+    # _d32 = hid @ tangent of W2.T    [n, q]
+    #   part of: o   = hid @ W2.T  (examples/mlp.gg:11)
+    _d32 = _ws[3*h*n + 2*n*q + 3*n:3*h*n + 3*n*q + 3*n].reshape((n, q))
+    _dot_t(hid, _dot_W2, _d32, _scratch)
+    # one loop over the rows for the next steps:
+    #   tangent of o = (hid @ tangent of W2.T) + (tangent of hid @ W2.T)    [n, q]
+    #     part of: o   = hid @ W2.T  (examples/mlp.gg:11)
+    #   tangent of _sumexp12[i, 0] = Σ_j tangent of o[i, j]*exp(o[i, j] - _max10[i, 0])    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    #   tangent of _picked14[i] = Σ_j tangent of o[i, j]*[y[i] == j]    [n]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    #   tangent of L = Σ_i (tangent of _sumexp12[i, 0]/_sumexp12[i, 0] - tangent of _picked14[i])/n    scalar
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    _d33 = _d31  # reuse the buffer
+    _d35 = _ws[3*h*n + 3*n*q + 3*n:3*h*n + 3*n*q + 4*n].reshape((n, 1))
+    _d37 = _ws[3*h*n + 3*n*q + 4*n:3*h*n + 3*n*q + 5*n].reshape((n,))
+    _acc__d41 = 0.0
+    for i0 in range(n):
+        for i1 in range(q):
+            _d33[i0, i1] = _d31[i0, i1] + _d32[i0, i1]
+        acc = 0.0
+        for i1 in range(q):
+            acc += _d33[i0, i1] * _exp(o[i0, i1] - _max10[i0, 0])
+        _d35[i0, 0] = acc
+        acc = 0.0
+        for i1 in range(q):
+            acc += _d33[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
+        _d37[i0] = acc
+        _acc__d41 += (_d35[i0, 0] / _sumexp12[i0, 0] - _d37[i0]) / n
+    _d41 = _acc__d41
+    # tangent of _t19 = Σ_ij 2*W1[i, j]*tangent of W1[i, j]    scalar
+    #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
+    _acc__d43 = 0.0
+    for i0 in range(h):
+        for i1 in range(d):
+            _acc__d43 += 2.0 * W1[i0, i1] * _dot_W1[i0, i1]
+    _d43 = _acc__d43
+    # tangent of _t21 = Σ_ij 2*W2[i, j]*tangent of W2[i, j]    scalar
+    #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp.gg:13)
+    _acc__d45 = 0.0
+    for i0 in range(q):
+        for i1 in range(h):
+            _acc__d45 += 2.0 * W2[i0, i1] * _dot_W2[i0, i1]
+    _d45 = _acc__d45
+    # J   = L + s    scalar  (examples/mlp.gg:14)
+    _dJ = _d41 + lam * (_d43 + _d45) / 2.0
+    return J, _dJ
+
 if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (validated)
     _forward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _backward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
@@ -1147,6 +1331,7 @@ if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (v
     _predict_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _sgd_step_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _input_grads_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _jvp_kernel._can_compile = False  # (disable_compile asserts a signature exists)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -1203,6 +1388,39 @@ def _check_wrt(wrt):
             raise ValueError(f"wrt={name!r}: {kind}; gradients exist for the params and the "
                              f"float inputs ({', '.join(_FLOAT_INPUTS) or 'none'})")
     return tuple(n for n in names if n in _FLOAT_INPUTS)
+
+
+# param -> the name of its tangent in the forward-mode kernel (jvp)
+_TANGENTS = {'W1': '_dot_W1', 'W2': '_dot_W2'}
+
+
+def _tangent_arrays(tangents, bound, dtype):
+    """jvp's tangents, {param: array}, checked as the params are (shape, dtype); a param
+    missing from the dict has tangent zero. Keyed by the kernel's names."""
+    if not isinstance(tangents, dict):
+        raise TypeError(f"jvp() takes the tangents first, as a dict {{param: array}}; got "
+                        f"{type(tangents).__name__}")
+    for name in tangents:
+        if name not in PARAMS:
+            import difflib
+
+            close = difflib.get_close_matches(str(name), list(PARAMS), 1, 0.5)
+            hint = f"did you mean {close[0]!r}?" if close else f"the params: {', '.join(PARAMS)}"
+            raise ValueError(f"tangents[{name!r}]: not a param; {hint}")
+    keys = {p: f"tangents[{p!r}]" for p in tangents}
+    _, given, given_dtype = _check_arrays({keys[p]: v for p, v in tangents.items()},
+                                          {keys[p]: PARAMS[p] for p in tangents}, dims=bound)
+    if given_dtype is not None and given_dtype != dtype:
+        raise TypeError(f"the tangents are {given_dtype} but the params are {dtype}; pass "
+                        "them in one dtype")
+    arrays = {}
+    for p, (shape, _, _) in PARAMS.items():
+        if p in tangents:
+            arrays[_TANGENTS[p]] = given[keys[p]]
+        else:
+            arrays[_TANGENTS[p]] = np.zeros(tuple(bound[d] if isinstance(d, str) else d
+                                                  for d in shape) or (1,), dtype)
+    return arrays
 
 
 def _wrt_result(value, grads, outs, wrt, outputs):
@@ -1468,6 +1686,23 @@ def _value_and_grad_wrt(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, la
     _compile_for(_input_grads_kernel, _args)
     J, dJ_dW1, dJ_dW2, dJ_dx, o = _input_grads_kernel(*_args)
     return _wrt_result(float(J), {'W1': dJ_dW1, 'W2': dJ_dW2, 'x': dJ_dx}, {'o': o}, wrt, outputs)
+
+
+def jvp(_tangents, /, x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, *, strict=True, **unexpected):
+    """Forward mode: (J, dJ), the objective and its directional derivative along the first argument, tangents {param: array} (positional: a spec may name a value tangents; a param left out has tangent 0)."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
+        _bad_call('jvp', {'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam}, unexpected)
+    _threads.choose(False)  # the idle cores (see _Threads)
+    _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
+                                    {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
+    lam = _check_scalar('lam', lam)
+    _a.update(_tangent_arrays(_tangents, _bound, _dtype))
+    _args = (_a['x'], _a['y'], _a['W1'], _a['W2'], lam, _a['_dot_W1'], _a['_dot_W2'], MEMORY_BUDGET,)
+    _compile_for(_jvp_kernel, _args)
+    J, _dJ = _jvp_kernel(*_args)
+    return float(J), float(_dJ)
 
 
 def predict(x=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, *, strict=True, **unexpected):

@@ -45,8 +45,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 333b755a33fb890815448c78637023a433b0a4a6cc313ed8e4f7507fca662aec
-# graphgen-content-sha256: 453af77d4ee1efc63e4e41bbb08c642a5494476eb92487b882f34a246df658b0
+# graphgen-spec-hash: 8abfe2255aeef58211119896147ff21bafe2c35dbf3dd5ebe3e33b5c9b3b9c95
+# graphgen-content-sha256: a1f050cf17e10b3c069996824d13b739082b4d62fb877efd646127e5d44e910a
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -66,12 +66,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_333b755a33fb'
+__name__ = 'graphgen_generated_mlp_bias_8abfe2255aee'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '333b755a33fb890815448c78637023a433b0a4a6cc313ed8e4f7507fca662aec'
+SPEC_HASH = '8abfe2255aeef58211119896147ff21bafe2c35dbf3dd5ebe3e33b5c9b3b9c95'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -1304,6 +1304,210 @@ def _input_grads_kernel(x, y, W1, b1, W2, b2, lam, _budget):
             dJ_dW1[i0, i1] = _g56[i0, i1] + W1[i0, i1] * lam
     return J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2, dJ_dx, o
 
+
+@numba.njit(**_JIT)
+def _jvp_kernel(x, y, W1, b1, W2, b2, lam, _dot_W1, _dot_b1, _dot_W2, _dot_b2, _budget):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
+    if n < 1 or d < 1 or h < 1 or q < 1:
+        raise ValueError("graphgen: empty dimension")
+    if x.shape[0] != n or x.shape[1] != d:
+        raise ValueError("graphgen: shape of x")
+    if y.shape[0] != n:
+        raise ValueError("graphgen: shape of y")
+    for _label in y.ravel():
+        if _label < 0 or _label >= q:
+            raise ValueError("graphgen: label in y")
+    if W1.shape[0] != h or W1.shape[1] != d:
+        raise ValueError("graphgen: shape of W1")
+    if b1.shape[0] != h:
+        raise ValueError("graphgen: shape of b1")
+    if W2.shape[0] != q or W2.shape[1] != h:
+        raise ValueError("graphgen: shape of W2")
+    if b2.shape[0] != q:
+        raise ValueError("graphgen: shape of b2")
+    if _dot_W1.shape[0] != h or _dot_W1.shape[1] != d:
+        raise ValueError("graphgen: shape of _dot_W1")
+    if _dot_b1.shape[0] != h:
+        raise ValueError("graphgen: shape of _dot_b1")
+    if _dot_W2.shape[0] != q or _dot_W2.shape[1] != h:
+        raise ValueError("graphgen: shape of _dot_W2")
+    if _dot_b2.shape[0] != q:
+        raise ValueError("graphgen: shape of _dot_b2")
+    dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_h*_f_n) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t8'", _b0, _budget)
+    _b1 = (_f_h*_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary 'hid'", _b1, _budget)
+    _b2 = (_f_n*_f_q) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_t12'", _b2, _budget)
+    _b3 = (_f_n) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("temporary '_max14'", _b3, _budget)
+    _b4 = (_f_n) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("temporary '_sumexp16'", _b4, _budget)
+    _b5 = (_f_n) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("temporary '_picked18'", _b5, _budget)
+    _b6 = (_f_h*_f_n) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("temporary '_d34'", _b6, _budget)
+    _b7 = (_f_n*_f_q) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("temporary '_d40'", _b7, _budget)
+    _b8 = (_f_n*_f_q) * x.itemsize
+    if _b8 > _budget:
+        _memory_error("temporary '_d41'", _b8, _budget)
+    _b9 = (_f_n) * x.itemsize
+    if _b9 > _budget:
+        _memory_error("temporary '_d47'", _b9, _budget)
+    _b10 = (_f_n) * x.itemsize
+    if _b10 > _budget:
+        _memory_error("temporary '_d49'", _b10, _budget)
+    _b11 = (3*_f_h*_f_n + 3*_f_n*_f_q + 5*_f_n + 4096) * x.itemsize
+    if _b11 > _budget:
+        _memory_error("the temporaries", _b11, _budget)
+    _ws = np.empty(3*h*n + 3*n*q + 5*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[3*h*n + 3*n*q + 5*n:]  # room for a small operand, transposed (_dot_t)
+    # _t8 = x @ W1.T    [n, h]
+    #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
+    _t8 = _ws[0:h*n].reshape((n, h))
+    _dot_t(x, W1, _t8, _scratch)
+    # one fused loop for the next steps:
+    #   z   = x @ W1.T + b1    [n, h]  (examples/mlp_bias.gg:10)
+    #   hid = relu(z)    [n, h]  (examples/mlp_bias.gg:11)
+    z = _t8  # reuse the buffer
+    hid = _ws[h*n:2*h*n].reshape((n, h))
+    for i0 in range(n):
+        for i1 in range(h):
+            _v_z = _t8[i0, i1] + b1[i1]
+            z[i0, i1] = _v_z
+            _v_hid = _relu(_v_z)
+            hid[i0, i1] = _v_hid
+    # _t12 = hid @ W2.T    [n, q]
+    #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    _t12 = _ws[2*h*n:2*h*n + n*q].reshape((n, q))
+    _dot_t(hid, W2, _t12, _scratch)
+    # one loop over the rows for the next steps:
+    #   o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
+    #   _max14[i, 0] = max_j o[i, j]    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    #   _sumexp16[i, 0] = Σ_j exp(o[i, j] - _max14[i, 0])    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    #   _picked18[i] = Σ_j (o[i, j] - _max14[i, 0] if y[i] == j else 0)    [n]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    #   L   = mean(cross_entropy(o, y))    scalar  (examples/mlp_bias.gg:13)
+    o = _t12  # reuse the buffer
+    _max14 = _ws[2*h*n + n*q:2*h*n + n*q + n].reshape((n, 1))
+    _sumexp16 = _ws[2*h*n + n*q + n:2*h*n + n*q + 2*n].reshape((n, 1))
+    _picked18 = _ws[2*h*n + n*q + 2*n:2*h*n + n*q + 3*n].reshape((n,))
+    _acc_L = 0.0
+    for i0 in range(n):
+        for i1 in range(q):
+            o[i0, i1] = _t12[i0, i1] + b2[i1]
+        acc = -np.inf
+        for i1 in range(q):
+            acc = max(acc, o[i0, i1])
+        _max14[i0, 0] = acc
+        acc = 0.0
+        for i1 in range(q):
+            acc += _exp(o[i0, i1] - _max14[i0, 0])
+        _sumexp16[i0, 0] = acc
+        acc = 0.0
+        for i1 in range(q):
+            acc += (o[i0, i1] - _max14[i0, 0] if y[i0] == i1 else 0.0)
+        _picked18[i0] = acc
+        _acc_L += (_log(_sumexp16[i0, 0]) - _picked18[i0]) / n
+    L = _acc_L
+    # _t23 = Σ_ij W1[i, j]**2    scalar
+    #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
+    _acc__t23 = 0.0
+    for i0 in range(h):
+        for i1 in range(d):
+            _acc__t23 += W1[i0, i1] * W1[i0, i1]
+    _t23 = _acc__t23
+    # _t25 = Σ_ij W2[i, j]**2    scalar
+    #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
+    _acc__t25 = 0.0
+    for i0 in range(q):
+        for i1 in range(h):
+            _acc__t25 += W2[i0, i1] * W2[i0, i1]
+    _t25 = _acc__t25
+    # J   = L + s    scalar  (examples/mlp_bias.gg:15)
+    J = L + lam * (_t23 + _t25) / 2.0
+    # tangent of _t8 = x @ tangent of W1.T    [n, h]
+    #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
+    _d34 = _ws[2*h*n + n*q + 3*n:3*h*n + n*q + 3*n].reshape((n, h))
+    _dot_t(x, _dot_W1, _d34, _scratch)
+    # tangent of hid = ((x @ tangent of W1.T) + tangent of b1)*(relu(z) > 0)    [n, h]
+    #   part of: hid = relu(z)  (examples/mlp_bias.gg:11)
+    _d38 = _d34  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(h):
+            _d38[i0, i1] = (_d34[i0, i1] + _dot_b1[i1]) * (1.0 if _relu(z[i0, i1]) > 0.0 else 0.0)
+    # _d40 = tangent of hid @ W2.T    [n, q]
+    #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    _d40 = _ws[3*h*n + n*q + 3*n:3*h*n + 2*n*q + 3*n].reshape((n, q))
+    _dot_t(_d38, W2, _d40, _scratch)
+    # _d41 = hid @ tangent of W2.T    [n, q]
+    #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    _d41 = _ws[3*h*n + 2*n*q + 3*n:3*h*n + 3*n*q + 3*n].reshape((n, q))
+    _dot_t(hid, _dot_W2, _d41, _scratch)
+    # one loop over the rows for the next steps:
+    #   tangent of o = (hid @ tangent of W2.T) + (tangent of hid @ W2.T) + tangent of b2    [n, q]
+    #     part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    #   tangent of _sumexp16[i, 0] = Σ_j tangent of o[i, j]*exp(o[i, j] - _max14[i, 0])    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    #   tangent of _picked18[i] = Σ_j tangent of o[i, j]*[y[i] == j]    [n]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    #   tangent of L = Σ_i (tangent of _sumexp16[i, 0]/_sumexp16[i, 0] - tangent of _picked18[i])/n    scalar
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    _d45 = _d40  # reuse the buffer
+    _d47 = _ws[3*h*n + 3*n*q + 3*n:3*h*n + 3*n*q + 4*n].reshape((n, 1))
+    _d49 = _ws[3*h*n + 3*n*q + 4*n:3*h*n + 3*n*q + 5*n].reshape((n,))
+    _acc__d53 = 0.0
+    for i0 in range(n):
+        for i1 in range(q):
+            _d45[i0, i1] = _dot_b2[i1] + _d40[i0, i1] + _d41[i0, i1]
+        acc = 0.0
+        for i1 in range(q):
+            acc += _d45[i0, i1] * _exp(o[i0, i1] - _max14[i0, 0])
+        _d47[i0, 0] = acc
+        acc = 0.0
+        for i1 in range(q):
+            acc += _d45[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
+        _d49[i0] = acc
+        _acc__d53 += (_d47[i0, 0] / _sumexp16[i0, 0] - _d49[i0]) / n
+    _d53 = _acc__d53
+    # tangent of _t23 = Σ_ij 2*W1[i, j]*tangent of W1[i, j]    scalar
+    #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
+    _acc__d55 = 0.0
+    for i0 in range(h):
+        for i1 in range(d):
+            _acc__d55 += 2.0 * W1[i0, i1] * _dot_W1[i0, i1]
+    _d55 = _acc__d55
+    # tangent of _t25 = Σ_ij 2*W2[i, j]*tangent of W2[i, j]    scalar
+    #   part of: s   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))  (examples/mlp_bias.gg:14)
+    _acc__d57 = 0.0
+    for i0 in range(q):
+        for i1 in range(h):
+            _acc__d57 += 2.0 * W2[i0, i1] * _dot_W2[i0, i1]
+    _d57 = _acc__d57
+    # J   = L + s    scalar  (examples/mlp_bias.gg:15)
+    _dJ = _d53 + lam * (_d55 + _d57) / 2.0
+    return J, _dJ
+
 if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (validated)
     _forward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _backward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
@@ -1311,6 +1515,7 @@ if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (v
     _predict_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _sgd_step_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _input_grads_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _jvp_kernel._can_compile = False  # (disable_compile asserts a signature exists)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -1367,6 +1572,39 @@ def _check_wrt(wrt):
             raise ValueError(f"wrt={name!r}: {kind}; gradients exist for the params and the "
                              f"float inputs ({', '.join(_FLOAT_INPUTS) or 'none'})")
     return tuple(n for n in names if n in _FLOAT_INPUTS)
+
+
+# param -> the name of its tangent in the forward-mode kernel (jvp)
+_TANGENTS = {'W1': '_dot_W1', 'b1': '_dot_b1', 'W2': '_dot_W2', 'b2': '_dot_b2'}
+
+
+def _tangent_arrays(tangents, bound, dtype):
+    """jvp's tangents, {param: array}, checked as the params are (shape, dtype); a param
+    missing from the dict has tangent zero. Keyed by the kernel's names."""
+    if not isinstance(tangents, dict):
+        raise TypeError(f"jvp() takes the tangents first, as a dict {{param: array}}; got "
+                        f"{type(tangents).__name__}")
+    for name in tangents:
+        if name not in PARAMS:
+            import difflib
+
+            close = difflib.get_close_matches(str(name), list(PARAMS), 1, 0.5)
+            hint = f"did you mean {close[0]!r}?" if close else f"the params: {', '.join(PARAMS)}"
+            raise ValueError(f"tangents[{name!r}]: not a param; {hint}")
+    keys = {p: f"tangents[{p!r}]" for p in tangents}
+    _, given, given_dtype = _check_arrays({keys[p]: v for p, v in tangents.items()},
+                                          {keys[p]: PARAMS[p] for p in tangents}, dims=bound)
+    if given_dtype is not None and given_dtype != dtype:
+        raise TypeError(f"the tangents are {given_dtype} but the params are {dtype}; pass "
+                        "them in one dtype")
+    arrays = {}
+    for p, (shape, _, _) in PARAMS.items():
+        if p in tangents:
+            arrays[_TANGENTS[p]] = given[keys[p]]
+        else:
+            arrays[_TANGENTS[p]] = np.zeros(tuple(bound[d] if isinstance(d, str) else d
+                                                  for d in shape) or (1,), dtype)
+    return arrays
 
 
 def _wrt_result(value, grads, outs, wrt, outputs):
@@ -1632,6 +1870,23 @@ def _value_and_grad_wrt(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2
     _compile_for(_input_grads_kernel, _args)
     J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2, dJ_dx, o = _input_grads_kernel(*_args)
     return _wrt_result(float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2, 'x': dJ_dx}, {'o': o}, wrt, outputs)
+
+
+def jvp(_tangents, /, x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, lam=0.0001, *, strict=True, **unexpected):
+    """Forward mode: (J, dJ), the objective and its directional derivative along the first argument, tangents {param: array} (positional: a spec may name a value tangents; a param left out has tangent 0)."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
+        _bad_call('jvp', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, 'lam': lam}, unexpected)
+    _threads.choose(False)  # the idle cores (see _Threads)
+    _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
+                                    {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
+    lam = _check_scalar('lam', lam)
+    _a.update(_tangent_arrays(_tangents, _bound, _dtype))
+    _args = (_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam, _a['_dot_W1'], _a['_dot_b1'], _a['_dot_W2'], _a['_dot_b2'], MEMORY_BUDGET,)
+    _compile_for(_jvp_kernel, _args)
+    J, _dJ = _jvp_kernel(*_args)
+    return float(J), float(_dJ)
 
 
 def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, strict=True, **unexpected):

@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g23[j, i]                       [h]
         dJ/dW1 = (_g23.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 568b177010a5c20e4ddf6d340dadf5f00078d2f76f1d7fc27703fba256aa9b30
-# graphgen-content-sha256: e7f8bcfbc9d3be466a4489b602525fc1102cf5e24db01f7d95968cdc0bd116db
+# graphgen-spec-hash: 92897c4606fbb897eeb08055a3578aec88b2fc933c07f7c011b7d5ece4a1d649
+# graphgen-content-sha256: 05698ee2736c89981151e0d492d1fbb1f77354d4af7488ef7e236d9675c8dd76
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -57,12 +57,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_regression_568b177010a5'
+__name__ = 'graphgen_generated_regression_92897c4606fb'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '568b177010a5c20e4ddf6d340dadf5f00078d2f76f1d7fc27703fba256aa9b30'
+SPEC_HASH = '92897c4606fbb897eeb08055a3578aec88b2fc933c07f7c011b7d5ece4a1d649'
 SPEC = '# Regression: one tanh hidden layer, one real number per example, mean squared error.\n# Train it on a CSV: graphgen train regression --data data.csv --columns x=0:4,y=4\ninput x[n, d]\ninput y[n]               # real-valued targets\nparam W1[h, d]\nparam b1[h]\nparam w2[h]\nparam b2\n\nhid  = tanh(x @ W1.T + b1)\npred = hid @ w2 + b2     # one prediction per row, [n]\nJ    = mean((pred - y) ** 2)\n\nminimize J\noutput pred\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['pred']
@@ -928,6 +928,102 @@ def _input_grads_kernel(x, y, W1, b1, w2, b2, _budget):
     dJ_dW1 = _g28  # same values: no copy
     return J, dJ_dW1, dJ_db1, dJ_dw2, dJ_db2, dJ_dx, dJ_dy, pred
 
+
+@numba.njit(**_JIT)
+def _jvp_kernel(x, y, W1, b1, w2, b2, _dot_W1, _dot_b1, _dot_w2, _dot_b2, _budget):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    if n < 1 or d < 1 or h < 1:
+        raise ValueError("graphgen: empty dimension")
+    if x.shape[0] != n or x.shape[1] != d:
+        raise ValueError("graphgen: shape of x")
+    if y.shape[0] != n:
+        raise ValueError("graphgen: shape of y")
+    if W1.shape[0] != h or W1.shape[1] != d:
+        raise ValueError("graphgen: shape of W1")
+    if b1.shape[0] != h:
+        raise ValueError("graphgen: shape of b1")
+    if w2.shape[0] != h:
+        raise ValueError("graphgen: shape of w2")
+    if _dot_W1.shape[0] != h or _dot_W1.shape[1] != d:
+        raise ValueError("graphgen: shape of _dot_W1")
+    if _dot_b1.shape[0] != h:
+        raise ValueError("graphgen: shape of _dot_b1")
+    if _dot_w2.shape[0] != h:
+        raise ValueError("graphgen: shape of _dot_w2")
+    dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_h*_f_n) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t7'", _b0, _budget)
+    _b1 = (_f_h*_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary 'hid'", _b1, _budget)
+    _b2 = (_f_h*_f_n) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_d20'", _b2, _budget)
+    _b3 = (3*_f_h*_f_n + 4096) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("the temporaries", _b3, _budget)
+    _ws = np.empty(3*h*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[3*h*n:]  # room for a small operand, transposed (_dot_t)
+    # _t7 = x @ W1.T    [n, h]
+    #   part of: hid  = tanh(x @ W1.T + b1)  (examples/regression.gg:10)
+    _t7 = _ws[0:h*n].reshape((n, h))
+    _dot_t(x, W1, _t7, _scratch)
+    # one fused loop for the next steps:
+    #   _t8 = (x @ W1.T) + b1    [n, h]
+    #     part of: hid  = tanh(x @ W1.T + b1)  (examples/regression.gg:10)
+    #   hid  = tanh(x @ W1.T + b1)    [n, h]  (examples/regression.gg:10)
+    _t8 = _t7  # reuse the buffer
+    hid = _ws[h*n:2*h*n].reshape((n, h))
+    for i0 in range(n):
+        for i1 in range(h):
+            _v__t8 = _t7[i0, i1] + b1[i1]
+            _t8[i0, i1] = _v__t8
+            _v_hid = _tanh(_v__t8)
+            hid[i0, i1] = _v_hid
+    # _t10 = hid @ w2    [n]
+    #   part of: pred = hid @ w2 + b2  (examples/regression.gg:11)
+    _t10 = np.dot(hid, w2)
+    # one fused loop for the next steps:
+    #   _t12 = (hid @ w2) + b2 - y    [n]
+    #     part of: J    = mean((pred - y) ** 2)  (examples/regression.gg:12)
+    #   J    = mean((pred - y) ** 2)    scalar  (examples/regression.gg:12)
+    _t12 = _t10  # reuse the buffer
+    _acc_J = 0.0
+    for i0 in range(n):
+        _v__t12 = _t10[i0] + b2[0] - y[i0]
+        _t12[i0] = _v__t12
+        _acc_J += _v__t12 * _v__t12 / n
+    J = _acc_J
+    # tangent of _t7 = x @ tangent of W1.T    [n, h]
+    #   part of: hid  = tanh(x @ W1.T + b1)  (examples/regression.gg:10)
+    _d20 = _ws[2*h*n:3*h*n].reshape((n, h))
+    _dot_t(x, _dot_W1, _d20, _scratch)
+    # tangent of hid = (1 - tanh(_t8)**2)*((x @ tangent of W1.T) + tangent of b1)    [n, h]
+    #   part of: hid  = tanh(x @ W1.T + b1)  (examples/regression.gg:10)
+    _d24 = _d20  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(h):
+            _d24[i0, i1] = (1.0 - _tanh(_t8[i0, i1]) * _tanh(_t8[i0, i1])) * (_d20[i0, i1] + _dot_b1[i1])
+    # _d25 = tangent of hid @ w2    [n]
+    #   part of: pred = hid @ w2 + b2  (examples/regression.gg:11)
+    _d25 = np.dot(_d24, w2)
+    # _d26 = hid @ tangent of w2    [n]
+    #   part of: pred = hid @ w2 + b2  (examples/regression.gg:11)
+    _d26 = np.dot(hid, _dot_w2)
+    # J    = mean((pred - y) ** 2)    scalar  (examples/regression.gg:12)
+    _acc__dJ = 0.0
+    for i0 in range(n):
+        _acc__dJ += 2.0 * _t12[i0] * (_dot_b2[0] + _d25[i0] + _d26[i0]) / n
+    _dJ = _acc__dJ
+    return J, _dJ
+
 if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (validated)
     _forward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _backward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
@@ -935,6 +1031,7 @@ if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (v
     _predict_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _sgd_step_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _input_grads_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _jvp_kernel._can_compile = False  # (disable_compile asserts a signature exists)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -991,6 +1088,39 @@ def _check_wrt(wrt):
             raise ValueError(f"wrt={name!r}: {kind}; gradients exist for the params and the "
                              f"float inputs ({', '.join(_FLOAT_INPUTS) or 'none'})")
     return tuple(n for n in names if n in _FLOAT_INPUTS)
+
+
+# param -> the name of its tangent in the forward-mode kernel (jvp)
+_TANGENTS = {'W1': '_dot_W1', 'b1': '_dot_b1', 'w2': '_dot_w2', 'b2': '_dot_b2'}
+
+
+def _tangent_arrays(tangents, bound, dtype):
+    """jvp's tangents, {param: array}, checked as the params are (shape, dtype); a param
+    missing from the dict has tangent zero. Keyed by the kernel's names."""
+    if not isinstance(tangents, dict):
+        raise TypeError(f"jvp() takes the tangents first, as a dict {{param: array}}; got "
+                        f"{type(tangents).__name__}")
+    for name in tangents:
+        if name not in PARAMS:
+            import difflib
+
+            close = difflib.get_close_matches(str(name), list(PARAMS), 1, 0.5)
+            hint = f"did you mean {close[0]!r}?" if close else f"the params: {', '.join(PARAMS)}"
+            raise ValueError(f"tangents[{name!r}]: not a param; {hint}")
+    keys = {p: f"tangents[{p!r}]" for p in tangents}
+    _, given, given_dtype = _check_arrays({keys[p]: v for p, v in tangents.items()},
+                                          {keys[p]: PARAMS[p] for p in tangents}, dims=bound)
+    if given_dtype is not None and given_dtype != dtype:
+        raise TypeError(f"the tangents are {given_dtype} but the params are {dtype}; pass "
+                        "them in one dtype")
+    arrays = {}
+    for p, (shape, _, _) in PARAMS.items():
+        if p in tangents:
+            arrays[_TANGENTS[p]] = given[keys[p]]
+        else:
+            arrays[_TANGENTS[p]] = np.zeros(tuple(bound[d] if isinstance(d, str) else d
+                                                  for d in shape) or (1,), dtype)
+    return arrays
 
 
 def _wrt_result(value, grads, outs, wrt, outputs):
@@ -1239,6 +1369,22 @@ def _value_and_grad_wrt(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, w2
     _compile_for(_input_grads_kernel, _args)
     J, dJ_dW1, dJ_db1, dJ_dw2, dJ_db2, dJ_dx, dJ_dy, pred = _input_grads_kernel(*_args)
     return _wrt_result(float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'w2': dJ_dw2, 'b2': np.asarray(dJ_db2, dtype=_dtype), 'x': dJ_dx, 'y': dJ_dy}, {'pred': pred}, wrt, outputs)
+
+
+def jvp(_tangents, /, x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, w2=_REQUIRED, b2=_REQUIRED, *, strict=True, **unexpected):
+    """Forward mode: (J, dJ), the objective and its directional derivative along the first argument, tangents {param: array} (positional: a spec may name a value tangents; a param left out has tangent 0)."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or w2 is _REQUIRED or b2 is _REQUIRED:
+        _bad_call('jvp', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'w2': w2, 'b2': b2, }, unexpected)
+    _threads.choose(False)  # the idle cores (see _Threads)
+    _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'w2': w2, 'b2': b2},
+                                    {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'w2': PARAMS['w2'], 'b2': PARAMS['b2']})
+    _a.update(_tangent_arrays(_tangents, _bound, _dtype))
+    _args = (_a['x'], _a['y'], _a['W1'], _a['b1'], _a['w2'], _a['b2'], _a['_dot_W1'], _a['_dot_b1'], _a['_dot_w2'], _a['_dot_b2'], MEMORY_BUDGET,)
+    _compile_for(_jvp_kernel, _args)
+    J, _dJ = _jvp_kernel(*_args)
+    return float(J), float(_dJ)
 
 
 def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, w2=_REQUIRED, b2=_REQUIRED, *, strict=True, **unexpected):

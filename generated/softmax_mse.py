@@ -34,8 +34,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: f07beccecb7c60b8854a4eb70ccea8c02734a15eb9d9a4a53589c0f081d8684a
-# graphgen-content-sha256: 9c94cfc765f35793e38b8465dad412e641d03935849d9ea5111d3c972b162ba1
+# graphgen-spec-hash: 6d07e1c03294b528da7c0e9a6098cb55d573495a15d306a801f25e21b31490ff
+# graphgen-content-sha256: 44989a677627d79cba37fb7080e73dff47641e57e5209c3920a1efe807d9cf04
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -55,12 +55,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_f07beccecb7c'
+__name__ = 'graphgen_generated_softmax_mse_6d07e1c03294'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'f07beccecb7c60b8854a4eb70ccea8c02734a15eb9d9a4a53589c0f081d8684a'
+SPEC_HASH = '6d07e1c03294b528da7c0e9a6098cb55d573495a15d306a801f25e21b31490ff'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -1114,6 +1114,129 @@ def _input_grads_kernel(x, t, W, b, _budget):
     dJ_dW = _g31  # same values: no copy
     return J, dJ_dW, dJ_db, dJ_dx, dJ_dt, p
 
+
+@numba.njit(**_JIT)
+def _jvp_kernel(x, t, W, b, _dot_W, _dot_b, _budget):
+    n = x.shape[0]
+    d = x.shape[1]
+    q = t.shape[1]
+    if n < 1 or d < 1 or q < 1:
+        raise ValueError("graphgen: empty dimension")
+    if x.shape[0] != n or x.shape[1] != d:
+        raise ValueError("graphgen: shape of x")
+    if t.shape[0] != n or t.shape[1] != q:
+        raise ValueError("graphgen: shape of t")
+    if W.shape[0] != q or W.shape[1] != d:
+        raise ValueError("graphgen: shape of W")
+    if b.shape[0] != q:
+        raise ValueError("graphgen: shape of b")
+    if _dot_W.shape[0] != q or _dot_W.shape[1] != d:
+        raise ValueError("graphgen: shape of _dot_W")
+    if _dot_b.shape[0] != q:
+        raise ValueError("graphgen: shape of _dot_b")
+    dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_n*_f_q) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t5'", _b0, _budget)
+    _b1 = (_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary '_max7'", _b1, _budget)
+    _b2 = (_f_n) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_sumexp9'", _b2, _budget)
+    _b3 = (_f_n) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("temporary '_t10'", _b3, _budget)
+    _b4 = (_f_n*_f_q) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("temporary '_t12'", _b4, _budget)
+    _b5 = (_f_n*_f_q) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("temporary '_d19'", _b5, _budget)
+    _b6 = (_f_n) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("temporary '_d24'", _b6, _budget)
+    _b7 = (3*_f_n*_f_q + 4*_f_n + 4096) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("the temporaries", _b7, _budget)
+    _ws = np.empty(3*n*q + 4*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[3*n*q + 4*n:]  # room for a small operand, transposed (_dot_t)
+    # _t5 = x @ W.T    [n, q]
+    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _t5 = _ws[0:n*q].reshape((n, q))
+    _dot_t(x, W, _t5, _scratch)
+    # one loop over the rows for the next steps:
+    #   _t6 = (x @ W.T) + b    [n, q]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   _max7[i, 0] = max_j _t6[i, j]    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   _sumexp9[i, 0] = Σ_j exp(_t6[i, j] - _max7[i, 0])    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   _t10 = _max7 + log(_sumexp9)    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   one fused loop for the next steps:
+    #     _t12[i, j] = exp(_t6[i, j] - _t10[i, 0]) - t[i, j]    [n, q]
+    #       part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
+    #     _t14 = Σ_ij _t12[i, j]**2    scalar
+    #       part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
+    _t6 = _t5  # reuse the buffer
+    _max7 = _ws[n*q:n*q + n].reshape((n, 1))
+    _sumexp9 = _ws[n*q + n:n*q + 2*n].reshape((n, 1))
+    _t10 = _ws[n*q + 2*n:n*q + 3*n].reshape((n, 1))
+    _t12 = _ws[n*q + 3*n:2*n*q + 3*n].reshape((n, q))
+    _acc__t14 = 0.0
+    for i0 in range(n):
+        for i1 in range(q):
+            _t6[i0, i1] = _t5[i0, i1] + b[i1]
+        acc = -np.inf
+        for i1 in range(q):
+            acc = max(acc, _t6[i0, i1])
+        _max7[i0, 0] = acc
+        acc = 0.0
+        for i1 in range(q):
+            acc += _exp(_t6[i0, i1] - _max7[i0, 0])
+        _sumexp9[i0, 0] = acc
+        for i1 in range(1):
+            _t10[i0, i1] = _max7[i0, i1] + _log(_sumexp9[i0, i1])
+        for i1 in range(q):
+            _v__t12 = _exp(_t6[i0, i1] - _t10[i0, 0]) - t[i0, i1]
+            _t12[i0, i1] = _v__t12
+            _acc__t14 += _v__t12 * _v__t12
+    _t14 = _acc__t14
+    # J = sum((p - t) ** 2) / 2    scalar  (examples/softmax_mse.gg:8)
+    J = _t14 / 2.0
+    # tangent of _t5 = x @ tangent of W.T    [n, q]
+    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _d19 = _ws[2*n*q + 3*n:3*n*q + 3*n].reshape((n, q))
+    _dot_t(x, _dot_W, _d19, _scratch)
+    # one loop over the rows for the next steps:
+    #   tangent of _t6 = (x @ tangent of W.T) + tangent of b    [n, q]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   tangent of _sumexp9[i, 0] = Σ_j tangent of _t6[i, j]*exp(_t6[i, j] - _max7[i, 0])    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   tangent of _t14 = Σ_ij 2*_t12[i, j]*(tangent of _t6[i, j]*exp(_t6[i, j] - _t10[i, 0]) - tangent of _sumexp9[i, 0]*exp(_t6[i, j] - _t10[i, 0])/_sumexp9[i, 0])    scalar
+    #     part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
+    _d22 = _d19  # reuse the buffer
+    _d24 = _ws[3*n*q + 3*n:3*n*q + 4*n].reshape((n, 1))
+    _acc__d31 = 0.0
+    for i0 in range(n):
+        for i1 in range(q):
+            _d22[i0, i1] = _d19[i0, i1] + _dot_b[i1]
+        acc = 0.0
+        for i1 in range(q):
+            acc += _d22[i0, i1] * _exp(_t6[i0, i1] - _max7[i0, 0])
+        _d24[i0, 0] = acc
+        for i1 in range(q):
+            _acc__d31 += 2.0 * _t12[i0, i1] * (_d22[i0, i1] * _exp(_t6[i0, i1] - _t10[i0, 0]) - _d24[i0, 0] * _exp(_t6[i0, i1] - _t10[i0, 0]) / _sumexp9[i0, 0])
+    _d31 = _acc__d31
+    # J = sum((p - t) ** 2) / 2    scalar  (examples/softmax_mse.gg:8)
+    _dJ = _d31 / 2.0
+    return J, _dJ
+
 if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (validated)
     _forward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _backward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
@@ -1121,6 +1244,7 @@ if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (v
     _predict_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _sgd_step_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _input_grads_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _jvp_kernel._can_compile = False  # (disable_compile asserts a signature exists)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -1177,6 +1301,39 @@ def _check_wrt(wrt):
             raise ValueError(f"wrt={name!r}: {kind}; gradients exist for the params and the "
                              f"float inputs ({', '.join(_FLOAT_INPUTS) or 'none'})")
     return tuple(n for n in names if n in _FLOAT_INPUTS)
+
+
+# param -> the name of its tangent in the forward-mode kernel (jvp)
+_TANGENTS = {'W': '_dot_W', 'b': '_dot_b'}
+
+
+def _tangent_arrays(tangents, bound, dtype):
+    """jvp's tangents, {param: array}, checked as the params are (shape, dtype); a param
+    missing from the dict has tangent zero. Keyed by the kernel's names."""
+    if not isinstance(tangents, dict):
+        raise TypeError(f"jvp() takes the tangents first, as a dict {{param: array}}; got "
+                        f"{type(tangents).__name__}")
+    for name in tangents:
+        if name not in PARAMS:
+            import difflib
+
+            close = difflib.get_close_matches(str(name), list(PARAMS), 1, 0.5)
+            hint = f"did you mean {close[0]!r}?" if close else f"the params: {', '.join(PARAMS)}"
+            raise ValueError(f"tangents[{name!r}]: not a param; {hint}")
+    keys = {p: f"tangents[{p!r}]" for p in tangents}
+    _, given, given_dtype = _check_arrays({keys[p]: v for p, v in tangents.items()},
+                                          {keys[p]: PARAMS[p] for p in tangents}, dims=bound)
+    if given_dtype is not None and given_dtype != dtype:
+        raise TypeError(f"the tangents are {given_dtype} but the params are {dtype}; pass "
+                        "them in one dtype")
+    arrays = {}
+    for p, (shape, _, _) in PARAMS.items():
+        if p in tangents:
+            arrays[_TANGENTS[p]] = given[keys[p]]
+        else:
+            arrays[_TANGENTS[p]] = np.zeros(tuple(bound[d] if isinstance(d, str) else d
+                                                  for d in shape) or (1,), dtype)
+    return arrays
 
 
 def _wrt_result(value, grads, outs, wrt, outputs):
@@ -1439,6 +1596,22 @@ def _value_and_grad_wrt(x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, w
     _compile_for(_input_grads_kernel, _args)
     J, dJ_dW, dJ_db, dJ_dx, dJ_dt, p = _input_grads_kernel(*_args)
     return _wrt_result(float(J), {'W': dJ_dW, 'b': dJ_db, 'x': dJ_dx, 't': dJ_dt}, {'p': p}, wrt, outputs)
+
+
+def jvp(_tangents, /, x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, strict=True, **unexpected):
+    """Forward mode: (J, dJ), the objective and its directional derivative along the first argument, tangents {param: array} (positional: a spec may name a value tangents; a param left out has tangent 0)."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
+    if unexpected or x is _REQUIRED or t is _REQUIRED or W is _REQUIRED or b is _REQUIRED:
+        _bad_call('jvp', {'x': x, 't': t, 'W': W, 'b': b, }, unexpected)
+    _threads.choose(False)  # the idle cores (see _Threads)
+    _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
+                                    {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']})
+    _a.update(_tangent_arrays(_tangents, _bound, _dtype))
+    _args = (_a['x'], _a['t'], _a['W'], _a['b'], _a['_dot_W'], _a['_dot_b'], MEMORY_BUDGET,)
+    _compile_for(_jvp_kernel, _args)
+    J, _dJ = _jvp_kernel(*_args)
+    return float(J), float(_dJ)
 
 
 def predict(x=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, strict=True, **unexpected):

@@ -42,8 +42,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g33[j, i]                       [h]
         dJ/dW1 = (_g33.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 862500daa7c79dd2ff9b558539811a1afd999277b44ce92d73914d180dd3525e
-# graphgen-content-sha256: 70c0f887e40887e5b78bf23d22e52000905c768b017eec651b3d9040a14c3f16
+# graphgen-spec-hash: 3a007e2966a83960371c815fac08ab33caf5ee40cdf45ce9f8e1fe8963dec114
+# graphgen-content-sha256: 96110d88c93652e9c05406b6a2efd8756d8bc49cf52b0228e3bd3406b626b6f7
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -63,12 +63,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_862500daa7c7'
+__name__ = 'graphgen_generated_swish_3a007e2966a8'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '862500daa7c79dd2ff9b558539811a1afd999277b44ce92d73914d180dd3525e'
+SPEC_HASH = '3a007e2966a83960371c815fac08ab33caf5ee40cdf45ce9f8e1fe8963dec114'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -1257,6 +1257,178 @@ def _input_grads_kernel(x, y, W1, b1, W2, b2, _budget):
     dJ_dW1 = _g37  # same values: no copy
     return J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2, dJ_dx, o
 
+
+@numba.njit(**_JIT)
+def _jvp_kernel(x, y, W1, b1, W2, b2, _dot_W1, _dot_b1, _dot_W2, _dot_b2, _budget):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
+    if n < 1 or d < 1 or h < 1 or q < 1:
+        raise ValueError("graphgen: empty dimension")
+    if x.shape[0] != n or x.shape[1] != d:
+        raise ValueError("graphgen: shape of x")
+    if y.shape[0] != n:
+        raise ValueError("graphgen: shape of y")
+    for _label in y.ravel():
+        if _label < 0 or _label >= q:
+            raise ValueError("graphgen: label in y")
+    if W1.shape[0] != h or W1.shape[1] != d:
+        raise ValueError("graphgen: shape of W1")
+    if b1.shape[0] != h:
+        raise ValueError("graphgen: shape of b1")
+    if W2.shape[0] != q or W2.shape[1] != h:
+        raise ValueError("graphgen: shape of W2")
+    if b2.shape[0] != q:
+        raise ValueError("graphgen: shape of b2")
+    if _dot_W1.shape[0] != h or _dot_W1.shape[1] != d:
+        raise ValueError("graphgen: shape of _dot_W1")
+    if _dot_b1.shape[0] != h:
+        raise ValueError("graphgen: shape of _dot_b1")
+    if _dot_W2.shape[0] != q or _dot_W2.shape[1] != h:
+        raise ValueError("graphgen: shape of _dot_W2")
+    if _dot_b2.shape[0] != q:
+        raise ValueError("graphgen: shape of _dot_b2")
+    dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_h*_f_n) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t7'", _b0, _budget)
+    _b1 = (_f_h*_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary 'hid'", _b1, _budget)
+    _b2 = (_f_n*_f_q) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_t11'", _b2, _budget)
+    _b3 = (_f_n) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("temporary '_max13'", _b3, _budget)
+    _b4 = (_f_n) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("temporary '_sumexp15'", _b4, _budget)
+    _b5 = (_f_n) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("temporary '_picked17'", _b5, _budget)
+    _b6 = (_f_h*_f_n) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("temporary '_d25'", _b6, _budget)
+    _b7 = (_f_n*_f_q) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("temporary '_d31'", _b7, _budget)
+    _b8 = (_f_n*_f_q) * x.itemsize
+    if _b8 > _budget:
+        _memory_error("temporary '_d32'", _b8, _budget)
+    _b9 = (_f_n) * x.itemsize
+    if _b9 > _budget:
+        _memory_error("temporary '_d38'", _b9, _budget)
+    _b10 = (_f_n) * x.itemsize
+    if _b10 > _budget:
+        _memory_error("temporary '_d40'", _b10, _budget)
+    _b11 = (3*_f_h*_f_n + 3*_f_n*_f_q + 5*_f_n + 4096) * x.itemsize
+    if _b11 > _budget:
+        _memory_error("the temporaries", _b11, _budget)
+    _ws = np.empty(3*h*n + 3*n*q + 5*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[3*h*n + 3*n*q + 5*n:]  # room for a small operand, transposed (_dot_t)
+    # _t7 = x @ W1.T    [n, h]
+    #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    _t7 = _ws[0:h*n].reshape((n, h))
+    _dot_t(x, W1, _t7, _scratch)
+    # one fused loop for the next steps:
+    #   _t8 = (x @ W1.T) + b1    [n, h]
+    #     part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    #   hid = swish(x @ W1.T + b1)    [n, h]  (examples/swish.gg:11)
+    _t8 = _t7  # reuse the buffer
+    hid = _ws[h*n:2*h*n].reshape((n, h))
+    for i0 in range(n):
+        for i1 in range(h):
+            _v__t8 = _t7[i0, i1] + b1[i1]
+            _t8[i0, i1] = _v__t8
+            _v_hid = _v__t8 * _sigmoid(_v__t8)
+            hid[i0, i1] = _v_hid
+    # _t11 = hid @ W2.T    [n, q]
+    #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    _t11 = _ws[2*h*n:2*h*n + n*q].reshape((n, q))
+    _dot_t(hid, W2, _t11, _scratch)
+    # one loop over the rows for the next steps:
+    #   o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
+    #   _max13[i, 0] = max_j o[i, j]    [n, 1]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    #   _sumexp15[i, 0] = Σ_j exp(o[i, j] - _max13[i, 0])    [n, 1]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    #   _picked17[i] = Σ_j (o[i, j] - _max13[i, 0] if y[i] == j else 0)    [n]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    #   J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
+    o = _t11  # reuse the buffer
+    _max13 = _ws[2*h*n + n*q:2*h*n + n*q + n].reshape((n, 1))
+    _sumexp15 = _ws[2*h*n + n*q + n:2*h*n + n*q + 2*n].reshape((n, 1))
+    _picked17 = _ws[2*h*n + n*q + 2*n:2*h*n + n*q + 3*n].reshape((n,))
+    _acc_J = 0.0
+    for i0 in range(n):
+        for i1 in range(q):
+            o[i0, i1] = _t11[i0, i1] + b2[i1]
+        acc = -np.inf
+        for i1 in range(q):
+            acc = max(acc, o[i0, i1])
+        _max13[i0, 0] = acc
+        acc = 0.0
+        for i1 in range(q):
+            acc += _exp(o[i0, i1] - _max13[i0, 0])
+        _sumexp15[i0, 0] = acc
+        acc = 0.0
+        for i1 in range(q):
+            acc += (o[i0, i1] - _max13[i0, 0] if y[i0] == i1 else 0.0)
+        _picked17[i0] = acc
+        _acc_J += (_log(_sumexp15[i0, 0]) - _picked17[i0]) / n
+    J = _acc_J
+    # tangent of _t7 = x @ tangent of W1.T    [n, h]
+    #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    _d25 = _ws[2*h*n + n*q + 3*n:3*h*n + n*q + 3*n].reshape((n, h))
+    _dot_t(x, _dot_W1, _d25, _scratch)
+    # tangent of hid = ((x @ tangent of W1.T) + tangent of b1)*(_t8*sigmoid(-_t8)*sigmoid(_t8) + sigmoid(_t8))    [n, h]
+    #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    _d29 = _d25  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(h):
+            _d29[i0, i1] = (_d25[i0, i1] + _dot_b1[i1]) * (_t8[i0, i1] * _sigmoid(_t8[i0, i1]) * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
+    # _d31 = tangent of hid @ W2.T    [n, q]
+    #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    _d31 = _ws[3*h*n + n*q + 3*n:3*h*n + 2*n*q + 3*n].reshape((n, q))
+    _dot_t(_d29, W2, _d31, _scratch)
+    # _d32 = hid @ tangent of W2.T    [n, q]
+    #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    _d32 = _ws[3*h*n + 2*n*q + 3*n:3*h*n + 3*n*q + 3*n].reshape((n, q))
+    _dot_t(hid, _dot_W2, _d32, _scratch)
+    # one loop over the rows for the next steps:
+    #   tangent of o = (hid @ tangent of W2.T) + (tangent of hid @ W2.T) + tangent of b2    [n, q]
+    #     part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    #   tangent of _sumexp15[i, 0] = Σ_j tangent of o[i, j]*exp(o[i, j] - _max13[i, 0])    [n, 1]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    #   tangent of _picked17[i] = Σ_j tangent of o[i, j]*[y[i] == j]    [n]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    #   J   = mean(cross_entropy(o, y))    scalar  (examples/swish.gg:13)
+    _d36 = _d31  # reuse the buffer
+    _d38 = _ws[3*h*n + 3*n*q + 3*n:3*h*n + 3*n*q + 4*n].reshape((n, 1))
+    _d40 = _ws[3*h*n + 3*n*q + 4*n:3*h*n + 3*n*q + 5*n].reshape((n,))
+    _acc__dJ = 0.0
+    for i0 in range(n):
+        for i1 in range(q):
+            _d36[i0, i1] = _dot_b2[i1] + _d31[i0, i1] + _d32[i0, i1]
+        acc = 0.0
+        for i1 in range(q):
+            acc += _d36[i0, i1] * _exp(o[i0, i1] - _max13[i0, 0])
+        _d38[i0, 0] = acc
+        acc = 0.0
+        for i1 in range(q):
+            acc += _d36[i0, i1] * (1.0 if y[i0] == i1 else 0.0)
+        _d40[i0] = acc
+        _acc__dJ += (_d38[i0, 0] / _sumexp15[i0, 0] - _d40[i0]) / n
+    _dJ = _acc__dJ
+    return J, _dJ
+
 if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (validated)
     _forward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _backward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
@@ -1264,6 +1436,7 @@ if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (v
     _predict_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _sgd_step_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _input_grads_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _jvp_kernel._can_compile = False  # (disable_compile asserts a signature exists)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -1320,6 +1493,39 @@ def _check_wrt(wrt):
             raise ValueError(f"wrt={name!r}: {kind}; gradients exist for the params and the "
                              f"float inputs ({', '.join(_FLOAT_INPUTS) or 'none'})")
     return tuple(n for n in names if n in _FLOAT_INPUTS)
+
+
+# param -> the name of its tangent in the forward-mode kernel (jvp)
+_TANGENTS = {'W1': '_dot_W1', 'b1': '_dot_b1', 'W2': '_dot_W2', 'b2': '_dot_b2'}
+
+
+def _tangent_arrays(tangents, bound, dtype):
+    """jvp's tangents, {param: array}, checked as the params are (shape, dtype); a param
+    missing from the dict has tangent zero. Keyed by the kernel's names."""
+    if not isinstance(tangents, dict):
+        raise TypeError(f"jvp() takes the tangents first, as a dict {{param: array}}; got "
+                        f"{type(tangents).__name__}")
+    for name in tangents:
+        if name not in PARAMS:
+            import difflib
+
+            close = difflib.get_close_matches(str(name), list(PARAMS), 1, 0.5)
+            hint = f"did you mean {close[0]!r}?" if close else f"the params: {', '.join(PARAMS)}"
+            raise ValueError(f"tangents[{name!r}]: not a param; {hint}")
+    keys = {p: f"tangents[{p!r}]" for p in tangents}
+    _, given, given_dtype = _check_arrays({keys[p]: v for p, v in tangents.items()},
+                                          {keys[p]: PARAMS[p] for p in tangents}, dims=bound)
+    if given_dtype is not None and given_dtype != dtype:
+        raise TypeError(f"the tangents are {given_dtype} but the params are {dtype}; pass "
+                        "them in one dtype")
+    arrays = {}
+    for p, (shape, _, _) in PARAMS.items():
+        if p in tangents:
+            arrays[_TANGENTS[p]] = given[keys[p]]
+        else:
+            arrays[_TANGENTS[p]] = np.zeros(tuple(bound[d] if isinstance(d, str) else d
+                                                  for d in shape) or (1,), dtype)
+    return arrays
 
 
 def _wrt_result(value, grads, outs, wrt, outputs):
@@ -1582,6 +1788,22 @@ def _value_and_grad_wrt(x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2
     _compile_for(_input_grads_kernel, _args)
     J, dJ_dW1, dJ_db1, dJ_dW2, dJ_db2, dJ_dx, o = _input_grads_kernel(*_args)
     return _wrt_result(float(J), {'W1': dJ_dW1, 'b1': dJ_db1, 'W2': dJ_dW2, 'b2': dJ_db2, 'x': dJ_dx}, {'o': o}, wrt, outputs)
+
+
+def jvp(_tangents, /, x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, strict=True, **unexpected):
+    """Forward mode: (J, dJ), the objective and its directional derivative along the first argument, tangents {param: array} (positional: a spec may name a value tangents; a param left out has tangent 0)."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
+        _bad_call('jvp', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
+    _threads.choose(False)  # the idle cores (see _Threads)
+    _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
+                                    {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
+    _a.update(_tangent_arrays(_tangents, _bound, _dtype))
+    _args = (_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], _a['_dot_W1'], _a['_dot_b1'], _a['_dot_W2'], _a['_dot_b2'], MEMORY_BUDGET,)
+    _compile_for(_jvp_kernel, _args)
+    J, _dJ = _jvp_kernel(*_args)
+    return float(J), float(_dJ)
 
 
 def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, strict=True, **unexpected):

@@ -165,3 +165,66 @@ def _adjoint(graph: Graph, node: Node, k: int, g: Node) -> Node | None:
     return graph.add(name=f"_g{len(graph.nodes)}", kind="op", shape=shape, out=out,
                      reduce=reduce, args=tuple(args), body=body, sizes=sizes, role="backward",
                      label="", origin=node.origin)
+
+
+# ----------------------------------------------------------------------------- forward mode
+def tangent_name(param: str) -> str:
+    """The kernel's name for the tangent of a param (underscored: no spec name can be)."""
+    return f"_dot_{param}"
+
+
+def linearize(graph: Graph) -> Node:
+    """Append forward mode to `graph`: each param gets a tangent leaf (an input named
+    `tangent_name(p)`), each value on a path from them its tangent; returns the objective's.
+
+    The same rule as reverse mode, read the other way. For  out[o] = Σ_r f(a_1[i_1], …)
+
+        ṫ[o] = Σ_k Σ_r ∂f/∂a_k · ṫ_k[i_k]
+
+    is one map-reduce node per argument (each a GEMM again when f is a product), summed.
+    A value the spec stops (stop_gradient, the max of a reduction's surrogate) has none.
+    """
+    tangents: dict[int, Node] = {}
+    for p in graph.params:
+        tangents[p.id] = graph.add(name=tangent_name(p.name), kind="input", shape=p.shape,
+                                   named=True, label=f"tangent of {p.name}", origin=p.origin)
+    for node in [n for n in graph.nodes if n.role == "forward" and n.kind == "op"]:
+        if not node.differentiable or (node.reduce and node.reducer != "sum"):
+            continue
+        terms = []
+        for k, a in enumerate(node.args):
+            t = tangents.get(a.node.id)
+            if t is None or a.node.dtype != "float":
+                continue
+            derivative = sp.diff(node.body, arg_symbol(k))
+            if derivative == 0:
+                continue
+            used = sorted((s for s in derivative.free_symbols if arg_index(s) is not None),
+                          key=arg_index)
+            args = [node.args[arg_index(s)] for s in used]
+            body = derivative.xreplace({s: arg_symbol(j) for j, s in enumerate(used)})
+            body = body * arg_symbol(len(args))
+            args.append(Arg(t, a.idx))
+            terms.append(graph.add(name=f"_d{len(graph.nodes)}", kind="op", shape=node.shape,
+                                   out=node.out, reduce=node.reduce, args=tuple(args),
+                                   body=body, sizes=dict(node.sizes), origin=node.origin))
+        if not terms:
+            continue
+        total = terms[0]
+        if len(terms) > 1:
+            out = tuple(graph.fresh_index() for _ in node.shape)
+            total = graph.add(name=f"_d{len(graph.nodes)}", kind="op", shape=node.shape,
+                              out=out, args=tuple(Arg(t, out) for t in terms),
+                              body=sp.Add(*[arg_symbol(j) for j in range(len(terms))]),
+                              sizes=dict(zip(out, node.shape)), origin=node.origin)
+        total.label = f"tangent of {node.label or node.name}"
+        tangents[node.id] = total
+    objective = graph.objective
+    result = tangents.get(objective.id)
+    if result is None:  # no param reaches the objective
+        result = graph.add(name="_d_none", kind="op", shape=(), body=sp.Integer(0),
+                           origin=objective.origin)
+    result.name = f"_d{objective.name}"  # underscored: a spec may name a value dJ
+    result.named = True
+    result.label = f"d{objective.name} along the tangents"
+    return result

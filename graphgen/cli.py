@@ -93,7 +93,7 @@ def cmd_check(args) -> int:
     import numpy as np
 
     from .build import load
-    from .gradcheck import check_gradients, random_arguments
+    from .gradcheck import check_forward_mode, check_gradients, random_arguments
 
     module = load(args.spec, out_dir=args.out)
     dims = {d: 3 + k % 3 for k, d in enumerate(module.DIMS)}
@@ -109,7 +109,12 @@ def cmd_check(args) -> int:
               f"(abs {r.max_abs_error:.2e}) at {r.worst_index}: analytic {r.analytic:.10g}, "
               f"numeric {r.numeric:.10g}")
         ok &= r.ok
-    print("all gradients match" if ok else f"gradient mismatch above tolerance {args.rtol:g}")
+    fwd = check_forward_mode(module, arguments, seed=args.seed)
+    print(f"  {'ok  ' if fwd.ok else 'FAIL'} jvp (forward mode) against reverse mode along "
+          f"random tangents: rel error {fwd.rel_error:.2e} (forward {fwd.forward:.10g}, "
+          f"reverse {fwd.reverse:.10g})")
+    ok &= fwd.ok
+    print("all gradients match" if ok else "gradient mismatch above tolerance")
     return 0 if ok else 1
 
 

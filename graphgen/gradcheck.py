@@ -85,3 +85,25 @@ def check_gradients(module, args: dict, eps: float = 1e-4, rtol: float = 1e-6,
         results.append(ParamCheck(name, worst[0], worst[1], worst[2], worst[3], worst[4],
                                   worst[1] <= rtol))
     return results
+
+
+@dataclass
+class ForwardCheck:
+    forward: float  # jvp's directional derivative
+    reverse: float  # Σ_p <dJ/dp, t_p> from value_and_grad
+    rel_error: float
+    ok: bool
+
+
+def check_forward_mode(module, args: dict, rtol: float = 1e-10, seed: int = 0) -> ForwardCheck:
+    """Compare `module.jvp` along random tangents with reverse mode: two derivations of the
+    same chain rule, which agree to rounding."""
+    rng = np.random.default_rng(seed)
+    tangents = {p: rng.normal(size=np.shape(args[p])).astype(np.asarray(args[p]).dtype)
+                for p in module.PARAMS}
+    _, forward = module.jvp(tangents, **args)
+    _, grads = module.value_and_grad(**args)
+    reverse = sum(float(np.sum(np.asarray(grads[p], dtype=np.float64) * t))
+                  for p, t in tangents.items())
+    rel = abs(forward - reverse) / max(abs(forward), abs(reverse), 1e-12)
+    return ForwardCheck(forward, reverse, rel, rel <= rtol)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .autodiff import differentiate
+from .autodiff import differentiate, linearize, tangent_name
 from .check import check, check_derivative_sizes
 from .fingerprint import module_name_for  # noqa: F401  (re-exported)
 from .ir import Graph, Node
@@ -94,6 +94,13 @@ def compile_source(text: str, file: str = "<spec>", module_name: str | None = No
         kernels["input_grads"] = Kernel("_input_grads_kernel", program,
                                         _kernel_dims(g2, program),
                                         roots + _extra_outputs(g2), graph=g2)
+    # Forward mode (jvp): tangents pushed through a third copy of the graph, for the same
+    # reason the input gradients have their own.
+    g3 = check(parse(text, file))
+    dJ = linearize(g3)
+    program = build_program(g3, [g3.objective, dJ])
+    kernels["jvp"] = Kernel("_jvp_kernel", program, _kernel_dims(g3, program),
+                            [g3.objective, dJ], graph=g3)
     api = _api(graph, kernels, tape)
     name = module_name or module_name_for(file)
     source = render_module(graph, kernels, api, name)
@@ -279,6 +286,18 @@ def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
             lambda array, dims: f"_wrt_result(float({obj}), {all_grads}, {outs_dict}, wrt, "
                                 f"outputs)",
             "value_and_grad with gradients w.r.t. the float inputs named in wrt.", fast=False)
+    jk = kernels["jvp"]
+    dJ = jk.returns[1].name
+    functions.append({
+        "name": "jvp", "signature": "_tangents, /, " + signature + ", *, strict=True",
+        "doc": f"Forward mode: ({obj}, d{obj}), the objective and its directional derivative "
+               f"along the first argument, tangents {{param: array}} (positional: a spec may "
+               f"name a value tangents; a param left out has tangent 0).",
+        "kernel": jk.name, "arrays": [n.name for n in arrays], "table": _table(arrays),
+        "writable": (), "hypers": [h.name for h in hypers], "lr": False, "fast": [],
+        "body": ["_a.update(_tangent_arrays(_tangents, _bound, _dtype))",
+                 _call(jk, [obj, dJ]), f"return float({obj}), float({dJ})"],
+    })
     pk = kernels["predict"]
     p_leaves = [r for r in pk.program.reads if r.kind in ("input", "param")]
     p_hypers = [r for r in pk.program.reads if r.kind == "hyper"]
@@ -315,4 +334,5 @@ def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
         "scalar_grads": [p.name for p in graph.params if p.shape == ()],
         "tape": [t.name for t in tape],
         "float_inputs": [n.name for n in graph.inputs if n.dtype == "float"],
+        "tangents": {p.name: tangent_name(p.name) for p in graph.params},
     }

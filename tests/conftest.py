@@ -25,6 +25,7 @@ SLOW_MODULES = {
     "test_extremes.py",
     "test_fuzz.py",  # hypothesis: hundreds of random specs
     "test_install.py",  # pip installs
+    "test_jvp.py",  # forward mode on every example and random graphs, through Numba
     "test_limits.py",  # a thousand-statement spec
     "test_train.py",  # digits to 93%
     "test_vecmath.py",  # ulp sweeps

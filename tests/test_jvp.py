@@ -1,0 +1,138 @@
+"""Forward mode (`m.jvp(tangents, /, **args)`, issue 11): the directional derivative against
+reverse mode (Σ_p <dJ/dp, t_p>, a different derivation: ≤ 1e-12), central differences, and
+PyTorch's `torch.func.jvp` on the seed network; on every example and on random graphs."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from test_fuzz import graphs  # the random-graph generator
+
+from graphgen.build import load_python
+from graphgen.pipeline import compile_source
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.gg"))
+
+try:
+    import torch
+except ImportError:  # an optional reference
+    torch = None
+
+
+def _arguments(module, seed, dims=None):
+    rng = np.random.default_rng(seed)
+    dims = dims or {d: 3 + k % 3 for k, d in enumerate(module.DIMS)}
+    args = {}
+    for name, (shape, kind, labels) in module.INPUTS.items():
+        sh = tuple(dims.get(s, s) if isinstance(s, str) else s for s in shape)
+        high = dims.get(labels, labels) if isinstance(labels, str) else (labels or 2)
+        args[name] = rng.integers(0, high, size=sh) if kind == "int" else rng.normal(size=sh)
+    for name, (shape, _, _) in module.PARAMS.items():
+        args[name] = rng.normal(size=tuple(dims.get(s, s) if isinstance(s, str) else s
+                                           for s in shape))
+    tangents = {p: rng.normal(size=np.shape(args[p])) for p in module.PARAMS}
+    return args, tangents
+
+
+def _agrees_with_reverse_mode_and_differences(module, args, tangents):
+    J, dJ = module.jvp(tangents, **args)
+    J_rev, grads = module.value_and_grad(**args)
+    along = sum(float(np.sum(grads[p] * t)) for p, t in tangents.items())
+    assert J == pytest.approx(J_rev, rel=1e-13, abs=1e-13)
+    assert dJ == pytest.approx(along, rel=1e-12, abs=1e-12)
+    eps = 1e-5
+
+    def at(k):
+        moved = {p: args[p] + k * eps * t for p, t in tangents.items()}
+        return module.value_and_grad(**{**args, **moved})[0]
+
+    numeric = (8 * (at(1) - at(-1)) - (at(2) - at(-2))) / (12 * eps)
+    assert dJ == pytest.approx(numeric, rel=1e-6, abs=1e-7)
+    return dJ
+
+
+@pytest.mark.parametrize("spec", EXAMPLES, ids=lambda p: p.stem)
+def test_examples_forward_equals_reverse_and_differences(spec, build):
+    module = build(spec.read_text(), spec.stem)
+    args, tangents = _arguments(module, seed=len(spec.stem))
+    _agrees_with_reverse_mode_and_differences(module, args, tangents)
+    # a param left out has tangent zero
+    first = next(iter(module.PARAMS))
+    _, full = module.jvp(tangents, **args)
+    _, part = module.jvp({first: tangents[first]}, **args)
+    _, rest = module.jvp({p: t for p, t in tangents.items() if p != first}, **args)
+    assert part + rest == pytest.approx(full, rel=1e-12, abs=1e-12)
+    assert module.jvp({}, **args)[1] == 0.0
+
+
+def test_float32_follows_the_params_dtype(build):
+    module = build((ROOT / "examples" / "mlp.gg").read_text(), "mlp")
+    args, tangents = _arguments(module, seed=3)
+    args32 = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in args.items()}
+    t32 = {k: v.astype(np.float32) for k, v in tangents.items()}
+    _, dJ = module.jvp(t32, **args32)
+    _, exact = module.jvp(tangents, **args)
+    assert dJ == pytest.approx(exact, rel=1e-4)
+    with pytest.raises(TypeError, match="the tangents are float64 but the params are float32"):
+        module.jvp(tangents, **args32)
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch is an optional reference")
+def test_seed_network_matches_torch_func_jvp(build):
+    module = build((ROOT / "examples" / "mlp.gg").read_text(), "mlp")
+    args, tangents = _arguments(module, seed=7, dims={"n": 6, "d": 5, "h": 4, "q": 3})
+    x, y = torch.tensor(args["x"]), torch.tensor(args["y"])
+
+    def objective(W1, W2):
+        o = torch.relu(x @ W1.T) @ W2.T
+        return torch.nn.functional.cross_entropy(o, y) + 1e-4 / 2 * (
+            (W1 ** 2).sum() + (W2 ** 2).sum())
+
+    J, dJ = torch.func.jvp(objective, (torch.tensor(args["W1"]), torch.tensor(args["W2"])),
+                           (torch.tensor(tangents["W1"]), torch.tensor(tangents["W2"])))
+    ours = module.jvp(tangents, **args)
+    assert ours[0] == pytest.approx(J.item(), rel=1e-12)
+    assert ours[1] == pytest.approx(dJ.item(), rel=1e-10)
+
+
+def test_tangent_errors_name_the_tangent(build):
+    module = build((ROOT / "examples" / "mlp.gg").read_text(), "mlp")
+    args, tangents = _arguments(module, seed=1)
+    with pytest.raises(TypeError, match=r"takes the tangents first, as a dict"):
+        module.jvp([tangents["W1"]], **args)
+    with pytest.raises(ValueError, match=r"tangents\['w1'\]: not a param; did you mean 'W1'"):
+        module.jvp({"w1": tangents["W1"]}, **args)
+    with pytest.raises(ValueError, match=r"argument \"tangents\['W2'\]\" must have shape"):
+        module.jvp({"W2": tangents["W2"][0]}, **args)
+    with pytest.raises(ValueError, match=r"dimension 'h' is 2 in argument \"tangents\['W1'\]\""):
+        module.jvp({"W1": tangents["W1"][:2]}, **args)
+    with pytest.raises(TypeError, match="missing 1 required positional argument"):
+        module.jvp(**args)
+
+
+def test_a_spec_may_name_a_value_tangents():
+    source = compile_source("input x[n]\nparam tangents[n]\nJ = sum(x * tangents ** 2)\n"
+                            "minimize J\n", "t.gg").source
+    module = load_python(source)
+    x, w, t = np.arange(1.0, 4.0), np.array([0.5, -1.0, 2.0]), np.array([1.0, 2.0, -1.0])
+    assert module.jvp({"tangents": t}, x=x, tangents=w)[1] == pytest.approx(
+        float(np.sum(2 * x * w * t)), rel=1e-14)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@given(graphs())
+def test_random_graphs_forward_equals_reverse(text):
+    module = load_python(compile_source(text, "random.gg").source)
+    args, tangents = _arguments(module, seed=len(text), dims={"m": 3, "k": 2})
+    _agrees_with_reverse_mode_and_differences(module, args, tangents)
+
+
+@settings(max_examples=2, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@given(graphs())
+def test_random_graphs_forward_equals_reverse_through_numba(build, text):
+    module = build(text, "random")
+    args, tangents = _arguments(module, seed=1, dims={"m": 3, "k": 2})
+    _agrees_with_reverse_mode_and_differences(module, args, tangents)

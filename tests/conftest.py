@@ -14,10 +14,12 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 # Whole modules in the slow selection: each still runs in the full suite. The quick selection
-# (`pytest -m "not slow"`) keeps one test file per stage: parsing and checking (test_errors,
-# test_printer), autodiff (test_gradients, test_seed_network, test_entry_points), schedule
-# and BLAS (test_loops, test_blas), render and build (test_generated, test_build), the
-# CLI and training (test_cli, test_train_cli, test_train_api).
+# (`pytest -m "not slow"`, under a minute on two workers) keeps tests of every stage that
+# compile few modules: parsing and checking (test_errors, test_printer, test_ops,
+# test_injection, test_language_v2's errors), autodiff (test_gradients, test_seed_network,
+# test_entry_points, test_sgd_step), schedule and BLAS (test_loops, test_blas, test_plan,
+# test_zoo_specs), render and build (test_generated, test_build, test_show, test_threads), the
+# CLI and training (test_cli, test_train_cli's refusals, test_train_api).
 SLOW_MODULES = {
     "test_benchmarks_smoke.py",  # imports PyTorch/JAX and runs every implementation
     "test_builds.py",  # concurrent builders in subprocesses
@@ -29,11 +31,18 @@ SLOW_MODULES = {
     "test_limits.py",  # a thousand-statement spec
     "test_train.py",  # digits to 93%
     "test_vecmath.py",  # ulp sweeps
+    # many small JIT compiles each (their stages are covered by the quick files below)
+    "test_arrays.py",
+    "test_hardening.py",
+    "test_hardening_files.py",
+    "test_zoo_peers.py",
+    "test_contract.py",
+    "test_fusion.py",
 }
 
 
-# Single tests over ~10 s on a busy 2-core machine (`--durations`), each JIT-compiling specs
-# another quick test already covers the stage of: the full suite runs them.
+# Single tests over ~2 s on two workers (`--durations`), each JIT-compiling specs another
+# quick test already covers the stage of: the full suite runs them.
 SLOW_TESTS = (
     "test_gradients.py::test_every_elementwise_builtin",
     "test_gradients.py::test_logsumexp_softmax_cross_entropy",
@@ -58,6 +67,28 @@ SLOW_TESTS = (
     "test_train_api.py::test_save_and_predict_from_python",
     "test_train_api.py::test_progress_bar",
     "test_train_api.py::test_divergence_raises",
+    "test_language_v2.py::test_reductions_max_min_prod_var_std_axis_tuples",
+    "test_language_v2.py::test_basic_slicing_and_indexing",
+    "test_language_v2.py::test_new_elementwise_functions",
+    "test_language_v2.py::test_comparisons_make_masks_and_where_broadcasts",
+    "test_language_v2.py::test_max_min_prod_by_hand",
+    "test_language_v2.py::test_zeros_in_prod_and_ties_in_max_split_as_torch",
+    "test_language_v2.py::test_a_named_dim_too_small_for_a_slice_is_refused_at_call_time",
+    "test_language_v2.py::test_clip_passes_the_gradient_at_the_bounds",
+    "test_train_cli.py::test_regression_on_a_csv_with_header_columns",
+    "test_train_cli.py::test_save_resume_predict_round_trip",
+    "test_train_cli.py::test_early_stopping_keeps_the_best_weights",
+    "test_loops.py::test_flat_pass_values_and_gradients",
+    "test_hardening_specs.py::test_legitimate_nesting_compiles",
+    "test_hardening_specs.py::test_literal_fuzz_is_a_value_or_a_spec_error",
+    "test_hardening_specs.py::test_file_names_with_terminal_escapes_are_escaped",
+    "test_hardening_specs.py::test_nested_fns_are_refused_quickly",
+    "test_train_cli.py::test_spec_and_data_names_with_terminal_escapes",
+    "test_train_cli.py::test_predict_refuses_bad_out_and_inputs",
+    "test_train_cli.py::test_divergence_stops_with_the_learning_rate_named",
+    "test_train_cli.py::test_bad_options_are_refused_with_a_message",
+    "test_zoo_specs.py::test_zoo_spec_gradient_matches_finite_differences",
+    "test_gradients.py::test_matmul_variants_and_transposes",
 )
 
 

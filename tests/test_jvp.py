@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from test_fuzz import graphs  # the random-graph generator
 
+import graphgen
 from graphgen.build import load_python
 from graphgen.pipeline import compile_source
 
@@ -53,8 +54,8 @@ def _agrees_with_reverse_mode_and_differences(module, args, tangents):
 
 
 @pytest.mark.parametrize("spec", EXAMPLES, ids=lambda p: p.stem)
-def test_examples_forward_equals_reverse_and_differences(spec, build):
-    module = build(spec.read_text(), spec.stem)
+def test_examples_forward_equals_reverse_and_differences(spec, gen_dir):
+    module = graphgen.load(spec, out_dir=gen_dir)  # the modules test_examples.py checks
     args, tangents = _arguments(module, seed=len(spec.stem))
     _agrees_with_reverse_mode_and_differences(module, args, tangents)
     # a param left out has tangent zero
@@ -66,8 +67,8 @@ def test_examples_forward_equals_reverse_and_differences(spec, build):
     assert module.jvp({}, **args)[1] == 0.0
 
 
-def test_float32_follows_the_params_dtype(build):
-    module = build((ROOT / "examples" / "mlp.gg").read_text(), "mlp")
+def test_float32_follows_the_params_dtype(mlp):
+    module = mlp
     args, tangents = _arguments(module, seed=3)
     args32 = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in args.items()}
     t32 = {k: v.astype(np.float32) for k, v in tangents.items()}
@@ -79,8 +80,8 @@ def test_float32_follows_the_params_dtype(build):
 
 
 @pytest.mark.skipif(torch is None, reason="PyTorch is an optional reference")
-def test_seed_network_matches_torch_func_jvp(build):
-    module = build((ROOT / "examples" / "mlp.gg").read_text(), "mlp")
+def test_seed_network_matches_torch_func_jvp(mlp):
+    module = mlp
     args, tangents = _arguments(module, seed=7, dims={"n": 6, "d": 5, "h": 4, "q": 3})
     x, y = torch.tensor(args["x"]), torch.tensor(args["y"])
 
@@ -96,8 +97,8 @@ def test_seed_network_matches_torch_func_jvp(build):
     assert ours[1] == pytest.approx(dJ.item(), rel=1e-10)
 
 
-def test_tangent_errors_name_the_tangent(build):
-    module = build((ROOT / "examples" / "mlp.gg").read_text(), "mlp")
+def test_tangent_errors_name_the_tangent(mlp):
+    module = mlp
     args, tangents = _arguments(module, seed=1)
     with pytest.raises(TypeError, match=r"takes the tangents first, as a dict"):
         module.jvp([tangents["W1"]], **args)
@@ -120,7 +121,7 @@ def test_a_spec_may_name_a_value_tangents():
         float(np.sum(2 * x * w * t)), rel=1e-14)
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
+@settings(max_examples=20, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 @given(graphs())
 def test_random_graphs_forward_equals_reverse(text):

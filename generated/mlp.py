@@ -42,8 +42,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: ebd3d65178e5c77bd7c996526b35765448d3da2af3ff18419a8e961ef1ff1deb
-# graphgen-content-sha256: 4b818dc6cee8f6c59fbc65c00cdf6e2dfa33250747316970199e352846e4f4ea
+# graphgen-spec-hash: f3ea48b899b9b7a8c2ea9e0194f3b950d9ac2cddafd6c2df659e29c801226f96
+# graphgen-content-sha256: d40f7d88e7e977ae23ee2702b3ea514a9355aff45a11993bc0af3ad7d39146fb
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -63,12 +63,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_ebd3d65178e5'
+__name__ = 'graphgen_generated_mlp_f3ea48b899b9'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'ebd3d65178e5c77bd7c996526b35765448d3da2af3ff18419a8e961ef1ff1deb'
+SPEC_HASH = 'f3ea48b899b9b7a8c2ea9e0194f3b950d9ac2cddafd6c2df659e29c801226f96'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -1324,6 +1324,222 @@ def _jvp_kernel(x, y, W1, W2, lam, _dot_W1, _dot_W2, _budget):
     _dJ = _d41 + lam * (_d43 + _d45) / 2.0
     return J, _dJ
 
+
+@numba.njit(**_JIT)
+def _hvp_kernel(x, y, W1, W2, lam, _dot_W1, _dot_W2, _budget):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
+    if n < 1 or d < 1 or h < 1 or q < 1:
+        raise ValueError("graphgen: empty dimension")
+    if x.shape[0] != n or x.shape[1] != d:
+        raise ValueError("graphgen: shape of x")
+    if y.shape[0] != n:
+        raise ValueError("graphgen: shape of y")
+    for _label in y.ravel():
+        if _label < 0 or _label >= q:
+            raise ValueError("graphgen: label in y")
+    if W1.shape[0] != h or W1.shape[1] != d:
+        raise ValueError("graphgen: shape of W1")
+    if W2.shape[0] != q or W2.shape[1] != h:
+        raise ValueError("graphgen: shape of W2")
+    if _dot_W1.shape[0] != h or _dot_W1.shape[1] != d:
+        raise ValueError("graphgen: shape of _dot_W1")
+    if _dot_W2.shape[0] != q or _dot_W2.shape[1] != h:
+        raise ValueError("graphgen: shape of _dot_W2")
+    dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_h*_f_n) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary 'z'", _b0, _budget)
+    _b1 = (_f_h*_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary 'hid'", _b1, _budget)
+    _b2 = (_f_n*_f_q) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary 'o'", _b2, _budget)
+    _b3 = (_f_n) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("temporary '_max10'", _b3, _budget)
+    _b4 = (_f_n*_f_q) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("temporary '_expshift11'", _b4, _budget)
+    _b5 = (_f_n) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("temporary '_sumexp12'", _b5, _budget)
+    _b6 = (_f_n) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("temporary '_g36'", _b6, _budget)
+    _b7 = (_f_n*_f_q) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("temporary 'dJ_do'", _b7, _budget)
+    _b8 = (_f_h*_f_n) * x.itemsize
+    if _b8 > _budget:
+        _memory_error("temporary '_d53'", _b8, _budget)
+    _b9 = (_f_n*_f_q) * x.itemsize
+    if _b9 > _budget:
+        _memory_error("temporary '_d56'", _b9, _budget)
+    _b10 = (_f_n*_f_q) * x.itemsize
+    if _b10 > _budget:
+        _memory_error("temporary '_d57'", _b10, _budget)
+    _b11 = (_f_n) * x.itemsize
+    if _b11 > _budget:
+        _memory_error("temporary '_d60'", _b11, _budget)
+    _b12 = (_f_n*_f_q) * x.itemsize
+    if _b12 > _budget:
+        _memory_error("temporary '_d84'", _b12, _budget)
+    _b13 = (_f_h*_f_n) * x.itemsize
+    if _b13 > _budget:
+        _memory_error("temporary '_d86'", _b13, _budget)
+    _b14 = (_f_h*_f_n) * x.itemsize
+    if _b14 > _budget:
+        _memory_error("temporary '_d87'", _b14, _budget)
+    _b15 = (_f_h*_f_q) * x.itemsize
+    if _b15 > _budget:
+        _memory_error("temporary '_d89'", _b15, _budget)
+    _b16 = (_f_h*_f_q) * x.itemsize
+    if _b16 > _budget:
+        _memory_error("temporary '_d90'", _b16, _budget)
+    _b17 = (5*_f_h*_f_n + 2*_f_h*_f_q + 6*_f_n*_f_q + 4*_f_n + 4096) * x.itemsize
+    if _b17 > _budget:
+        _memory_error("the temporaries", _b17, _budget)
+    _b18 = (_f_h*_f_q) * x.itemsize
+    if _b18 > _budget:
+        _memory_error("array '_hvp_W2'", _b18, _budget)
+    _b19 = (_f_d*_f_h) * x.itemsize
+    if _b19 > _budget:
+        _memory_error("array '_d97'", _b19, _budget)
+    _b = _b17 + _b18 + _b19
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
+    _ws = np.empty(5*h*n + 2*h*q + 6*n*q + 4*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[5*h*n + 2*h*q + 6*n*q + 4*n:]  # room for a small operand, transposed (_dot_t)
+    # z   = x @ W1.T    [n, h]  (examples/mlp.gg:9)
+    z = _ws[0:h*n].reshape((n, h))
+    _dot_t(x, W1, z, _scratch)
+    # hid = relu(z)    [n, h]  (examples/mlp.gg:10)
+    hid = _ws[h*n:2*h*n].reshape((n, h))
+    for i0 in range(n):
+        for i1 in range(h):
+            hid[i0, i1] = _relu(z[i0, i1])
+    # o   = hid @ W2.T    [n, q]  (examples/mlp.gg:11)
+    o = _ws[2*h*n:2*h*n + n*q].reshape((n, q))
+    _dot_t(hid, W2, o, _scratch)
+    # _max10[i, 0] = max_j o[i, j]    [n, 1]
+    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    _max10 = _ws[2*h*n + n*q:2*h*n + n*q + n].reshape((n, 1))
+    for i0 in range(n):
+        acc = -np.inf
+        for i1 in range(q):
+            acc = max(acc, o[i0, i1])
+        _max10[i0, 0] = acc
+    # _expshift11[i, j] = exp(o[i, j] - _max10[i, 0])    [n, q]
+    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    _expshift11 = _ws[2*h*n + n*q + n:2*h*n + 2*n*q + n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift11[i0, i1] = o[i0, i1] - _max10[i0, 0]
+    _flat = _expshift11.reshape(n * q)  # the same buffer, as one row
+    for i0 in range(n * q):
+        _flat[i0] = _exp(_flat[i0])
+    # one loop over the rows for the next steps:
+    #   _sumexp12[i, 0] = Σ_j _expshift11[i, j]    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    #   _g36 = 1/(_sumexp12*n)    [n, 1]
+    #     grad of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    #   dJ/do[i, j] = _expshift11[i, j]*_g36[i, 0] - [y[i] == j]/n    [n, q]
+    #     grad of: o   = hid @ W2.T  (examples/mlp.gg:11)
+    _sumexp12 = _ws[2*h*n + 2*n*q + n:2*h*n + 2*n*q + 2*n].reshape((n, 1))
+    _g36 = _ws[2*h*n + 2*n*q + 2*n:2*h*n + 2*n*q + 3*n].reshape((n, 1))
+    dJ_do = _ws[2*h*n + 2*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, q))
+    for i0 in range(n):
+        acc = 0.0
+        for i1 in range(q):
+            acc += _expshift11[i0, i1]
+        _sumexp12[i0, 0] = acc
+        _g36[i0, 0] = 1.0 / (_sumexp12[i0, 0] * n)
+        for i1 in range(q):
+            dJ_do[i0, i1] = _expshift11[i0, i1] * _g36[i0, 0] - (1.0 if y[i0] == i1 else 0.0) / n
+    # tangent of z = x @ tangent of W1.T    [n, h]
+    #   part of: z   = x @ W1.T  (examples/mlp.gg:9)
+    _d53 = _ws[2*h*n + 3*n*q + 3*n:3*h*n + 3*n*q + 3*n].reshape((n, h))
+    _dot_t(x, _dot_W1, _d53, _scratch)
+    # tangent of hid = (x @ tangent of W1.T)*(relu(z) > 0)    [n, h]
+    #   part of: hid = relu(z)  (examples/mlp.gg:10)
+    _d54 = _d53  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(h):
+            _d54[i0, i1] = _d53[i0, i1] * (1.0 if _relu(z[i0, i1]) > 0.0 else 0.0)
+    # _d56 = tangent of hid @ W2.T    [n, q]
+    #   part of: o   = hid @ W2.T  (examples/mlp.gg:11)
+    _d56 = _ws[3*h*n + 3*n*q + 3*n:3*h*n + 4*n*q + 3*n].reshape((n, q))
+    _dot_t(_d54, W2, _d56, _scratch)
+    # _d57 = hid @ tangent of W2.T    [n, q]
+    #   part of: o   = hid @ W2.T  (examples/mlp.gg:11)
+    _d57 = _ws[3*h*n + 4*n*q + 3*n:3*h*n + 5*n*q + 3*n].reshape((n, q))
+    _dot_t(hid, _dot_W2, _d57, _scratch)
+    # one loop over the rows for the next steps:
+    #   tangent of _expshift11[i, j] = ((hid @ tangent of W2.T)[i, j] + (tangent of hid @ W2.T)[i, j])*exp(o[i, j] - _max10[i, 0])    [n, q]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    #   tangent of _sumexp12[i, 0] = Σ_j tangent of _expshift11[i, j]    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    #   tangent of _g40[i, j] = _g36[i, 0]*tangent of _expshift11[i, j] - _expshift11[i, j]*tangent of _sumexp12[i, 0]/(_sumexp12[i, 0]**2*n)    [n, q]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp.gg:12)
+    _d59 = _d56  # reuse the buffer
+    _d60 = _ws[3*h*n + 5*n*q + 3*n:3*h*n + 5*n*q + 4*n].reshape((n, 1))
+    _d84 = _ws[3*h*n + 5*n*q + 4*n:3*h*n + 6*n*q + 4*n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _d59[i0, i1] = (_d56[i0, i1] + _d57[i0, i1]) * _exp(o[i0, i1] - _max10[i0, 0])
+        acc = 0.0
+        for i1 in range(q):
+            acc += _d59[i0, i1]
+        _d60[i0, 0] = acc
+        for i1 in range(q):
+            _d84[i0, i1] = _d59[i0, i1] * _g36[i0, 0] - _expshift11[i0, i1] * _d60[i0, 0] / (_sumexp12[i0, 0] * _sumexp12[i0, 0] * n)
+    # _d86 = dJ/do @ tangent of W2    [n, h]
+    #   part of: o   = hid @ W2.T  (examples/mlp.gg:11)
+    _d86 = _ws[3*h*n + 6*n*q + 4*n:4*h*n + 6*n*q + 4*n].reshape((n, h))
+    np.dot(dJ_do, _dot_W2, _d86)
+    # _d87 = tangent of _g40 @ W2    [n, h]
+    #   part of: o   = hid @ W2.T  (examples/mlp.gg:11)
+    _d87 = _ws[4*h*n + 6*n*q + 4*n:5*h*n + 6*n*q + 4*n].reshape((n, h))
+    np.dot(_d84, W2, _d87)
+    # _d89 = tangent of hid.T @ dJ/do    [h, q]
+    #   part of: o   = hid @ W2.T  (examples/mlp.gg:11)
+    _d89 = _ws[5*h*n + 6*n*q + 4*n:5*h*n + h*q + 6*n*q + 4*n].reshape((h, q))
+    np.dot(_d54.T, dJ_do, _d89)
+    # _d90 = hid.T @ tangent of _g40    [h, q]
+    #   part of: o   = hid @ W2.T  (examples/mlp.gg:11)
+    _d90 = _ws[5*h*n + h*q + 6*n*q + 4*n:5*h*n + 2*h*q + 6*n*q + 4*n].reshape((h, q))
+    np.dot(hid.T, _d84, _d90)
+    # param W2[q, h]    [q, h]  (examples/mlp.gg:6)
+    _hvp_W2 = np.empty((q, h), dt)
+    for i0 in range(q):
+        for i1 in range(h):
+            _hvp_W2[i0, i1] = _d89[i1, i0] + _d90[i1, i0] + _dot_W2[i0, i1] * lam
+    # tangent of dJ/dz = ((dJ/do @ tangent of W2) + (tangent of _g40 @ W2))*(hid > 0)    [n, h]
+    #   part of: hid = relu(z)  (examples/mlp.gg:10)
+    _d96 = _d86  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(h):
+            _d96[i0, i1] = (_d86[i0, i1] + _d87[i0, i1]) * (1.0 if hid[i0, i1] > 0.0 else 0.0)
+    # tangent of _g47 = tangent of dJ/dz.T @ x    [h, d]
+    #   part of: z   = x @ W1.T  (examples/mlp.gg:9)
+    _d97 = np.empty((h, d), dt)
+    np.dot(_d96.T, x, _d97)
+    # param W1[h, d]    [h, d]  (examples/mlp.gg:5)
+    _hvp_W1 = _d97  # reuse the buffer
+    for i0 in range(h):
+        for i1 in range(d):
+            _hvp_W1[i0, i1] = _d97[i0, i1] + _dot_W1[i0, i1] * lam
+    return _hvp_W1, _hvp_W2
+
 if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (validated)
     _forward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _backward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
@@ -1332,6 +1548,7 @@ if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (v
     _sgd_step_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _input_grads_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _jvp_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _hvp_kernel._can_compile = False  # (disable_compile asserts a signature exists)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -1394,25 +1611,25 @@ def _check_wrt(wrt):
 _TANGENTS = {'W1': '_dot_W1', 'W2': '_dot_W2'}
 
 
-def _tangent_arrays(tangents, bound, dtype):
-    """jvp's tangents, {param: array}, checked as the params are (shape, dtype); a param
-    missing from the dict has tangent zero. Keyed by the kernel's names."""
+def _tangent_arrays(tangents, bound, dtype, function, what):
+    """jvp's tangents or hvp's vector, {param: array}, checked as the params are (shape,
+    dtype); a param missing from the dict is zero. Keyed by the kernel's names."""
     if not isinstance(tangents, dict):
-        raise TypeError(f"jvp() takes the tangents first, as a dict {{param: array}}; got "
-                        f"{type(tangents).__name__}")
+        raise TypeError(f"{function}() takes the {what} first, as a dict {{param: array}}; "
+                        f"got {type(tangents).__name__}")
     for name in tangents:
         if name not in PARAMS:
             import difflib
 
             close = difflib.get_close_matches(str(name), list(PARAMS), 1, 0.5)
             hint = f"did you mean {close[0]!r}?" if close else f"the params: {', '.join(PARAMS)}"
-            raise ValueError(f"tangents[{name!r}]: not a param; {hint}")
-    keys = {p: f"tangents[{p!r}]" for p in tangents}
+            raise ValueError(f"{what}[{name!r}]: not a param; {hint}")
+    keys = {p: f"{what}[{p!r}]" for p in tangents}
     _, given, given_dtype = _check_arrays({keys[p]: v for p, v in tangents.items()},
                                           {keys[p]: PARAMS[p] for p in tangents}, dims=bound)
     if given_dtype is not None and given_dtype != dtype:
-        raise TypeError(f"the tangents are {given_dtype} but the params are {dtype}; pass "
-                        "them in one dtype")
+        raise TypeError(f"{function}(): the {what} ({given_dtype}) and the params ({dtype}) "
+                        "differ in dtype; pass them in one dtype")
     arrays = {}
     for p, (shape, _, _) in PARAMS.items():
         if p in tangents:
@@ -1698,11 +1915,28 @@ def jvp(_tangents, /, x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
     lam = _check_scalar('lam', lam)
-    _a.update(_tangent_arrays(_tangents, _bound, _dtype))
+    _a.update(_tangent_arrays(_tangents, _bound, _dtype, 'jvp', 'tangents'))
     _args = (_a['x'], _a['y'], _a['W1'], _a['W2'], lam, _a['_dot_W1'], _a['_dot_W2'], MEMORY_BUDGET,)
     _compile_for(_jvp_kernel, _args)
     J, _dJ = _jvp_kernel(*_args)
     return float(J), float(_dJ)
+
+
+def hvp(_vector, /, x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, lam=0.0001, *, strict=True, **unexpected):
+    """Hessian-vector product {param: (H·v)_param} of J along the first argument, v = {param: array} (forward over reverse; a param left out has v = 0)."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or W2 is _REQUIRED:
+        _bad_call('hvp', {'x': x, 'y': y, 'W1': W1, 'W2': W2, 'lam': lam}, unexpected)
+    _threads.choose(False)  # the idle cores (see _Threads)
+    _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'W2': W2},
+                                    {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'W2': PARAMS['W2']})
+    lam = _check_scalar('lam', lam)
+    _a.update(_tangent_arrays(_vector, _bound, _dtype, 'hvp', 'vector'))
+    _args = (_a['x'], _a['y'], _a['W1'], _a['W2'], lam, _a['_dot_W1'], _a['_dot_W2'], MEMORY_BUDGET,)
+    _compile_for(_hvp_kernel, _args)
+    _hvp_W1, _hvp_W2 = _hvp_kernel(*_args)
+    return {'W1': _hvp_W1, 'W2': _hvp_W2}
 
 
 def predict(x=_REQUIRED, W1=_REQUIRED, W2=_REQUIRED, *, strict=True, **unexpected):

@@ -45,8 +45,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: 8abfe2255aeef58211119896147ff21bafe2c35dbf3dd5ebe3e33b5c9b3b9c95
-# graphgen-content-sha256: a1f050cf17e10b3c069996824d13b739082b4d62fb877efd646127e5d44e910a
+# graphgen-spec-hash: a3d18296e003430e33d060462d9d2a2148ad473a37998222e71d1d410f11cefb
+# graphgen-content-sha256: 7e2b03b29602d2716cbd6eba929cfa8f8c37f907d5150c4a538fe7db5fa5f1b9
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -66,12 +66,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_8abfe2255aee'
+__name__ = 'graphgen_generated_mlp_bias_a3d18296e003'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '8abfe2255aeef58211119896147ff21bafe2c35dbf3dd5ebe3e33b5c9b3b9c95'
+SPEC_HASH = 'a3d18296e003430e33d060462d9d2a2148ad473a37998222e71d1d410f11cefb'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -1508,6 +1508,261 @@ def _jvp_kernel(x, y, W1, b1, W2, b2, lam, _dot_W1, _dot_b1, _dot_W2, _dot_b2, _
     _dJ = _d53 + lam * (_d55 + _d57) / 2.0
     return J, _dJ
 
+
+@numba.njit(**_JIT)
+def _hvp_kernel(x, y, W1, b1, W2, b2, lam, _dot_W1, _dot_b1, _dot_W2, _dot_b2, _budget):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
+    if n < 1 or d < 1 or h < 1 or q < 1:
+        raise ValueError("graphgen: empty dimension")
+    if x.shape[0] != n or x.shape[1] != d:
+        raise ValueError("graphgen: shape of x")
+    if y.shape[0] != n:
+        raise ValueError("graphgen: shape of y")
+    for _label in y.ravel():
+        if _label < 0 or _label >= q:
+            raise ValueError("graphgen: label in y")
+    if W1.shape[0] != h or W1.shape[1] != d:
+        raise ValueError("graphgen: shape of W1")
+    if b1.shape[0] != h:
+        raise ValueError("graphgen: shape of b1")
+    if W2.shape[0] != q or W2.shape[1] != h:
+        raise ValueError("graphgen: shape of W2")
+    if b2.shape[0] != q:
+        raise ValueError("graphgen: shape of b2")
+    if _dot_W1.shape[0] != h or _dot_W1.shape[1] != d:
+        raise ValueError("graphgen: shape of _dot_W1")
+    if _dot_b1.shape[0] != h:
+        raise ValueError("graphgen: shape of _dot_b1")
+    if _dot_W2.shape[0] != q or _dot_W2.shape[1] != h:
+        raise ValueError("graphgen: shape of _dot_W2")
+    if _dot_b2.shape[0] != q:
+        raise ValueError("graphgen: shape of _dot_b2")
+    dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_h*_f_n) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t8'", _b0, _budget)
+    _b1 = (_f_h*_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary 'hid'", _b1, _budget)
+    _b2 = (_f_n*_f_q) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_t12'", _b2, _budget)
+    _b3 = (_f_n) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("temporary '_max14'", _b3, _budget)
+    _b4 = (_f_n*_f_q) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("temporary '_expshift15'", _b4, _budget)
+    _b5 = (_f_n) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("temporary '_sumexp16'", _b5, _budget)
+    _b6 = (_f_n) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("temporary '_g40'", _b6, _budget)
+    _b7 = (_f_n*_f_q) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("temporary 'dJ_do'", _b7, _budget)
+    _b8 = (_f_h*_f_n) * x.itemsize
+    if _b8 > _budget:
+        _memory_error("temporary '_d63'", _b8, _budget)
+    _b9 = (_f_n*_f_q) * x.itemsize
+    if _b9 > _budget:
+        _memory_error("temporary '_d69'", _b9, _budget)
+    _b10 = (_f_n*_f_q) * x.itemsize
+    if _b10 > _budget:
+        _memory_error("temporary '_d70'", _b10, _budget)
+    _b11 = (_f_n) * x.itemsize
+    if _b11 > _budget:
+        _memory_error("temporary '_d76'", _b11, _budget)
+    _b12 = (_f_n*_f_q) * x.itemsize
+    if _b12 > _budget:
+        _memory_error("temporary '_d100'", _b12, _budget)
+    _b13 = (_f_h*_f_n) * x.itemsize
+    if _b13 > _budget:
+        _memory_error("temporary '_d104'", _b13, _budget)
+    _b14 = (_f_h*_f_n) * x.itemsize
+    if _b14 > _budget:
+        _memory_error("temporary '_d105'", _b14, _budget)
+    _b15 = (_f_h*_f_q) * x.itemsize
+    if _b15 > _budget:
+        _memory_error("temporary '_d107'", _b15, _budget)
+    _b16 = (_f_h*_f_q) * x.itemsize
+    if _b16 > _budget:
+        _memory_error("temporary '_d108'", _b16, _budget)
+    _b17 = (5*_f_h*_f_n + 2*_f_h*_f_q + 6*_f_n*_f_q + 4*_f_n + 4096) * x.itemsize
+    if _b17 > _budget:
+        _memory_error("the temporaries", _b17, _budget)
+    _b18 = (_f_q) * x.itemsize
+    if _b18 > _budget:
+        _memory_error("array '_hvp_b2'", _b18, _budget)
+    _b19 = (_f_h*_f_q) * x.itemsize
+    if _b19 > _budget:
+        _memory_error("array '_hvp_W2'", _b19, _budget)
+    _b20 = (_f_h) * x.itemsize
+    if _b20 > _budget:
+        _memory_error("array '_hvp_b1'", _b20, _budget)
+    _b21 = (_f_d*_f_h) * x.itemsize
+    if _b21 > _budget:
+        _memory_error("array '_d117'", _b21, _budget)
+    _b = _b17 + _b18 + _b19 + _b20 + _b21
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
+    _ws = np.empty(5*h*n + 2*h*q + 6*n*q + 4*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[5*h*n + 2*h*q + 6*n*q + 4*n:]  # room for a small operand, transposed (_dot_t)
+    # _t8 = x @ W1.T    [n, h]
+    #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
+    _t8 = _ws[0:h*n].reshape((n, h))
+    _dot_t(x, W1, _t8, _scratch)
+    # one fused loop for the next steps:
+    #   z   = x @ W1.T + b1    [n, h]  (examples/mlp_bias.gg:10)
+    #   hid = relu(z)    [n, h]  (examples/mlp_bias.gg:11)
+    z = _t8  # reuse the buffer
+    hid = _ws[h*n:2*h*n].reshape((n, h))
+    for i0 in range(n):
+        for i1 in range(h):
+            _v_z = _t8[i0, i1] + b1[i1]
+            z[i0, i1] = _v_z
+            _v_hid = _relu(_v_z)
+            hid[i0, i1] = _v_hid
+    # _t12 = hid @ W2.T    [n, q]
+    #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    _t12 = _ws[2*h*n:2*h*n + n*q].reshape((n, q))
+    _dot_t(hid, W2, _t12, _scratch)
+    # one loop over the rows for the next steps:
+    #   o   = hid @ W2.T + b2    [n, q]  (examples/mlp_bias.gg:12)
+    #   _max14[i, 0] = max_j o[i, j]    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    o = _t12  # reuse the buffer
+    _max14 = _ws[2*h*n + n*q:2*h*n + n*q + n].reshape((n, 1))
+    for i0 in range(n):
+        for i1 in range(q):
+            o[i0, i1] = _t12[i0, i1] + b2[i1]
+        acc = -np.inf
+        for i1 in range(q):
+            acc = max(acc, o[i0, i1])
+        _max14[i0, 0] = acc
+    # _expshift15[i, j] = exp(o[i, j] - _max14[i, 0])    [n, q]
+    #   part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    _expshift15 = _ws[2*h*n + n*q + n:2*h*n + 2*n*q + n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift15[i0, i1] = o[i0, i1] - _max14[i0, 0]
+    _flat = _expshift15.reshape(n * q)  # the same buffer, as one row
+    for i0 in range(n * q):
+        _flat[i0] = _exp(_flat[i0])
+    # one loop over the rows for the next steps:
+    #   _sumexp16[i, 0] = Σ_j _expshift15[i, j]    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    #   _g40 = 1/(_sumexp16*n)    [n, 1]
+    #     grad of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    #   dJ/do[i, j] = _expshift15[i, j]*_g40[i, 0] - [y[i] == j]/n    [n, q]
+    #     grad of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    _sumexp16 = _ws[2*h*n + 2*n*q + n:2*h*n + 2*n*q + 2*n].reshape((n, 1))
+    _g40 = _ws[2*h*n + 2*n*q + 2*n:2*h*n + 2*n*q + 3*n].reshape((n, 1))
+    dJ_do = _ws[2*h*n + 2*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, q))
+    for i0 in range(n):
+        acc = 0.0
+        for i1 in range(q):
+            acc += _expshift15[i0, i1]
+        _sumexp16[i0, 0] = acc
+        _g40[i0, 0] = 1.0 / (_sumexp16[i0, 0] * n)
+        for i1 in range(q):
+            dJ_do[i0, i1] = _expshift15[i0, i1] * _g40[i0, 0] - (1.0 if y[i0] == i1 else 0.0) / n
+    # tangent of _t8 = x @ tangent of W1.T    [n, h]
+    #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
+    _d63 = _ws[2*h*n + 3*n*q + 3*n:3*h*n + 3*n*q + 3*n].reshape((n, h))
+    _dot_t(x, _dot_W1, _d63, _scratch)
+    # tangent of hid = ((x @ tangent of W1.T) + tangent of b1)*(relu(z) > 0)    [n, h]
+    #   part of: hid = relu(z)  (examples/mlp_bias.gg:11)
+    _d67 = _d63  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(h):
+            _d67[i0, i1] = (_d63[i0, i1] + _dot_b1[i1]) * (1.0 if _relu(z[i0, i1]) > 0.0 else 0.0)
+    # _d69 = tangent of hid @ W2.T    [n, q]
+    #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    _d69 = _ws[3*h*n + 3*n*q + 3*n:3*h*n + 4*n*q + 3*n].reshape((n, q))
+    _dot_t(_d67, W2, _d69, _scratch)
+    # _d70 = hid @ tangent of W2.T    [n, q]
+    #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    _d70 = _ws[3*h*n + 4*n*q + 3*n:3*h*n + 5*n*q + 3*n].reshape((n, q))
+    _dot_t(hid, _dot_W2, _d70, _scratch)
+    # one loop over the rows for the next steps:
+    #   tangent of _expshift15[i, j] = ((hid @ tangent of W2.T)[i, j] + (tangent of hid @ W2.T)[i, j] + tangent of b2[j])*exp(o[i, j] - _max14[i, 0])    [n, q]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    #   tangent of _sumexp16[i, 0] = Σ_j tangent of _expshift15[i, j]    [n, 1]
+    #     part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    #   one fused loop for the next steps:
+    #     tangent of _g44[i, j] = _g40[i, 0]*tangent of _expshift15[i, j] - _expshift15[i, j]*tangent of _sumexp16[i, 0]/(_sumexp16[i, 0]**2*n)    [n, q]
+    #       part of: L   = mean(cross_entropy(o, y))  (examples/mlp_bias.gg:13)
+    #     o   = hid @ W2.T + b2    [q]  (examples/mlp_bias.gg:12)
+    _d75 = _d69  # reuse the buffer
+    _d76 = _ws[3*h*n + 5*n*q + 3*n:3*h*n + 5*n*q + 4*n].reshape((n, 1))
+    _d100 = _ws[3*h*n + 5*n*q + 4*n:3*h*n + 6*n*q + 4*n].reshape((n, q))
+    _hvp_b2 = np.empty((q,), dt)
+    _hvp_b2[:] = 0.0
+    for i0 in range(n):
+        for i1 in range(q):
+            _d75[i0, i1] = (_dot_b2[i1] + _d69[i0, i1] + _d70[i0, i1]) * _exp(o[i0, i1] - _max14[i0, 0])
+        acc = 0.0
+        for i1 in range(q):
+            acc += _d75[i0, i1]
+        _d76[i0, 0] = acc
+        for i1 in range(q):
+            _v__d100 = _d75[i0, i1] * _g40[i0, 0] - _expshift15[i0, i1] * _d76[i0, 0] / (_sumexp16[i0, 0] * _sumexp16[i0, 0] * n)
+            _d100[i0, i1] = _v__d100
+            _hvp_b2[i1] += _v__d100
+    # _d104 = dJ/do @ tangent of W2    [n, h]
+    #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    _d104 = _ws[3*h*n + 6*n*q + 4*n:4*h*n + 6*n*q + 4*n].reshape((n, h))
+    np.dot(dJ_do, _dot_W2, _d104)
+    # _d105 = tangent of _g44 @ W2    [n, h]
+    #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    _d105 = _ws[4*h*n + 6*n*q + 4*n:5*h*n + 6*n*q + 4*n].reshape((n, h))
+    np.dot(_d100, W2, _d105)
+    # _d107 = tangent of hid.T @ dJ/do    [h, q]
+    #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    _d107 = _ws[5*h*n + 6*n*q + 4*n:5*h*n + h*q + 6*n*q + 4*n].reshape((h, q))
+    np.dot(_d67.T, dJ_do, _d107)
+    # _d108 = hid.T @ tangent of _g44    [h, q]
+    #   part of: o   = hid @ W2.T + b2  (examples/mlp_bias.gg:12)
+    _d108 = _ws[5*h*n + h*q + 6*n*q + 4*n:5*h*n + 2*h*q + 6*n*q + 4*n].reshape((h, q))
+    np.dot(hid.T, _d100, _d108)
+    # param W2[q, h]    [q, h]  (examples/mlp_bias.gg:6)
+    _hvp_W2 = np.empty((q, h), dt)
+    for i0 in range(q):
+        for i1 in range(h):
+            _hvp_W2[i0, i1] = _d107[i1, i0] + _d108[i1, i0] + _dot_W2[i0, i1] * lam
+    # one fused loop for the next steps:
+    #   tangent of dJ/dz = ((dJ/do @ tangent of W2) + (tangent of _g44 @ W2))*(hid > 0)    [n, h]
+    #     part of: hid = relu(z)  (examples/mlp_bias.gg:11)
+    #   z   = x @ W1.T + b1    [h]  (examples/mlp_bias.gg:10)
+    _d114 = _d104  # reuse the buffer
+    _hvp_b1 = np.empty((h,), dt)
+    _hvp_b1[:] = 0.0
+    for i0 in range(n):
+        for i1 in range(h):
+            _v__d114 = (_d104[i0, i1] + _d105[i0, i1]) * (1.0 if hid[i0, i1] > 0.0 else 0.0)
+            _d114[i0, i1] = _v__d114
+            _hvp_b1[i1] += _v__d114
+    # tangent of _g55 = tangent of dJ/dz.T @ x    [h, d]
+    #   part of: z   = x @ W1.T + b1  (examples/mlp_bias.gg:10)
+    _d117 = np.empty((h, d), dt)
+    np.dot(_d114.T, x, _d117)
+    # param W1[h, d]    [h, d]  (examples/mlp_bias.gg:4)
+    _hvp_W1 = _d117  # reuse the buffer
+    for i0 in range(h):
+        for i1 in range(d):
+            _hvp_W1[i0, i1] = _d117[i0, i1] + _dot_W1[i0, i1] * lam
+    return _hvp_W1, _hvp_b1, _hvp_W2, _hvp_b2
+
 if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (validated)
     _forward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _backward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
@@ -1516,6 +1771,7 @@ if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (v
     _sgd_step_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _input_grads_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _jvp_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _hvp_kernel._can_compile = False  # (disable_compile asserts a signature exists)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -1578,25 +1834,25 @@ def _check_wrt(wrt):
 _TANGENTS = {'W1': '_dot_W1', 'b1': '_dot_b1', 'W2': '_dot_W2', 'b2': '_dot_b2'}
 
 
-def _tangent_arrays(tangents, bound, dtype):
-    """jvp's tangents, {param: array}, checked as the params are (shape, dtype); a param
-    missing from the dict has tangent zero. Keyed by the kernel's names."""
+def _tangent_arrays(tangents, bound, dtype, function, what):
+    """jvp's tangents or hvp's vector, {param: array}, checked as the params are (shape,
+    dtype); a param missing from the dict is zero. Keyed by the kernel's names."""
     if not isinstance(tangents, dict):
-        raise TypeError(f"jvp() takes the tangents first, as a dict {{param: array}}; got "
-                        f"{type(tangents).__name__}")
+        raise TypeError(f"{function}() takes the {what} first, as a dict {{param: array}}; "
+                        f"got {type(tangents).__name__}")
     for name in tangents:
         if name not in PARAMS:
             import difflib
 
             close = difflib.get_close_matches(str(name), list(PARAMS), 1, 0.5)
             hint = f"did you mean {close[0]!r}?" if close else f"the params: {', '.join(PARAMS)}"
-            raise ValueError(f"tangents[{name!r}]: not a param; {hint}")
-    keys = {p: f"tangents[{p!r}]" for p in tangents}
+            raise ValueError(f"{what}[{name!r}]: not a param; {hint}")
+    keys = {p: f"{what}[{p!r}]" for p in tangents}
     _, given, given_dtype = _check_arrays({keys[p]: v for p, v in tangents.items()},
                                           {keys[p]: PARAMS[p] for p in tangents}, dims=bound)
     if given_dtype is not None and given_dtype != dtype:
-        raise TypeError(f"the tangents are {given_dtype} but the params are {dtype}; pass "
-                        "them in one dtype")
+        raise TypeError(f"{function}(): the {what} ({given_dtype}) and the params ({dtype}) "
+                        "differ in dtype; pass them in one dtype")
     arrays = {}
     for p, (shape, _, _) in PARAMS.items():
         if p in tangents:
@@ -1882,11 +2138,28 @@ def jvp(_tangents, /, x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
     lam = _check_scalar('lam', lam)
-    _a.update(_tangent_arrays(_tangents, _bound, _dtype))
+    _a.update(_tangent_arrays(_tangents, _bound, _dtype, 'jvp', 'tangents'))
     _args = (_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam, _a['_dot_W1'], _a['_dot_b1'], _a['_dot_W2'], _a['_dot_b2'], MEMORY_BUDGET,)
     _compile_for(_jvp_kernel, _args)
     J, _dJ = _jvp_kernel(*_args)
     return float(J), float(_dJ)
+
+
+def hvp(_vector, /, x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, lam=0.0001, *, strict=True, **unexpected):
+    """Hessian-vector product {param: (H·v)_param} of J along the first argument, v = {param: array} (forward over reverse; a param left out has v = 0)."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
+        _bad_call('hvp', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, 'lam': lam}, unexpected)
+    _threads.choose(False)  # the idle cores (see _Threads)
+    _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
+                                    {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
+    lam = _check_scalar('lam', lam)
+    _a.update(_tangent_arrays(_vector, _bound, _dtype, 'hvp', 'vector'))
+    _args = (_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], lam, _a['_dot_W1'], _a['_dot_b1'], _a['_dot_W2'], _a['_dot_b2'], MEMORY_BUDGET,)
+    _compile_for(_hvp_kernel, _args)
+    _hvp_W1, _hvp_b1, _hvp_W2, _hvp_b2 = _hvp_kernel(*_args)
+    return {'W1': _hvp_W1, 'b1': _hvp_b1, 'W2': _hvp_W2, 'b2': _hvp_b2}
 
 
 def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, strict=True, **unexpected):

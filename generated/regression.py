@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g23[j, i]                       [h]
         dJ/dW1 = (_g23.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 92897c4606fbb897eeb08055a3578aec88b2fc933c07f7c011b7d5ece4a1d649
-# graphgen-content-sha256: 05698ee2736c89981151e0d492d1fbb1f77354d4af7488ef7e236d9675c8dd76
+# graphgen-spec-hash: 58ec41d35b3d1ec30da2e7ce80ea1d74e3e09a8e13ab90ac8327b187997131e8
+# graphgen-content-sha256: 4e20a2da099d46c35fd1b53ad59d5a51aa0cbd4eb3a18a10aa06c20ac69d9251
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -57,12 +57,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_regression_92897c4606fb'
+__name__ = 'graphgen_generated_regression_58ec41d35b3d'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '92897c4606fbb897eeb08055a3578aec88b2fc933c07f7c011b7d5ece4a1d649'
+SPEC_HASH = '58ec41d35b3d1ec30da2e7ce80ea1d74e3e09a8e13ab90ac8327b187997131e8'
 SPEC = '# Regression: one tanh hidden layer, one real number per example, mean squared error.\n# Train it on a CSV: graphgen train regression --data data.csv --columns x=0:4,y=4\ninput x[n, d]\ninput y[n]               # real-valued targets\nparam W1[h, d]\nparam b1[h]\nparam w2[h]\nparam b2\n\nhid  = tanh(x @ W1.T + b1)\npred = hid @ w2 + b2     # one prediction per row, [n]\nJ    = mean((pred - y) ** 2)\n\nminimize J\noutput pred\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['pred']
@@ -1024,6 +1024,145 @@ def _jvp_kernel(x, y, W1, b1, w2, b2, _dot_W1, _dot_b1, _dot_w2, _dot_b2, _budge
     _dJ = _acc__dJ
     return J, _dJ
 
+
+@numba.njit(**_JIT)
+def _hvp_kernel(x, y, W1, b1, w2, b2, _dot_W1, _dot_b1, _dot_w2, _dot_b2, _budget):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    if n < 1 or d < 1 or h < 1:
+        raise ValueError("graphgen: empty dimension")
+    if x.shape[0] != n or x.shape[1] != d:
+        raise ValueError("graphgen: shape of x")
+    if y.shape[0] != n:
+        raise ValueError("graphgen: shape of y")
+    if W1.shape[0] != h or W1.shape[1] != d:
+        raise ValueError("graphgen: shape of W1")
+    if b1.shape[0] != h:
+        raise ValueError("graphgen: shape of b1")
+    if w2.shape[0] != h:
+        raise ValueError("graphgen: shape of w2")
+    if _dot_W1.shape[0] != h or _dot_W1.shape[1] != d:
+        raise ValueError("graphgen: shape of _dot_W1")
+    if _dot_b1.shape[0] != h:
+        raise ValueError("graphgen: shape of _dot_b1")
+    if _dot_w2.shape[0] != h:
+        raise ValueError("graphgen: shape of _dot_w2")
+    dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_h*_f_n) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t7'", _b0, _budget)
+    _b1 = (_f_h*_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary 'hid'", _b1, _budget)
+    _b2 = (_f_n) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_g17'", _b2, _budget)
+    _b3 = (_f_h*_f_n) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("temporary '_d33'", _b3, _budget)
+    _b4 = (_f_h*_f_n) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("temporary '_d59'", _b4, _budget)
+    _b5 = (4*_f_h*_f_n + _f_n + 4096) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("the temporaries", _b5, _budget)
+    _b6 = (_f_h) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("array '_hvp_b1'", _b6, _budget)
+    _b7 = (_f_d*_f_h) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("array '_d62'", _b7, _budget)
+    _b = _b5 + _b6 + _b7
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
+    _ws = np.empty(4*h*n + n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[4*h*n + n:]  # room for a small operand, transposed (_dot_t)
+    # _t7 = x @ W1.T    [n, h]
+    #   part of: hid  = tanh(x @ W1.T + b1)  (examples/regression.gg:10)
+    _t7 = _ws[0:h*n].reshape((n, h))
+    _dot_t(x, W1, _t7, _scratch)
+    # one fused loop for the next steps:
+    #   _t8 = (x @ W1.T) + b1    [n, h]
+    #     part of: hid  = tanh(x @ W1.T + b1)  (examples/regression.gg:10)
+    #   hid  = tanh(x @ W1.T + b1)    [n, h]  (examples/regression.gg:10)
+    _t8 = _t7  # reuse the buffer
+    hid = _ws[h*n:2*h*n].reshape((n, h))
+    for i0 in range(n):
+        for i1 in range(h):
+            _v__t8 = _t7[i0, i1] + b1[i1]
+            _t8[i0, i1] = _v__t8
+            _v_hid = _tanh(_v__t8)
+            hid[i0, i1] = _v_hid
+    # _t10 = hid @ w2    [n]
+    #   part of: pred = hid @ w2 + b2  (examples/regression.gg:11)
+    _t10 = np.dot(hid, w2)
+    # _g17 = 2*((hid @ w2) + b2 - y)/n    [n]
+    #   grad of: J    = mean((pred - y) ** 2)  (examples/regression.gg:12)
+    _g17 = _ws[2*h*n:2*h*n + n].reshape((n,))
+    for i0 in range(n):
+        _g17[i0] = 2.0 * (_t10[i0] + b2[0] - y[i0]) / n
+    # tangent of _t7 = x @ tangent of W1.T    [n, h]
+    #   part of: hid  = tanh(x @ W1.T + b1)  (examples/regression.gg:10)
+    _d33 = _ws[2*h*n + n:3*h*n + n].reshape((n, h))
+    _dot_t(x, _dot_W1, _d33, _scratch)
+    # tangent of hid = (1 - tanh(_t8)**2)*((x @ tangent of W1.T) + tangent of b1)    [n, h]
+    #   part of: hid  = tanh(x @ W1.T + b1)  (examples/regression.gg:10)
+    _d37 = _d33  # reuse the buffer
+    for i0 in range(n):
+        for i1 in range(h):
+            _d37[i0, i1] = (1.0 - _tanh(_t8[i0, i1]) * _tanh(_t8[i0, i1])) * (_d33[i0, i1] + _dot_b1[i1])
+    # _d38 = tangent of hid @ w2    [n]
+    #   part of: pred = hid @ w2 + b2  (examples/regression.gg:11)
+    _d38 = np.dot(_d37, w2)
+    # _d39 = hid @ tangent of w2    [n]
+    #   part of: pred = hid @ w2 + b2  (examples/regression.gg:11)
+    _d39 = np.dot(hid, _dot_w2)
+    # one fused loop for the next steps:
+    #   tangent of _g17 = 2*((hid @ tangent of w2) + (tangent of hid @ w2) + tangent of b2)/n    [n]
+    #     part of: J    = mean((pred - y) ** 2)  (examples/regression.gg:12)
+    #   pred = hid @ w2 + b2    scalar  (examples/regression.gg:11)
+    _d47 = _d38  # reuse the buffer
+    _acc__hvp_b2 = 0.0
+    for i0 in range(n):
+        _v__d47 = 2.0 * (_dot_b2[0] + _d38[i0] + _d39[i0]) / n
+        _d47[i0] = _v__d47
+        _acc__hvp_b2 += _v__d47
+    _hvp_b2 = _acc__hvp_b2
+    # _d54 = tangent of hid.T @ _g17    [h]
+    #   part of: pred = hid @ w2 + b2  (examples/regression.gg:11)
+    _d54 = np.dot(_d37.T, _g17)
+    # _d55 = hid.T @ tangent of _g17    [h]
+    #   part of: pred = hid @ w2 + b2  (examples/regression.gg:11)
+    _d55 = np.dot(hid.T, _d47)
+    # pred = hid @ w2 + b2    [h]  (examples/regression.gg:11)
+    _hvp_w2 = _d54  # reuse the buffer
+    for i0 in range(h):
+        _hvp_w2[i0] = _d54[i0] + _d55[i0]
+    # one fused loop for the next steps:
+    #   tangent of _g23[i, j] = (1 - hid[i, j]**2)*(_g17[i]*tangent of w2[j] + tangent of _g17[i]*w2[j]) - 2*_g17[i]*hid[i, j]*tangent of hid[i, j]*w2[j]    [n, h]
+    #     part of: hid  = tanh(x @ W1.T + b1)  (examples/regression.gg:10)
+    #   hid  = tanh(x @ W1.T + b1)    [h]  (examples/regression.gg:10)
+    _d59 = _ws[3*h*n + n:4*h*n + n].reshape((n, h))
+    _hvp_b1 = np.empty((h,), dt)
+    _hvp_b1[:] = 0.0
+    for i0 in range(n):
+        for i1 in range(h):
+            _v__d59 = (1.0 - hid[i0, i1] * hid[i0, i1]) * (w2[i1] * _d47[i0] + _g17[i0] * _dot_w2[i1]) - 2.0 * hid[i0, i1] * _d37[i0, i1] * w2[i1] * _g17[i0]
+            _d59[i0, i1] = _v__d59
+            _hvp_b1[i1] += _v__d59
+    # tangent of _g26 = tangent of _g23.T @ x    [h, d]
+    #   part of: hid  = tanh(x @ W1.T + b1)  (examples/regression.gg:10)
+    _d62 = np.empty((h, d), dt)
+    np.dot(_d59.T, x, _d62)
+    # hid  = tanh(x @ W1.T + b1)    [h, d]  (examples/regression.gg:10)
+    _hvp_W1 = _d62  # same values: no copy
+    return _hvp_W1, _hvp_b1, _hvp_w2, _hvp_b2
+
 if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (validated)
     _forward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _backward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
@@ -1032,6 +1171,7 @@ if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (v
     _sgd_step_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _input_grads_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _jvp_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _hvp_kernel._can_compile = False  # (disable_compile asserts a signature exists)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -1094,25 +1234,25 @@ def _check_wrt(wrt):
 _TANGENTS = {'W1': '_dot_W1', 'b1': '_dot_b1', 'w2': '_dot_w2', 'b2': '_dot_b2'}
 
 
-def _tangent_arrays(tangents, bound, dtype):
-    """jvp's tangents, {param: array}, checked as the params are (shape, dtype); a param
-    missing from the dict has tangent zero. Keyed by the kernel's names."""
+def _tangent_arrays(tangents, bound, dtype, function, what):
+    """jvp's tangents or hvp's vector, {param: array}, checked as the params are (shape,
+    dtype); a param missing from the dict is zero. Keyed by the kernel's names."""
     if not isinstance(tangents, dict):
-        raise TypeError(f"jvp() takes the tangents first, as a dict {{param: array}}; got "
-                        f"{type(tangents).__name__}")
+        raise TypeError(f"{function}() takes the {what} first, as a dict {{param: array}}; "
+                        f"got {type(tangents).__name__}")
     for name in tangents:
         if name not in PARAMS:
             import difflib
 
             close = difflib.get_close_matches(str(name), list(PARAMS), 1, 0.5)
             hint = f"did you mean {close[0]!r}?" if close else f"the params: {', '.join(PARAMS)}"
-            raise ValueError(f"tangents[{name!r}]: not a param; {hint}")
-    keys = {p: f"tangents[{p!r}]" for p in tangents}
+            raise ValueError(f"{what}[{name!r}]: not a param; {hint}")
+    keys = {p: f"{what}[{p!r}]" for p in tangents}
     _, given, given_dtype = _check_arrays({keys[p]: v for p, v in tangents.items()},
                                           {keys[p]: PARAMS[p] for p in tangents}, dims=bound)
     if given_dtype is not None and given_dtype != dtype:
-        raise TypeError(f"the tangents are {given_dtype} but the params are {dtype}; pass "
-                        "them in one dtype")
+        raise TypeError(f"{function}(): the {what} ({given_dtype}) and the params ({dtype}) "
+                        "differ in dtype; pass them in one dtype")
     arrays = {}
     for p, (shape, _, _) in PARAMS.items():
         if p in tangents:
@@ -1380,11 +1520,27 @@ def jvp(_tangents, /, x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, w2=_
     _threads.choose(False)  # the idle cores (see _Threads)
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'w2': w2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'w2': PARAMS['w2'], 'b2': PARAMS['b2']})
-    _a.update(_tangent_arrays(_tangents, _bound, _dtype))
+    _a.update(_tangent_arrays(_tangents, _bound, _dtype, 'jvp', 'tangents'))
     _args = (_a['x'], _a['y'], _a['W1'], _a['b1'], _a['w2'], _a['b2'], _a['_dot_W1'], _a['_dot_b1'], _a['_dot_w2'], _a['_dot_b2'], MEMORY_BUDGET,)
     _compile_for(_jvp_kernel, _args)
     J, _dJ = _jvp_kernel(*_args)
     return float(J), float(_dJ)
+
+
+def hvp(_vector, /, x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, w2=_REQUIRED, b2=_REQUIRED, *, strict=True, **unexpected):
+    """Hessian-vector product {param: (H·v)_param} of J along the first argument, v = {param: array} (forward over reverse; a param left out has v = 0)."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or w2 is _REQUIRED or b2 is _REQUIRED:
+        _bad_call('hvp', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'w2': w2, 'b2': b2, }, unexpected)
+    _threads.choose(False)  # the idle cores (see _Threads)
+    _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'w2': w2, 'b2': b2},
+                                    {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'w2': PARAMS['w2'], 'b2': PARAMS['b2']})
+    _a.update(_tangent_arrays(_vector, _bound, _dtype, 'hvp', 'vector'))
+    _args = (_a['x'], _a['y'], _a['W1'], _a['b1'], _a['w2'], _a['b2'], _a['_dot_W1'], _a['_dot_b1'], _a['_dot_w2'], _a['_dot_b2'], MEMORY_BUDGET,)
+    _compile_for(_hvp_kernel, _args)
+    _hvp_W1, _hvp_b1, _hvp_w2, _hvp_b2 = _hvp_kernel(*_args)
+    return {'W1': _hvp_W1, 'b1': _hvp_b1, 'w2': _hvp_w2, 'b2': np.asarray(_hvp_b2, dtype=_dtype)}
 
 
 def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, w2=_REQUIRED, b2=_REQUIRED, *, strict=True, **unexpected):

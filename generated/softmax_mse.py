@@ -34,8 +34,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 6d07e1c03294b528da7c0e9a6098cb55d573495a15d306a801f25e21b31490ff
-# graphgen-content-sha256: 44989a677627d79cba37fb7080e73dff47641e57e5209c3920a1efe807d9cf04
+# graphgen-spec-hash: 92a8c74285e81d0dd1a8744d5cb2c08274c6447069945dbec0e29b6deb1da2f7
+# graphgen-content-sha256: 6014cb9845692d20220c2d32c15859b924480fbd71e7bce8235afed3726e6654
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -55,12 +55,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_6d07e1c03294'
+__name__ = 'graphgen_generated_softmax_mse_92a8c74285e8'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '6d07e1c03294b528da7c0e9a6098cb55d573495a15d306a801f25e21b31490ff'
+SPEC_HASH = '92a8c74285e81d0dd1a8744d5cb2c08274c6447069945dbec0e29b6deb1da2f7'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']
@@ -1237,6 +1237,212 @@ def _jvp_kernel(x, t, W, b, _dot_W, _dot_b, _budget):
     _dJ = _d31 / 2.0
     return J, _dJ
 
+
+@numba.njit(**_JIT)
+def _hvp_kernel(x, t, W, b, _dot_W, _dot_b, _budget):
+    n = x.shape[0]
+    d = x.shape[1]
+    q = t.shape[1]
+    if n < 1 or d < 1 or q < 1:
+        raise ValueError("graphgen: empty dimension")
+    if x.shape[0] != n or x.shape[1] != d:
+        raise ValueError("graphgen: shape of x")
+    if t.shape[0] != n or t.shape[1] != q:
+        raise ValueError("graphgen: shape of t")
+    if W.shape[0] != q or W.shape[1] != d:
+        raise ValueError("graphgen: shape of W")
+    if b.shape[0] != q:
+        raise ValueError("graphgen: shape of b")
+    if _dot_W.shape[0] != q or _dot_W.shape[1] != d:
+        raise ValueError("graphgen: shape of _dot_W")
+    if _dot_b.shape[0] != q:
+        raise ValueError("graphgen: shape of _dot_b")
+    dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_n*_f_q) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t5'", _b0, _budget)
+    _b1 = (_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary '_max7'", _b1, _budget)
+    _b2 = (_f_n*_f_q) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_expshift8'", _b2, _budget)
+    _b3 = (_f_n) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("temporary '_sumexp9'", _b3, _budget)
+    _b4 = (_f_n) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("temporary '_t10'", _b4, _budget)
+    _b5 = (_f_n*_f_q) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("temporary 'p'", _b5, _budget)
+    _b6 = (_f_n*_f_q) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("temporary '_t12'", _b6, _budget)
+    _b7 = (_f_n) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("temporary '_g22'", _b7, _budget)
+    _b8 = (_f_n*_f_q) * x.itemsize
+    if _b8 > _budget:
+        _memory_error("temporary '_d34'", _b8, _budget)
+    _b9 = (_f_n*_f_q) * x.itemsize
+    if _b9 > _budget:
+        _memory_error("temporary '_d38'", _b9, _budget)
+    _b10 = (_f_n) * x.itemsize
+    if _b10 > _budget:
+        _memory_error("temporary '_d39'", _b10, _budget)
+    _b11 = (_f_n*_f_q) * x.itemsize
+    if _b11 > _budget:
+        _memory_error("temporary '_d43'", _b11, _budget)
+    _b12 = (_f_n) * x.itemsize
+    if _b12 > _budget:
+        _memory_error("temporary '_d53'", _b12, _budget)
+    _b13 = (_f_n) * x.itemsize
+    if _b13 > _budget:
+        _memory_error("temporary '_d54'", _b13, _budget)
+    _b14 = (_f_n*_f_q) * x.itemsize
+    if _b14 > _budget:
+        _memory_error("temporary '_d65'", _b14, _budget)
+    _b15 = (8*_f_n*_f_q + 7*_f_n + 4096) * x.itemsize
+    if _b15 > _budget:
+        _memory_error("the temporaries", _b15, _budget)
+    _b16 = (_f_q) * x.itemsize
+    if _b16 > _budget:
+        _memory_error("array '_hvp_b'", _b16, _budget)
+    _b17 = (_f_d*_f_q) * x.itemsize
+    if _b17 > _budget:
+        _memory_error("array '_d68'", _b17, _budget)
+    _b = _b15 + _b16 + _b17
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
+    _ws = np.empty(8*n*q + 7*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[8*n*q + 7*n:]  # room for a small operand, transposed (_dot_t)
+    # _t5 = x @ W.T    [n, q]
+    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _t5 = _ws[0:n*q].reshape((n, q))
+    _dot_t(x, W, _t5, _scratch)
+    # one loop over the rows for the next steps:
+    #   _t6 = (x @ W.T) + b    [n, q]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   _max7[i, 0] = max_j _t6[i, j]    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _t6 = _t5  # reuse the buffer
+    _max7 = _ws[n*q:n*q + n].reshape((n, 1))
+    for i0 in range(n):
+        for i1 in range(q):
+            _t6[i0, i1] = _t5[i0, i1] + b[i1]
+        acc = -np.inf
+        for i1 in range(q):
+            acc = max(acc, _t6[i0, i1])
+        _max7[i0, 0] = acc
+    # _expshift8[i, j] = exp(_t6[i, j] - _max7[i, 0])    [n, q]
+    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _expshift8 = _ws[n*q + n:2*n*q + n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift8[i0, i1] = _t6[i0, i1] - _max7[i0, 0]
+    _flat = _expshift8.reshape(n * q)  # the same buffer, as one row
+    for i0 in range(n * q):
+        _flat[i0] = _exp(_flat[i0])
+    # one loop over the rows for the next steps:
+    #   _sumexp9[i, 0] = Σ_j _expshift8[i, j]    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   _t10 = _max7 + log(_sumexp9)    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   one fused loop for the next steps:
+    #     p = softmax(x @ W.T + b, axis=-1)    [n, q]  (examples/softmax_mse.gg:7)
+    #     _t12 = p - t    [n, q]
+    #       part of: J = sum((p - t) ** 2) / 2  (examples/softmax_mse.gg:8)
+    #   _g22[i, 0] = Σ_j -_t12[i, j]*p[i, j]    [n, 1]
+    #     grad of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _sumexp9 = _ws[2*n*q + n:2*n*q + 2*n].reshape((n, 1))
+    _t10 = _ws[2*n*q + 2*n:2*n*q + 3*n].reshape((n, 1))
+    p = _ws[2*n*q + 3*n:3*n*q + 3*n].reshape((n, q))
+    _t12 = _ws[3*n*q + 3*n:4*n*q + 3*n].reshape((n, q))
+    _g22 = _ws[4*n*q + 3*n:4*n*q + 4*n].reshape((n, 1))
+    for i0 in range(n):
+        acc = 0.0
+        for i1 in range(q):
+            acc += _expshift8[i0, i1]
+        _sumexp9[i0, 0] = acc
+        for i1 in range(1):
+            _t10[i0, i1] = _max7[i0, i1] + _log(_sumexp9[i0, i1])
+        for i1 in range(q):
+            _v_p = _exp(_t6[i0, i1] - _t10[i0, 0])
+            p[i0, i1] = _v_p
+            _v__t12 = _v_p - t[i0, i1]
+            _t12[i0, i1] = _v__t12
+        acc = 0.0
+        for i1 in range(q):
+            acc += -p[i0, i1] * _t12[i0, i1]
+        _g22[i0, 0] = acc
+    # tangent of _t5 = x @ tangent of W.T    [n, q]
+    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _d34 = _ws[4*n*q + 4*n:5*n*q + 4*n].reshape((n, q))
+    _dot_t(x, _dot_W, _d34, _scratch)
+    # one loop over the rows for the next steps:
+    #   one fused loop for the next steps:
+    #     tangent of _t6 = (x @ tangent of W.T) + tangent of b    [n, q]
+    #       part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #     tangent of _expshift8[i, j] = tangent of _t6[i, j]*exp(_t6[i, j] - _max7[i, 0])    [n, q]
+    #       part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   tangent of _sumexp9[i, 0] = Σ_j tangent of _expshift8[i, j]    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   tangent of p[i, j] = tangent of _t6[i, j]*exp(_t6[i, j] - _t10[i, 0]) - tangent of _sumexp9[i, 0]*exp(_t6[i, j] - _t10[i, 0])/_sumexp9[i, 0]    [n, q]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   _d53[i, 0] = Σ_j -_t12[i, j]*tangent of p[i, j]    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   _d54[i, 0] = Σ_j -p[i, j]*tangent of p[i, j]    [n, 1]
+    #     part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #   one fused loop for the next steps:
+    #     tangent of _g26[i, j] = _expshift8[i, j]*((_d53[i, 0] + _d54[i, 0])/_sumexp9[i, 0] - _g22[i, 0]*tangent of _sumexp9[i, 0]/_sumexp9[i, 0]**2) + _t12[i, j]*tangent of p[i, j] + p[i, j]*tangent of p[i, j] + _g22[i, 0]*tangent of _expshift8[i, j]/_sumexp9[i, 0]    [n, q]
+    #       part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    #     p = softmax(x @ W.T + b, axis=-1)    [q]  (examples/softmax_mse.gg:7)
+    _d37 = _d34  # reuse the buffer
+    _d38 = _ws[5*n*q + 4*n:6*n*q + 4*n].reshape((n, q))
+    _d39 = _ws[6*n*q + 4*n:6*n*q + 5*n].reshape((n, 1))
+    _d43 = _ws[6*n*q + 5*n:7*n*q + 5*n].reshape((n, q))
+    _d53 = _ws[7*n*q + 5*n:7*n*q + 6*n].reshape((n, 1))
+    _d54 = _ws[7*n*q + 6*n:7*n*q + 7*n].reshape((n, 1))
+    _d65 = _ws[7*n*q + 7*n:8*n*q + 7*n].reshape((n, q))
+    _hvp_b = np.empty((q,), dt)
+    _hvp_b[:] = 0.0
+    for i0 in range(n):
+        for i1 in range(q):
+            _v__d37 = _d34[i0, i1] + _dot_b[i1]
+            _d37[i0, i1] = _v__d37
+            _v__d38 = _v__d37 * _exp(_t6[i0, i1] - _max7[i0, 0])
+            _d38[i0, i1] = _v__d38
+        acc = 0.0
+        for i1 in range(q):
+            acc += _d38[i0, i1]
+        _d39[i0, 0] = acc
+        for i1 in range(q):
+            _d43[i0, i1] = _d37[i0, i1] * _exp(_t6[i0, i1] - _t10[i0, 0]) - _d39[i0, 0] * _exp(_t6[i0, i1] - _t10[i0, 0]) / _sumexp9[i0, 0]
+        acc = 0.0
+        for i1 in range(q):
+            acc += -_d43[i0, i1] * _t12[i0, i1]
+        _d53[i0, 0] = acc
+        acc = 0.0
+        for i1 in range(q):
+            acc += -p[i0, i1] * _d43[i0, i1]
+        _d54[i0, 0] = acc
+        for i1 in range(q):
+            _v__d65 = _d43[i0, i1] * _t12[i0, i1] + _d43[i0, i1] * p[i0, i1] + _expshift8[i0, i1] * ((_d53[i0, 0] + _d54[i0, 0]) / _sumexp9[i0, 0] - _g22[i0, 0] * _d39[i0, 0] / (_sumexp9[i0, 0] * _sumexp9[i0, 0])) + _d38[i0, i1] * _g22[i0, 0] / _sumexp9[i0, 0]
+            _d65[i0, i1] = _v__d65
+            _hvp_b[i1] += _v__d65
+    # tangent of _g29 = tangent of _g26.T @ x    [q, d]
+    #   part of: p = softmax(x @ W.T + b, axis=-1)  (examples/softmax_mse.gg:7)
+    _d68 = np.empty((q, d), dt)
+    np.dot(_d65.T, x, _d68)
+    # p = softmax(x @ W.T + b, axis=-1)    [q, d]  (examples/softmax_mse.gg:7)
+    _hvp_W = _d68  # same values: no copy
+    return _hvp_W, _hvp_b
+
 if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (validated)
     _forward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _backward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
@@ -1245,6 +1451,7 @@ if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (v
     _sgd_step_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _input_grads_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _jvp_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _hvp_kernel._can_compile = False  # (disable_compile asserts a signature exists)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -1307,25 +1514,25 @@ def _check_wrt(wrt):
 _TANGENTS = {'W': '_dot_W', 'b': '_dot_b'}
 
 
-def _tangent_arrays(tangents, bound, dtype):
-    """jvp's tangents, {param: array}, checked as the params are (shape, dtype); a param
-    missing from the dict has tangent zero. Keyed by the kernel's names."""
+def _tangent_arrays(tangents, bound, dtype, function, what):
+    """jvp's tangents or hvp's vector, {param: array}, checked as the params are (shape,
+    dtype); a param missing from the dict is zero. Keyed by the kernel's names."""
     if not isinstance(tangents, dict):
-        raise TypeError(f"jvp() takes the tangents first, as a dict {{param: array}}; got "
-                        f"{type(tangents).__name__}")
+        raise TypeError(f"{function}() takes the {what} first, as a dict {{param: array}}; "
+                        f"got {type(tangents).__name__}")
     for name in tangents:
         if name not in PARAMS:
             import difflib
 
             close = difflib.get_close_matches(str(name), list(PARAMS), 1, 0.5)
             hint = f"did you mean {close[0]!r}?" if close else f"the params: {', '.join(PARAMS)}"
-            raise ValueError(f"tangents[{name!r}]: not a param; {hint}")
-    keys = {p: f"tangents[{p!r}]" for p in tangents}
+            raise ValueError(f"{what}[{name!r}]: not a param; {hint}")
+    keys = {p: f"{what}[{p!r}]" for p in tangents}
     _, given, given_dtype = _check_arrays({keys[p]: v for p, v in tangents.items()},
                                           {keys[p]: PARAMS[p] for p in tangents}, dims=bound)
     if given_dtype is not None and given_dtype != dtype:
-        raise TypeError(f"the tangents are {given_dtype} but the params are {dtype}; pass "
-                        "them in one dtype")
+        raise TypeError(f"{function}(): the {what} ({given_dtype}) and the params ({dtype}) "
+                        "differ in dtype; pass them in one dtype")
     arrays = {}
     for p, (shape, _, _) in PARAMS.items():
         if p in tangents:
@@ -1607,11 +1814,27 @@ def jvp(_tangents, /, x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, str
     _threads.choose(False)  # the idle cores (see _Threads)
     _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
                                     {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']})
-    _a.update(_tangent_arrays(_tangents, _bound, _dtype))
+    _a.update(_tangent_arrays(_tangents, _bound, _dtype, 'jvp', 'tangents'))
     _args = (_a['x'], _a['t'], _a['W'], _a['b'], _a['_dot_W'], _a['_dot_b'], MEMORY_BUDGET,)
     _compile_for(_jvp_kernel, _args)
     J, _dJ = _jvp_kernel(*_args)
     return float(J), float(_dJ)
+
+
+def hvp(_vector, /, x=_REQUIRED, t=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, strict=True, **unexpected):
+    """Hessian-vector product {param: (H·v)_param} of J along the first argument, v = {param: array} (forward over reverse; a param left out has v = 0)."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
+    if unexpected or x is _REQUIRED or t is _REQUIRED or W is _REQUIRED or b is _REQUIRED:
+        _bad_call('hvp', {'x': x, 't': t, 'W': W, 'b': b, }, unexpected)
+    _threads.choose(False)  # the idle cores (see _Threads)
+    _bound, _a, _dtype = _check_arrays({'x': x, 't': t, 'W': W, 'b': b},
+                                    {'x': INPUTS['x'], 't': INPUTS['t'], 'W': PARAMS['W'], 'b': PARAMS['b']})
+    _a.update(_tangent_arrays(_vector, _bound, _dtype, 'hvp', 'vector'))
+    _args = (_a['x'], _a['t'], _a['W'], _a['b'], _a['_dot_W'], _a['_dot_b'], MEMORY_BUDGET,)
+    _compile_for(_hvp_kernel, _args)
+    _hvp_W, _hvp_b = _hvp_kernel(*_args)
+    return {'W': _hvp_W, 'b': _hvp_b}
 
 
 def predict(x=_REQUIRED, W=_REQUIRED, b=_REQUIRED, *, strict=True, **unexpected):

@@ -42,8 +42,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g33[j, i]                       [h]
         dJ/dW1 = (_g33.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 3a007e2966a83960371c815fac08ab33caf5ee40cdf45ce9f8e1fe8963dec114
-# graphgen-content-sha256: 96110d88c93652e9c05406b6a2efd8756d8bc49cf52b0228e3bd3406b626b6f7
+# graphgen-spec-hash: 9866fcff698cfb330075d6d3af3699325a540ab84e6a62094ef7f71512b2ee7e
+# graphgen-content-sha256: df524d488c5f05a68fd19eecef53fcdc0fcccf6300a749cf2edbe2841d9bb34b
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -63,12 +63,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_3a007e2966a8'
+__name__ = 'graphgen_generated_swish_9866fcff698c'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '3a007e2966a83960371c815fac08ab33caf5ee40cdf45ce9f8e1fe8963dec114'
+SPEC_HASH = '9866fcff698cfb330075d6d3af3699325a540ab84e6a62094ef7f71512b2ee7e'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']
@@ -1429,6 +1429,276 @@ def _jvp_kernel(x, y, W1, b1, W2, b2, _dot_W1, _dot_b1, _dot_W2, _dot_b2, _budge
     _dJ = _acc__dJ
     return J, _dJ
 
+
+@numba.njit(**_JIT)
+def _hvp_kernel(x, y, W1, b1, W2, b2, _dot_W1, _dot_b1, _dot_W2, _dot_b2, _budget):
+    n = x.shape[0]
+    d = x.shape[1]
+    h = W1.shape[0]
+    q = W2.shape[0]
+    if n < 1 or d < 1 or h < 1 or q < 1:
+        raise ValueError("graphgen: empty dimension")
+    if x.shape[0] != n or x.shape[1] != d:
+        raise ValueError("graphgen: shape of x")
+    if y.shape[0] != n:
+        raise ValueError("graphgen: shape of y")
+    for _label in y.ravel():
+        if _label < 0 or _label >= q:
+            raise ValueError("graphgen: label in y")
+    if W1.shape[0] != h or W1.shape[1] != d:
+        raise ValueError("graphgen: shape of W1")
+    if b1.shape[0] != h:
+        raise ValueError("graphgen: shape of b1")
+    if W2.shape[0] != q or W2.shape[1] != h:
+        raise ValueError("graphgen: shape of W2")
+    if b2.shape[0] != q:
+        raise ValueError("graphgen: shape of b2")
+    if _dot_W1.shape[0] != h or _dot_W1.shape[1] != d:
+        raise ValueError("graphgen: shape of _dot_W1")
+    if _dot_b1.shape[0] != h:
+        raise ValueError("graphgen: shape of _dot_b1")
+    if _dot_W2.shape[0] != q or _dot_W2.shape[1] != h:
+        raise ValueError("graphgen: shape of _dot_W2")
+    if _dot_b2.shape[0] != q:
+        raise ValueError("graphgen: shape of _dot_b2")
+    dt = x.dtype
+    _f_n = float(n)
+    _f_d = float(d)
+    _f_h = float(h)
+    _f_q = float(q)
+    _budget = min(_budget, 4e+18)
+    _b0 = (_f_h*_f_n) * x.itemsize
+    if _b0 > _budget:
+        _memory_error("temporary '_t7'", _b0, _budget)
+    _b1 = (_f_h*_f_n) * x.itemsize
+    if _b1 > _budget:
+        _memory_error("temporary 'hid'", _b1, _budget)
+    _b2 = (_f_n*_f_q) * x.itemsize
+    if _b2 > _budget:
+        _memory_error("temporary '_t11'", _b2, _budget)
+    _b3 = (_f_n) * x.itemsize
+    if _b3 > _budget:
+        _memory_error("temporary '_max13'", _b3, _budget)
+    _b4 = (_f_n*_f_q) * x.itemsize
+    if _b4 > _budget:
+        _memory_error("temporary '_expshift14'", _b4, _budget)
+    _b5 = (_f_n) * x.itemsize
+    if _b5 > _budget:
+        _memory_error("temporary '_sumexp15'", _b5, _budget)
+    _b6 = (_f_n) * x.itemsize
+    if _b6 > _budget:
+        _memory_error("temporary '_g22'", _b6, _budget)
+    _b7 = (_f_n*_f_q) * x.itemsize
+    if _b7 > _budget:
+        _memory_error("temporary 'dJ_do'", _b7, _budget)
+    _b8 = (_f_h*_f_n) * x.itemsize
+    if _b8 > _budget:
+        _memory_error("temporary 'dJ_dhid'", _b8, _budget)
+    _b9 = (_f_h*_f_n) * x.itemsize
+    if _b9 > _budget:
+        _memory_error("temporary '_d43'", _b9, _budget)
+    _b10 = (_f_h*_f_n) * x.itemsize
+    if _b10 > _budget:
+        _memory_error("temporary '_d47'", _b10, _budget)
+    _b11 = (_f_n*_f_q) * x.itemsize
+    if _b11 > _budget:
+        _memory_error("temporary '_d49'", _b11, _budget)
+    _b12 = (_f_n*_f_q) * x.itemsize
+    if _b12 > _budget:
+        _memory_error("temporary '_d50'", _b12, _budget)
+    _b13 = (_f_n) * x.itemsize
+    if _b13 > _budget:
+        _memory_error("temporary '_d56'", _b13, _budget)
+    _b14 = (_f_n*_f_q) * x.itemsize
+    if _b14 > _budget:
+        _memory_error("temporary '_d67'", _b14, _budget)
+    _b15 = (_f_h*_f_n) * x.itemsize
+    if _b15 > _budget:
+        _memory_error("temporary '_d71'", _b15, _budget)
+    _b16 = (_f_h*_f_n) * x.itemsize
+    if _b16 > _budget:
+        _memory_error("temporary '_d72'", _b16, _budget)
+    _b17 = (_f_h*_f_q) * x.itemsize
+    if _b17 > _budget:
+        _memory_error("temporary '_d74'", _b17, _budget)
+    _b18 = (_f_h*_f_q) * x.itemsize
+    if _b18 > _budget:
+        _memory_error("temporary '_d75'", _b18, _budget)
+    _b19 = (7*_f_h*_f_n + 2*_f_h*_f_q + 6*_f_n*_f_q + 4*_f_n + 4096) * x.itemsize
+    if _b19 > _budget:
+        _memory_error("the temporaries", _b19, _budget)
+    _b20 = (_f_q) * x.itemsize
+    if _b20 > _budget:
+        _memory_error("array '_hvp_b2'", _b20, _budget)
+    _b21 = (_f_h*_f_q) * x.itemsize
+    if _b21 > _budget:
+        _memory_error("array '_hvp_W2'", _b21, _budget)
+    _b22 = (_f_h) * x.itemsize
+    if _b22 > _budget:
+        _memory_error("array '_hvp_b1'", _b22, _budget)
+    _b23 = (_f_d*_f_h) * x.itemsize
+    if _b23 > _budget:
+        _memory_error("array '_d84'", _b23, _budget)
+    _b = _b19 + _b20 + _b21 + _b22 + _b23
+    if _b > _budget:
+        _memory_error("all arrays", _b, _budget)
+    _ws = np.empty(7*h*n + 2*h*q + 6*n*q + 4*n + 4096, dt)  # every temporary of this call, as views
+    _scratch = _ws[7*h*n + 2*h*q + 6*n*q + 4*n:]  # room for a small operand, transposed (_dot_t)
+    # _t7 = x @ W1.T    [n, h]
+    #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    _t7 = _ws[0:h*n].reshape((n, h))
+    _dot_t(x, W1, _t7, _scratch)
+    # one fused loop for the next steps:
+    #   _t8 = (x @ W1.T) + b1    [n, h]
+    #     part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    #   hid = swish(x @ W1.T + b1)    [n, h]  (examples/swish.gg:11)
+    _t8 = _t7  # reuse the buffer
+    hid = _ws[h*n:2*h*n].reshape((n, h))
+    for i0 in range(n):
+        for i1 in range(h):
+            _v__t8 = _t7[i0, i1] + b1[i1]
+            _t8[i0, i1] = _v__t8
+            _v_hid = _v__t8 * _sigmoid(_v__t8)
+            hid[i0, i1] = _v_hid
+    # _t11 = hid @ W2.T    [n, q]
+    #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    _t11 = _ws[2*h*n:2*h*n + n*q].reshape((n, q))
+    _dot_t(hid, W2, _t11, _scratch)
+    # one loop over the rows for the next steps:
+    #   o   = hid @ W2.T + b2    [n, q]  (examples/swish.gg:12)
+    #   _max13[i, 0] = max_j o[i, j]    [n, 1]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    o = _t11  # reuse the buffer
+    _max13 = _ws[2*h*n + n*q:2*h*n + n*q + n].reshape((n, 1))
+    for i0 in range(n):
+        for i1 in range(q):
+            o[i0, i1] = _t11[i0, i1] + b2[i1]
+        acc = -np.inf
+        for i1 in range(q):
+            acc = max(acc, o[i0, i1])
+        _max13[i0, 0] = acc
+    # _expshift14[i, j] = exp(o[i, j] - _max13[i, 0])    [n, q]
+    #   part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    _expshift14 = _ws[2*h*n + n*q + n:2*h*n + 2*n*q + n].reshape((n, q))
+    for i0 in range(n):
+        for i1 in range(q):
+            _expshift14[i0, i1] = o[i0, i1] - _max13[i0, 0]
+    _flat = _expshift14.reshape(n * q)  # the same buffer, as one row
+    for i0 in range(n * q):
+        _flat[i0] = _exp(_flat[i0])
+    # one loop over the rows for the next steps:
+    #   _sumexp15[i, 0] = Σ_j _expshift14[i, j]    [n, 1]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    #   _g22 = 1/(_sumexp15*n)    [n, 1]
+    #     grad of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    #   dJ/do[i, j] = _expshift14[i, j]*_g22[i, 0] - [y[i] == j]/n    [n, q]
+    #     grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    _sumexp15 = _ws[2*h*n + 2*n*q + n:2*h*n + 2*n*q + 2*n].reshape((n, 1))
+    _g22 = _ws[2*h*n + 2*n*q + 2*n:2*h*n + 2*n*q + 3*n].reshape((n, 1))
+    dJ_do = _ws[2*h*n + 2*n*q + 3*n:2*h*n + 3*n*q + 3*n].reshape((n, q))
+    for i0 in range(n):
+        acc = 0.0
+        for i1 in range(q):
+            acc += _expshift14[i0, i1]
+        _sumexp15[i0, 0] = acc
+        _g22[i0, 0] = 1.0 / (_sumexp15[i0, 0] * n)
+        for i1 in range(q):
+            dJ_do[i0, i1] = _expshift14[i0, i1] * _g22[i0, 0] - (1.0 if y[i0] == i1 else 0.0) / n
+    # dJ/dhid = dJ/do @ W2    [n, h]
+    #   grad of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    dJ_dhid = _ws[2*h*n + 3*n*q + 3*n:3*h*n + 3*n*q + 3*n].reshape((n, h))
+    np.dot(dJ_do, W2, dJ_dhid)
+    # tangent of _t7 = x @ tangent of W1.T    [n, h]
+    #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    _d43 = _ws[3*h*n + 3*n*q + 3*n:4*h*n + 3*n*q + 3*n].reshape((n, h))
+    _dot_t(x, _dot_W1, _d43, _scratch)
+    # one fused loop for the next steps:
+    #   tangent of _t8 = (x @ tangent of W1.T) + tangent of b1    [n, h]
+    #     part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    #   tangent of hid = tangent of _t8*(_t8*sigmoid(-_t8)*sigmoid(_t8) + sigmoid(_t8))    [n, h]
+    #     part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    _d46 = _d43  # reuse the buffer
+    _d47 = _ws[4*h*n + 3*n*q + 3*n:5*h*n + 3*n*q + 3*n].reshape((n, h))
+    for i0 in range(n):
+        for i1 in range(h):
+            _v__d46 = _d43[i0, i1] + _dot_b1[i1]
+            _d46[i0, i1] = _v__d46
+            _v__d47 = _v__d46 * (_t8[i0, i1] * _sigmoid(_t8[i0, i1]) * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1]))
+            _d47[i0, i1] = _v__d47
+    # _d49 = tangent of hid @ W2.T    [n, q]
+    #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    _d49 = _ws[5*h*n + 3*n*q + 3*n:5*h*n + 4*n*q + 3*n].reshape((n, q))
+    _dot_t(_d47, W2, _d49, _scratch)
+    # _d50 = hid @ tangent of W2.T    [n, q]
+    #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    _d50 = _ws[5*h*n + 4*n*q + 3*n:5*h*n + 5*n*q + 3*n].reshape((n, q))
+    _dot_t(hid, _dot_W2, _d50, _scratch)
+    # one loop over the rows for the next steps:
+    #   tangent of _expshift14[i, j] = ((hid @ tangent of W2.T)[i, j] + (tangent of hid @ W2.T)[i, j] + tangent of b2[j])*exp(o[i, j] - _max13[i, 0])    [n, q]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    #   tangent of _sumexp15[i, 0] = Σ_j tangent of _expshift14[i, j]    [n, 1]
+    #     part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    #   one fused loop for the next steps:
+    #     tangent of _g26[i, j] = _g22[i, 0]*tangent of _expshift14[i, j] - _expshift14[i, j]*tangent of _sumexp15[i, 0]/(_sumexp15[i, 0]**2*n)    [n, q]
+    #       part of: J   = mean(cross_entropy(o, y))  (examples/swish.gg:13)
+    #     o   = hid @ W2.T + b2    [q]  (examples/swish.gg:12)
+    _d55 = _d49  # reuse the buffer
+    _d56 = _ws[5*h*n + 5*n*q + 3*n:5*h*n + 5*n*q + 4*n].reshape((n, 1))
+    _d67 = _ws[5*h*n + 5*n*q + 4*n:5*h*n + 6*n*q + 4*n].reshape((n, q))
+    _hvp_b2 = np.empty((q,), dt)
+    _hvp_b2[:] = 0.0
+    for i0 in range(n):
+        for i1 in range(q):
+            _d55[i0, i1] = (_dot_b2[i1] + _d49[i0, i1] + _d50[i0, i1]) * _exp(o[i0, i1] - _max13[i0, 0])
+        acc = 0.0
+        for i1 in range(q):
+            acc += _d55[i0, i1]
+        _d56[i0, 0] = acc
+        for i1 in range(q):
+            _v__d67 = _d55[i0, i1] * _g22[i0, 0] - _expshift14[i0, i1] * _d56[i0, 0] / (_sumexp15[i0, 0] * _sumexp15[i0, 0] * n)
+            _d67[i0, i1] = _v__d67
+            _hvp_b2[i1] += _v__d67
+    # _d71 = dJ/do @ tangent of W2    [n, h]
+    #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    _d71 = _ws[5*h*n + 6*n*q + 4*n:6*h*n + 6*n*q + 4*n].reshape((n, h))
+    np.dot(dJ_do, _dot_W2, _d71)
+    # _d72 = tangent of _g26 @ W2    [n, h]
+    #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    _d72 = _ws[6*h*n + 6*n*q + 4*n:7*h*n + 6*n*q + 4*n].reshape((n, h))
+    np.dot(_d67, W2, _d72)
+    # _d74 = tangent of hid.T @ dJ/do    [h, q]
+    #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    _d74 = _ws[7*h*n + 6*n*q + 4*n:7*h*n + h*q + 6*n*q + 4*n].reshape((h, q))
+    np.dot(_d47.T, dJ_do, _d74)
+    # _d75 = hid.T @ tangent of _g26    [h, q]
+    #   part of: o   = hid @ W2.T + b2  (examples/swish.gg:12)
+    _d75 = _ws[7*h*n + h*q + 6*n*q + 4*n:7*h*n + 2*h*q + 6*n*q + 4*n].reshape((h, q))
+    np.dot(hid.T, _d67, _d75)
+    # o   = hid @ W2.T + b2    [q, h]  (examples/swish.gg:12)
+    _hvp_W2 = np.empty((q, h), dt)
+    for i0 in range(q):
+        for i1 in range(h):
+            _hvp_W2[i0, i1] = _d74[i1, i0] + _d75[i1, i0]
+    # one fused loop for the next steps:
+    #   tangent of _g33 = ((dJ/do @ tangent of W2) + (tangent of _g26 @ W2))*(hid*sigmoid(-_t8) + sigmoid(_t8)) + dJ/dhid*tangent of _t8*(sigmoid(-_t8)*sigmoid(_t8) - hid*sigmoid(-_t8)*sigmoid(_t8)) + dJ/dhid*tangent of hid*sigmoid(-_t8)    [n, h]
+    #     part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    #   hid = swish(x @ W1.T + b1)    [h]  (examples/swish.gg:11)
+    _d81 = _d71  # reuse the buffer
+    _hvp_b1 = np.empty((h,), dt)
+    _hvp_b1[:] = 0.0
+    for i0 in range(n):
+        for i1 in range(h):
+            _v__d81 = (_d71[i0, i1] + _d72[i0, i1]) * (hid[i0, i1] * _sigmoid(-_t8[i0, i1]) + _sigmoid(_t8[i0, i1])) + dJ_dhid[i0, i1] * _d46[i0, i1] * (_sigmoid(_t8[i0, i1]) * _sigmoid(-_t8[i0, i1]) - hid[i0, i1] * _sigmoid(_t8[i0, i1]) * _sigmoid(-_t8[i0, i1])) + dJ_dhid[i0, i1] * _d47[i0, i1] * _sigmoid(-_t8[i0, i1])
+            _d81[i0, i1] = _v__d81
+            _hvp_b1[i1] += _v__d81
+    # tangent of _g36 = tangent of _g33.T @ x    [h, d]
+    #   part of: hid = swish(x @ W1.T + b1)  (examples/swish.gg:11)
+    _d84 = np.empty((h, d), dt)
+    np.dot(_d81.T, x, _d84)
+    # hid = swish(x @ W1.T + b1)    [h, d]  (examples/swish.gg:11)
+    _hvp_W1 = _d84  # same values: no copy
+    return _hvp_W1, _hvp_b1, _hvp_W2, _hvp_b2
+
 if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (validated)
     _forward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _backward_kernel._can_compile = False  # (disable_compile asserts a signature exists)
@@ -1437,6 +1707,7 @@ if not numba.config.DISABLE_JIT:  # kernels compile only through _compile_for (v
     _sgd_step_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _input_grads_kernel._can_compile = False  # (disable_compile asserts a signature exists)
     _jvp_kernel._can_compile = False  # (disable_compile asserts a signature exists)
+    _hvp_kernel._can_compile = False  # (disable_compile asserts a signature exists)
 
 
 # ---------------------------------------------------------------------------- validation
@@ -1499,25 +1770,25 @@ def _check_wrt(wrt):
 _TANGENTS = {'W1': '_dot_W1', 'b1': '_dot_b1', 'W2': '_dot_W2', 'b2': '_dot_b2'}
 
 
-def _tangent_arrays(tangents, bound, dtype):
-    """jvp's tangents, {param: array}, checked as the params are (shape, dtype); a param
-    missing from the dict has tangent zero. Keyed by the kernel's names."""
+def _tangent_arrays(tangents, bound, dtype, function, what):
+    """jvp's tangents or hvp's vector, {param: array}, checked as the params are (shape,
+    dtype); a param missing from the dict is zero. Keyed by the kernel's names."""
     if not isinstance(tangents, dict):
-        raise TypeError(f"jvp() takes the tangents first, as a dict {{param: array}}; got "
-                        f"{type(tangents).__name__}")
+        raise TypeError(f"{function}() takes the {what} first, as a dict {{param: array}}; "
+                        f"got {type(tangents).__name__}")
     for name in tangents:
         if name not in PARAMS:
             import difflib
 
             close = difflib.get_close_matches(str(name), list(PARAMS), 1, 0.5)
             hint = f"did you mean {close[0]!r}?" if close else f"the params: {', '.join(PARAMS)}"
-            raise ValueError(f"tangents[{name!r}]: not a param; {hint}")
-    keys = {p: f"tangents[{p!r}]" for p in tangents}
+            raise ValueError(f"{what}[{name!r}]: not a param; {hint}")
+    keys = {p: f"{what}[{p!r}]" for p in tangents}
     _, given, given_dtype = _check_arrays({keys[p]: v for p, v in tangents.items()},
                                           {keys[p]: PARAMS[p] for p in tangents}, dims=bound)
     if given_dtype is not None and given_dtype != dtype:
-        raise TypeError(f"the tangents are {given_dtype} but the params are {dtype}; pass "
-                        "them in one dtype")
+        raise TypeError(f"{function}(): the {what} ({given_dtype}) and the params ({dtype}) "
+                        "differ in dtype; pass them in one dtype")
     arrays = {}
     for p, (shape, _, _) in PARAMS.items():
         if p in tangents:
@@ -1799,11 +2070,27 @@ def jvp(_tangents, /, x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_
     _threads.choose(False)  # the idle cores (see _Threads)
     _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
                                     {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
-    _a.update(_tangent_arrays(_tangents, _bound, _dtype))
+    _a.update(_tangent_arrays(_tangents, _bound, _dtype, 'jvp', 'tangents'))
     _args = (_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], _a['_dot_W1'], _a['_dot_b1'], _a['_dot_W2'], _a['_dot_b2'], MEMORY_BUDGET,)
     _compile_for(_jvp_kernel, _args)
     J, _dJ = _jvp_kernel(*_args)
     return float(J), float(_dJ)
+
+
+def hvp(_vector, /, x=_REQUIRED, y=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, strict=True, **unexpected):
+    """Hessian-vector product {param: (H·v)_param} of J along the first argument, v = {param: array} (forward over reverse; a param left out has v = 0)."""
+    if unexpected and not strict:
+        unexpected = _unknown(unexpected)
+    if unexpected or x is _REQUIRED or y is _REQUIRED or W1 is _REQUIRED or b1 is _REQUIRED or W2 is _REQUIRED or b2 is _REQUIRED:
+        _bad_call('hvp', {'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2, }, unexpected)
+    _threads.choose(False)  # the idle cores (see _Threads)
+    _bound, _a, _dtype = _check_arrays({'x': x, 'y': y, 'W1': W1, 'b1': b1, 'W2': W2, 'b2': b2},
+                                    {'x': INPUTS['x'], 'y': INPUTS['y'], 'W1': PARAMS['W1'], 'b1': PARAMS['b1'], 'W2': PARAMS['W2'], 'b2': PARAMS['b2']})
+    _a.update(_tangent_arrays(_vector, _bound, _dtype, 'hvp', 'vector'))
+    _args = (_a['x'], _a['y'], _a['W1'], _a['b1'], _a['W2'], _a['b2'], _a['_dot_W1'], _a['_dot_b1'], _a['_dot_W2'], _a['_dot_b2'], MEMORY_BUDGET,)
+    _compile_for(_hvp_kernel, _args)
+    _hvp_W1, _hvp_b1, _hvp_W2, _hvp_b2 = _hvp_kernel(*_args)
+    return {'W1': _hvp_W1, 'b1': _hvp_b1, 'W2': _hvp_W2, 'b2': _hvp_b2}
 
 
 def predict(x=_REQUIRED, W1=_REQUIRED, b1=_REQUIRED, W2=_REQUIRED, b2=_REQUIRED, *, strict=True, **unexpected):

@@ -184,12 +184,59 @@ def linearize(graph: Graph) -> Node:
     is one map-reduce node per argument (each a GEMM again when f is a product), summed.
     A value the spec stops (stop_gradient, the max of a reduction's surrogate) has none.
     """
+    tangents = _push_tangents(graph, [n for n in graph.nodes if n.role == "forward"])
+    objective = graph.objective
+    result = tangents.get(objective.id)
+    if result is None:  # no param reaches the objective
+        result = graph.add(name="_d_none", kind="op", shape=(), body=sp.Integer(0),
+                           origin=objective.origin)
+    result.name = f"_d{objective.name}"  # underscored: a spec may name a value dJ
+    result.named = True
+    result.label = f"d{objective.name} along the tangents"
+    return result
+
+
+class SecondOrderUnsupported(Exception):
+    """The spec uses a construct without a second derivative: its module's hvp() raises
+    NotImplementedError with this message, and everything else works."""
+
+
+def hessian_vector(graph: Graph) -> dict[str, Node]:
+    """Forward over reverse: push tangents through a differentiated graph, backward nodes
+    included; the tangent of dJ/dp along v is (H·v)_p. Returns {param: node}.
+
+    Second derivatives of kinks are 0: their first derivatives are indicators (relu' is
+    `x > 0`), whose own derivative sympy gives as 0, never a DiracDelta."""
+    for n in graph.nodes:
+        if not n.second_order and n.id in _on_path(graph, graph.objective, graph.params):
+            where = f" (line {n.origin.span.line})" if n.origin and n.origin.span else ""
+            raise SecondOrderUnsupported(
+                f"hvp() is not available for this spec: prod() of a value that depends on a "
+                f"param{where} has a first derivative here but no second derivative yet")
+    tangents = _push_tangents(graph, list(graph.nodes))
+    result = {}
+    for p in graph.params:
+        h = tangents.get(graph.grads[p.name].id)
+        if h is None:  # a gradient that does not depend on the params: H·v = 0
+            out = tuple(graph.fresh_index() for _ in p.shape)
+            h = graph.add(name="", kind="op", shape=p.shape, out=out, body=sp.Integer(0),
+                          sizes=dict(zip(out, p.shape)), origin=p.origin)
+        h.name = f"_hvp_{p.name}"
+        h.named = True
+        h.label = f"(H·v) of {p.name}"
+        result[p.name] = h
+    return result
+
+
+def _push_tangents(graph: Graph, walk: list[Node]) -> dict[int, Node]:
+    """Tangent leaves for the params, then the tangent of each node of `walk` (in order)."""
     tangents: dict[int, Node] = {}
     for p in graph.params:
         tangents[p.id] = graph.add(name=tangent_name(p.name), kind="input", shape=p.shape,
                                    named=True, label=f"tangent of {p.name}", origin=p.origin)
-    for node in [n for n in graph.nodes if n.role == "forward" and n.kind == "op"]:
-        if not node.differentiable or (node.reduce and node.reducer != "sum"):
+    for node in walk:
+        if node.kind != "op" or not node.differentiable or (
+                node.reduce and node.reducer != "sum"):
             continue
         terms = []
         for k, a in enumerate(node.args):
@@ -219,12 +266,4 @@ def linearize(graph: Graph) -> Node:
                               sizes=dict(zip(out, node.shape)), origin=node.origin)
         total.label = f"tangent of {node.label or node.name}"
         tangents[node.id] = total
-    objective = graph.objective
-    result = tangents.get(objective.id)
-    if result is None:  # no param reaches the objective
-        result = graph.add(name="_d_none", kind="op", shape=(), body=sp.Integer(0),
-                           origin=objective.origin)
-    result.name = f"_d{objective.name}"  # underscored: a spec may name a value dJ
-    result.named = True
-    result.label = f"d{objective.name} along the tangents"
-    return result
+    return tangents

@@ -93,7 +93,7 @@ def cmd_check(args) -> int:
     import numpy as np
 
     from .build import load
-    from .gradcheck import check_forward_mode, check_gradients, random_arguments
+    from .gradcheck import check_forward_mode, check_gradients, check_hvp, random_arguments
 
     module = load(args.spec, out_dir=args.out)
     dims = {d: 3 + k % 3 for k, d in enumerate(module.DIMS)}
@@ -114,6 +114,13 @@ def cmd_check(args) -> int:
           f"random tangents: rel error {fwd.rel_error:.2e} (forward {fwd.forward:.10g}, "
           f"reverse {fwd.reverse:.10g})")
     ok &= fwd.ok
+    hess = check_hvp(module, arguments, rtol=args.rtol, seed=args.seed)
+    if hess.refusal:
+        print(f"  n/a  hvp: {hess.refusal}")
+    else:
+        print(f"  {'ok  ' if hess.ok else 'FAIL'} hvp (forward over reverse) against "
+              f"differences of the gradient: max rel error {hess.max_rel_error:.2e}")
+    ok &= hess.ok
     print("all gradients match" if ok else "gradient mismatch above tolerance")
     return 0 if ok else 1
 

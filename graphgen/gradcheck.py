@@ -107,3 +107,36 @@ def check_forward_mode(module, args: dict, rtol: float = 1e-10, seed: int = 0) -
                   for p, t in tangents.items())
     rel = abs(forward - reverse) / max(abs(forward), abs(reverse), 1e-12)
     return ForwardCheck(forward, reverse, rel, rel <= rtol)
+
+
+@dataclass
+class HessianCheck:
+    max_rel_error: float
+    ok: bool
+    refusal: str | None = None  # the module's reason when it has no hvp for this spec
+
+
+def check_hvp(module, args: dict, eps: float = 1e-4, rtol: float = 1e-6,
+              seed: int = 0) -> HessianCheck:
+    """Compare `module.hvp` along a random v with 4th-order central differences of
+    value_and_grad's gradient along v (reverse mode only: an independent route)."""
+    rng = np.random.default_rng(seed)
+    v = {p: rng.normal(size=np.shape(args[p])).astype(np.asarray(args[p]).dtype)
+         for p in module.PARAMS}
+    try:
+        hv = module.hvp(v, **args)
+    except NotImplementedError as e:
+        return HessianCheck(0.0, True, str(e))
+
+    def grad_at(k):
+        moved = {p: np.asarray(args[p] + k * eps * t, dtype=args[p].dtype)
+                 for p, t in v.items()}
+        return module.value_and_grad(**{**args, **moved})[1]
+
+    g = {k: grad_at(k) for k in (-2, -1, 1, 2)}
+    worst = 0.0
+    for p in module.PARAMS:
+        numeric = (8 * (g[1][p] - g[-1][p]) - (g[2][p] - g[-2][p])) / (12 * eps)
+        scale = max(float(np.max(np.abs(numeric))), float(np.max(np.abs(hv[p]))), 1e-3)
+        worst = max(worst, float(np.max(np.abs(hv[p] - numeric))) / scale)
+    return HessianCheck(worst, worst <= rtol)

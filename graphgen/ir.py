@@ -47,6 +47,9 @@ class Node:
     body: sp.Expr | None = None  # in arg_symbol(k), index_symbol(i), dim_symbol(d)
     sizes: dict = field(default_factory=dict)  # index name -> Size
     differentiable: bool = True
+    # False for a surrogate whose first derivative is right but whose second is not (the
+    # product's, which holds the product of the others constant): hvp refuses the graph
+    second_order: bool = True
     role: str = "forward"  # "forward" | "backward"
     named: bool = False  # a user-named variable (or the gradient of one)
     label: str = ""  # display name: "z", "dJ/dz"

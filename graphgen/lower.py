@@ -252,7 +252,7 @@ class Lowering:
                            sizes=dict(sizes), differentiable=False)
         surrogate = self._add("_prodgrad", shape=kshape, out=kept, reduce=reduce,
                               args=(Arg(x, idx), Arg(others, idx)), body=a0 * a1,
-                              sizes=dict(sizes))
+                              sizes=dict(sizes), second_order=False)
         out = self._with_gradient((value, lambda v: v), surrogate)
         return out if keepdims else self._drop_axes(out, axes)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .autodiff import differentiate, linearize, tangent_name
+from .autodiff import SecondOrderUnsupported, differentiate, hessian_vector, linearize, tangent_name
 from .check import check, check_derivative_sizes
 from .fingerprint import module_name_for  # noqa: F401  (re-exported)
 from .ir import Graph, Node
@@ -101,7 +101,18 @@ def compile_source(text: str, file: str = "<spec>", module_name: str | None = No
     program = build_program(g3, [g3.objective, dJ])
     kernels["jvp"] = Kernel("_jvp_kernel", program, _kernel_dims(g3, program),
                             [g3.objective, dJ], graph=g3)
-    api = _api(graph, kernels, tape)
+    # Hessian-vector products: forward mode over the differentiated graph (a fourth copy)
+    g4 = differentiate(check(parse(text, file)))
+    try:
+        hv = hessian_vector(g4)
+    except SecondOrderUnsupported as e:
+        hvp_refusal = str(e)
+    else:
+        hvp_refusal = None
+        program = build_program(g4, list(hv.values()))
+        kernels["hvp"] = Kernel("_hvp_kernel", program, _kernel_dims(g4, program),
+                                list(hv.values()), graph=g4)
+    api = _api(graph, kernels, tape, hvp_refusal)
     name = module_name or module_name_for(file)
     source = render_module(graph, kernels, api, name)
     return Compiled(spec, graph, kernels, api, source, name)
@@ -218,7 +229,8 @@ def _as_array(expr: str, graph: Graph, param: str) -> str:
     return f"np.asarray({expr}, dtype=_dtype)" if node.shape == () else expr
 
 
-def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
+def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node],
+         hvp_refusal: str | None = None) -> dict:
     arrays = graph.inputs + graph.params
     hypers = graph.hypers
     signature = ", ".join([f"{n.name}=_REQUIRED" for n in arrays] +
@@ -295,9 +307,27 @@ def _api(graph: Graph, kernels: dict[str, Kernel], tape: list[Node]) -> dict:
                f"name a value tangents; a param left out has tangent 0).",
         "kernel": jk.name, "arrays": [n.name for n in arrays], "table": _table(arrays),
         "writable": (), "hypers": [h.name for h in hypers], "lr": False, "fast": [],
-        "body": ["_a.update(_tangent_arrays(_tangents, _bound, _dtype))",
+        "body": ["_a.update(_tangent_arrays(_tangents, _bound, _dtype, 'jvp', 'tangents'))",
                  _call(jk, [obj, dJ]), f"return float({obj}), float({dJ})"],
     })
+    hvp = {
+        "name": "hvp", "signature": "_vector, /, " + signature + ", *, strict=True",
+        "doc": f"Hessian-vector product {{param: (H·v)_param}} of {obj} along the first "
+               f"argument, v = {{param: array}} (forward over reverse; a param left out has "
+               f"v = 0).",
+        "kernel": None, "arrays": [n.name for n in arrays], "table": _table(arrays),
+        "writable": (), "hypers": [h.name for h in hypers], "lr": False, "fast": [],
+        "body": [f"raise NotImplementedError({hvp_refusal!r})"],
+    }
+    if hvp_refusal is None:
+        hk = kernels["hvp"]
+        hv_names = [n.name for n in hk.returns]
+        hv_dict = "{" + ", ".join(f"{p!r}: {_as_array(h, graph, p)}"
+                                  for p, h in zip(grads, hv_names)) + "}"
+        hvp["kernel"] = hk.name
+        hvp["body"] = ["_a.update(_tangent_arrays(_vector, _bound, _dtype, 'hvp', 'vector'))",
+                       _call(hk, hv_names), f"return {hv_dict}"]
+    functions.append(hvp)
     pk = kernels["predict"]
     p_leaves = [r for r in pk.program.reads if r.kind in ("input", "param")]
     p_hypers = [r for r in pk.program.reads if r.kind == "hyper"]

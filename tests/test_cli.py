@@ -55,6 +55,7 @@ def test_check_passes_and_reports_each_param(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "ok   dJ/dW1" in proc.stdout and "ok   dJ/dW2" in proc.stdout
     assert "ok   jvp (forward mode) against reverse mode" in proc.stdout
+    assert "ok   hvp (forward over reverse) against differences of the gradient" in proc.stdout
 
 
 def test_usage_errors_exit_2():

@@ -92,7 +92,18 @@ SLOW_TESTS = (
 )
 
 
+# The files with the most JIT compiling, longest first: under `-n 2 --dist loadfile` each file
+# runs on one worker, and starting the long ones first lets the two workers finish together
+# (collection order left the longest file for the end, one worker idle).
+RUN_FIRST = ["test_jvp.py", "test_language_v2.py", "test_gradients.py", "test_arrays.py",
+             "test_hardening.py", "test_fuzz.py", "test_blas.py", "test_sgd_step.py",
+             "test_examples.py", "test_benchmarks_smoke.py", "test_install.py",
+             "test_readme.py", "test_limits.py"]
+
+
 def pytest_collection_modifyitems(config, items):
+    rank = {name: k for k, name in enumerate(RUN_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(RUN_FIRST)))  # stable
     for item in items:
         where = f"{item.path.name}::{item.name}"
         if item.path.name in SLOW_MODULES or where.startswith(SLOW_TESTS):

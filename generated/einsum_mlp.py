@@ -35,8 +35,8 @@ Derivation:
         _g43 = dJ/dhid*(1 - hid**2)                      [n, h]
         dJ/dW1 = (_g43.T @ x) + W1*lam                   [h, d]
 """
-# graphgen-spec-hash: fb8e9e62ce308ad07be4ab34a23c402d702994d7773161ff944b41eba197fb85
-# graphgen-content-sha256: 5c0dca489787e7f1e552b37d66c8650b145e16564f3c8bb9f1956f458d821519
+# graphgen-spec-hash: e50d7be4697cedc6aeab71393c712c32f7bc86e34395de62ec9d8cf0ef1fbd87
+# graphgen-content-sha256: d83e2dc66daf661568c44096fbcd1d198b99ab8b0def90de9ee2e33154bdb3b7
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -56,12 +56,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_einsum_mlp_fb8e9e62ce30'
+__name__ = 'graphgen_generated_einsum_mlp_e50d7be4697c'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'fb8e9e62ce308ad07be4ab34a23c402d702994d7773161ff944b41eba197fb85'
+SPEC_HASH = 'e50d7be4697cedc6aeab71393c712c32f7bc86e34395de62ec9d8cf0ef1fbd87'
 SPEC = '# The seed network written with einsum contractions and a tanh hidden layer.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4\n\nhid = tanh(einsum("nd,hd->nh", x, W1))\no   = einsum("nh,qh->nq", hid, W2)\nJ   = mean(cross_entropy(o, y)) + lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

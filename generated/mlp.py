@@ -42,8 +42,8 @@ Derivation:
         dJ/dz = dJ/dhid*(hid > 0)                        [n, h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: f3ea48b899b9b7a8c2ea9e0194f3b950d9ac2cddafd6c2df659e29c801226f96
-# graphgen-content-sha256: d40f7d88e7e977ae23ee2702b3ea514a9355aff45a11993bc0af3ad7d39146fb
+# graphgen-spec-hash: 8aa91c157ab730f8d8f104364658c19c74fff2f3d88e7039dc11874cfc5d185e
+# graphgen-content-sha256: 6bdc822cf5771888fa2adc1344198e7e8def09c9d762b1cd60e195dff8f480dc
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -63,12 +63,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_f3ea48b899b9'
+__name__ = 'graphgen_generated_mlp_8aa91c157ab7'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'f3ea48b899b9b7a8c2ea9e0194f3b950d9ac2cddafd6c2df659e29c801226f96'
+SPEC_HASH = '8aa91c157ab730f8d8f104364658c19c74fff2f3d88e7039dc11874cfc5d185e'
 SPEC = '# One hidden layer, no biases, L2 weight decay; one example per row of x.\n# The seed network of Dive into Deep Learning, section 4.7.\ninput x[n, d]\ninput y[n]: int          # class labels in [0, q)\nparam W1[h, d]\nparam W2[q, h]\nhyper lam = 1e-4         # weight-decay strength\n\nz   = x @ W1.T           # hidden pre-activation, [n, h]\nhid = relu(z)\no   = hid @ W2.T         # logits, [n, q]\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -45,8 +45,8 @@ Derivation:
         dJ/db1[i] = Σ_j dJ/dz[j, i]                      [h]
         dJ/dW1 = (dJ/dz.T @ x) + W1*lam                  [h, d]
 """
-# graphgen-spec-hash: a3d18296e003430e33d060462d9d2a2148ad473a37998222e71d1d410f11cefb
-# graphgen-content-sha256: 7e2b03b29602d2716cbd6eba929cfa8f8c37f907d5150c4a538fe7db5fa5f1b9
+# graphgen-spec-hash: 425092c08600891d70a5230afce36e6b7523154f87889fbd02cb0cd31a1eb21c
+# graphgen-content-sha256: b4c0ab5017d0e44e29a398caaee985e9a5c04b0ec5c867f0a53cfb3796cb5cc6
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -66,12 +66,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_mlp_bias_a3d18296e003'
+__name__ = 'graphgen_generated_mlp_bias_425092c08600'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = 'a3d18296e003430e33d060462d9d2a2148ad473a37998222e71d1d410f11cefb'
+SPEC_HASH = '425092c08600891d70a5230afce36e6b7523154f87889fbd02cb0cd31a1eb21c'
 SPEC = "# The seed network with biases (the chapter's exercise 2); biases are not regularized.\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\nhyper lam = 1e-4\n\nz   = x @ W1.T + b1      # b1 broadcasts over the rows\nhid = relu(z)\no   = hid @ W2.T + b2\nL   = mean(cross_entropy(o, y))\ns   = lam / 2 * (sum(W1 ** 2) + sum(W2 ** 2))\nJ   = L + s\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -36,8 +36,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g23[j, i]                       [h]
         dJ/dW1 = (_g23.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 58ec41d35b3d1ec30da2e7ce80ea1d74e3e09a8e13ab90ac8327b187997131e8
-# graphgen-content-sha256: 4e20a2da099d46c35fd1b53ad59d5a51aa0cbd4eb3a18a10aa06c20ac69d9251
+# graphgen-spec-hash: 5f5fe98455c5e4a78e6f435f3f374cbddfd52e02e41cb374b0d3a331f2a420cd
+# graphgen-content-sha256: 2b3f521285af52e5c1b2086dc8f08e859dd319ff29f850170f0c4ab2ee18a99c
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -57,12 +57,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_regression_58ec41d35b3d'
+__name__ = 'graphgen_generated_regression_5f5fe98455c5'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '58ec41d35b3d1ec30da2e7ce80ea1d74e3e09a8e13ab90ac8327b187997131e8'
+SPEC_HASH = '5f5fe98455c5e4a78e6f435f3f374cbddfd52e02e41cb374b0d3a331f2a420cd'
 SPEC = '# Regression: one tanh hidden layer, one real number per example, mean squared error.\n# Train it on a CSV: graphgen train regression --data data.csv --columns x=0:4,y=4\ninput x[n, d]\ninput y[n]               # real-valued targets\nparam W1[h, d]\nparam b1[h]\nparam w2[h]\nparam b2\n\nhid  = tanh(x @ W1.T + b1)\npred = hid @ w2 + b2     # one prediction per row, [n]\nJ    = mean((pred - y) ** 2)\n\nminimize J\noutput pred\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['pred']

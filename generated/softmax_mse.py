@@ -34,8 +34,8 @@ Derivation:
         dJ/db[i] = Σ_j _g26[j, i]                        [q]
         dJ/dW = (_g26.T @ x)                             [q, d]
 """
-# graphgen-spec-hash: 92a8c74285e81d0dd1a8744d5cb2c08274c6447069945dbec0e29b6deb1da2f7
-# graphgen-content-sha256: 6014cb9845692d20220c2d32c15859b924480fbd71e7bce8235afed3726e6654
+# graphgen-spec-hash: 99dc64f573c89abebb8e1c5534f1d1e56ab9147aec355ec71e4682a92333c6e0
+# graphgen-content-sha256: df1fdab96ce8715b6dd393634cda59bb182ca6a4355ab41870d3519b0ef2ca89
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -55,12 +55,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_softmax_mse_92a8c74285e8'
+__name__ = 'graphgen_generated_softmax_mse_99dc64f573c8'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '92a8c74285e81d0dd1a8744d5cb2c08274c6447069945dbec0e29b6deb1da2f7'
+SPEC_HASH = '99dc64f573c89abebb8e1c5534f1d1e56ab9147aec355ec71e4682a92333c6e0'
 SPEC = '# A softmax output trained with squared error against one-hot targets (a softmax-based graph).\ninput x[n, d]\ninput t[n, q]            # one-hot targets\nparam W[q, d]\nparam b[q]\n\np = softmax(x @ W.T + b, axis=-1)\nJ = sum((p - t) ** 2) / 2\n\nminimize J\noutput p\n'
 OBJECTIVE = 'J'
 OUTPUTS = ['p']

@@ -42,8 +42,8 @@ Derivation:
         dJ/db1[i] = Σ_j _g33[j, i]                       [h]
         dJ/dW1 = (_g33.T @ x)                            [h, d]
 """
-# graphgen-spec-hash: 9866fcff698cfb330075d6d3af3699325a540ab84e6a62094ef7f71512b2ee7e
-# graphgen-content-sha256: df524d488c5f05a68fd19eecef53fcdc0fcccf6300a749cf2edbe2841d9bb34b
+# graphgen-spec-hash: 8811550ba346de33bd3a7a7a3759126d8e4b85d3f9460516a185bcdb004e81b1
+# graphgen-content-sha256: 038ab6e941bfe4e03b45c9a44f614d0971734166d32db570fa90a201cbd03745
 import os as _os
 import sys as _sys
 import warnings as _warnings
@@ -63,12 +63,12 @@ import time as _time
 # runpy): Numba's on-disk cache records the name and looks the module up by it when it
 # loads compiled code in a later process.
 _IMPORTED_AS = _sys.modules.get(__spec__.name) if __spec__ is not None else None
-__name__ = 'graphgen_generated_swish_9866fcff698c'
+__name__ = 'graphgen_generated_swish_8811550ba346'
 if _IMPORTED_AS is not None:
     _sys.modules[__name__] = _IMPORTED_AS
 
 GRAPHGEN_VERSION = '0.1.0'
-SPEC_HASH = '9866fcff698cfb330075d6d3af3699325a540ab84e6a62094ef7f71512b2ee7e'
+SPEC_HASH = '8811550ba346de33bd3a7a7a3759126d8e4b85d3f9460516a185bcdb004e81b1'
 SPEC = "# A user-defined activation: graphgen derives swish'(t) with sympy; nobody writes it by hand.\nfn swish(t) = t * sigmoid(t)\n\ninput x[n, d]\ninput y[n]: int\nparam W1[h, d]\nparam b1[h]\nparam W2[q, h]\nparam b2[q]\n\nhid = swish(x @ W1.T + b1)\no   = hid @ W2.T + b2\nJ   = mean(cross_entropy(o, y))\n\nminimize J\noutput o\n"
 OBJECTIVE = 'J'
 OUTPUTS = ['o']

@@ -16,11 +16,15 @@ def test_thousand_statement_chain_compiles_in_bounded_time():
     lines = ["input x[n]", "param w[n]", "v0 = x * w"]
     lines += [f"v{i} = tanh(v{i - 1}) * w + x" for i in range(1, 1000)]
     lines += ["J = sum(v999)", "minimize J"]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     compiled = compile_source("\n".join(lines), "chain.gg")
-    # ~28 s on a 2-core machine without AVX-512 (266 s before renames stopped re-evaluating
-    # sympy functions and fusion grouping became linear)
-    assert time.perf_counter() - start < 60
+    # ~31 s alone on a 2-core machine without AVX-512, 266 s before renames stopped
+    # re-evaluating sympy functions and fusion grouping became linear. This process's CPU
+    # time, not the clock: next to another test worker the clock read 111 s
+    seconds, wall = time.process_time() - cpu, time.perf_counter() - start
+    assert seconds < 90 and wall < 300, (seconds, wall)
+    # its 7,001 nodes are over MAX_HVP_NODES: the module's hvp() says so instead
+    assert "hvp() is generated for specs of up to 2000 graph nodes" in compiled.source
     assert "dJ_dw" in compiled.source
 
 
